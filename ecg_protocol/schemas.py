@@ -1,0 +1,200 @@
+"""Wire schemas: the backend → ML server request, the ML server → backend callback, the result.
+
+Segments travel in the guide's ML-server shape (`start_time`/`end_time`) and are stored and
+served in the backend's shape (`start`/`end`). One model covers both: it accepts either name,
+`model_dump()` gives the stored form and `model_dump(by_alias=True)` the wire form.
+
+Input is lenient (a guide-style ML server may omit the extension fields) and output is complete:
+every word always carries every key, with `null` where a value does not exist.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+from ecg_protocol.errors import ErrorCode
+
+SCHEMA_VERSION = "1"
+
+
+class JobStatus(StrEnum):
+    """A job's state. It only moves forward: pending → processing → completed | failed."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+    @property
+    def rank(self) -> int:
+        return _STATUS_RANK[self]
+
+
+_STATUS_RANK = {
+    JobStatus.PENDING: 0,
+    JobStatus.PROCESSING: 1,
+    JobStatus.COMPLETED: 2,
+    JobStatus.FAILED: 2,
+}
+
+
+class Stage(StrEnum):
+    """Pipeline stages in the order they run; progress callbacks name one of these."""
+
+    QUEUED = "queued"
+    DOWNLOAD = "download"
+    DECODE = "decode"
+    VAD = "vad"
+    TRANSCRIBE = "transcribe"
+    DIARIZE = "diarize"
+    PROSODY = "prosody"
+    EMOTION = "emotion"
+    FINALIZE = "finalize"
+    DONE = "done"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+# --------------------------------------------------------------------------- backend → ML
+
+
+class ProcessOptions(_Model):
+    """Hints for the analysis (ext)."""
+
+    min_speakers: int | None = Field(default=None, ge=1, le=32)
+    max_speakers: int | None = Field(default=None, ge=1, le=32)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ProcessOptions:
+        if (
+            self.min_speakers is not None
+            and self.max_speakers is not None
+            and self.min_speakers > self.max_speakers
+        ):
+            raise ValueError("min_speakers must not exceed max_speakers")
+        return self
+
+
+class ProcessRequest(_Model):
+    """`POST {MODEL_SERVER_URL}/process` body: exactly the guide's payload plus `options`."""
+
+    job_id: str = Field(min_length=1, max_length=64)
+    video_url: str = Field(min_length=1, max_length=8192)
+    fastapi_base_url: str = Field(min_length=1, max_length=2048)
+    language: str = Field(default="auto", min_length=2, max_length=16)
+    filename: str | None = Field(default=None, max_length=512)
+    options: ProcessOptions = Field(default_factory=ProcessOptions)
+
+
+class ProcessAccepted(_Model):
+    """The ML server's 202 answer to `POST /process`."""
+
+    job_id: str
+    status: Literal["queued"] = "queued"
+
+
+# --------------------------------------------------------------------------- result (§4.1)
+
+
+class Word(_Model):
+    """One word. Every key is always present on output; `pitch_hz` is null when unvoiced."""
+
+    word: str
+    start: float
+    end: float
+    speaker_id: str | None = None
+    volume_db: float | None = None
+    pitch_hz: float | None = None
+    probability: float | None = None
+
+
+class Speaker(_Model):
+    speaker_id: str
+    confidence: float | None = None
+
+
+class Emotion(_Model):
+    label: str
+    score: float
+    scores: dict[str, float] = Field(default_factory=dict)
+
+
+class Segment(_Model):
+    start: float = Field(
+        validation_alias=AliasChoices("start", "start_time"), serialization_alias="start_time"
+    )
+    end: float = Field(
+        validation_alias=AliasChoices("end", "end_time"), serialization_alias="end_time"
+    )
+    speaker: Speaker
+    text: str = ""
+    words: list[Word] = Field(default_factory=list)
+    emotion: Emotion | None = None
+
+
+class Metadata(_Model):
+    filename: str | None = None
+    duration: float | None = None
+    total_segments: int = 0
+    unique_speakers: int = 0
+    language: str | None = None
+    language_probability: float | None = None
+    models: dict[str, str] = Field(default_factory=dict)
+    processing_time: dict[str, float] = Field(default_factory=dict)
+
+
+class AnalysisResult(_Model):
+    """The analysis of one video (§4.1)."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    metadata: Metadata = Field(default_factory=Metadata)
+    segments: list[Segment] = Field(default_factory=list)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The guide's ML-server shape (`start_time`/`end_time` on segments)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def to_stored(self) -> dict[str, Any]:
+        """The backend's normalized shape (`start`/`end` on segments)."""
+        return self.model_dump(mode="json")
+
+
+def normalize_timestamp_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """Validate a raw result and return it in the stored shape (guide: normalize_timestamp_fields)."""
+    return AnalysisResult.model_validate(result).to_stored()
+
+
+# --------------------------------------------------------------------------- ML → backend
+
+
+CallbackStatus = Literal["processing", "completed", "failed"]
+
+
+class CallbackPayload(_Model):
+    """`POST {fastapi_base_url}/api/upload-video/result` body (the guide's shape plus `stage`)."""
+
+    job_id: str = Field(min_length=1, max_length=64)
+    status: CallbackStatus
+    progress: int = Field(default=0, ge=0, le=100)
+    message: str | None = None
+    stage: Stage | None = None
+    result: AnalysisResult | None = None
+    error_message: str | None = None
+    error_code: ErrorCode | str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CallbackPayload:
+        if self.status == "completed" and self.result is None:
+            raise ValueError("a completed callback must carry a result")
+        if self.status == "failed" and not (self.error_code or self.error_message):
+            raise ValueError("a failed callback must carry error_code or error_message")
+        return self

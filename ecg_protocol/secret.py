@@ -1,0 +1,40 @@
+"""The shared HMAC secret of the embedded default: generated once, kept in the data dir."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+SECRET_FILE = "webhook_secret"
+
+
+def default_data_dir() -> Path:
+    """`ECG_DATA_DIR`, else `$XDG_DATA_HOME/ecg`, else `~/.local/share/ecg`."""
+    env = os.environ.get("ECG_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "ecg"
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """Read the secret kept in `data_dir`, creating it (mode 0600) on first use."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / SECRET_FILE
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(32)
+    # O_EXCL makes two processes starting at once agree on one secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value)
+    return value

