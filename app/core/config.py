@@ -1,0 +1,101 @@
+"""Backend settings: the only place that reads the environment for the backend (§2)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ecg_protocol.secret import default_data_dir, load_or_create_secret
+
+DEFAULT_CONTENT_TYPES = (
+    "video/mp4,video/quicktime,video/webm,video/x-matroska,video/x-msvideo,video/mpeg,"
+    "video/ogg,video/3gpp,audio/mpeg,audio/mp4,audio/wav,audio/x-wav,audio/wave,audio/webm,"
+    "audio/ogg,audio/flac,audio/aac,audio/x-m4a"
+)
+
+
+class Settings(BaseSettings):
+    """Every backend setting, with the default the README's configuration table lists."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # ML server (guide names).
+    model_server_url: str | None = None
+    ml_api_server_url: str | None = None  # legacy alias of MODEL_SERVER_URL
+    ml_api_timeout: float = 300.0
+    fastapi_base_url: str = "http://localhost:8000"
+    ml_health_timeout: float = 10.0
+
+    # Storage. No bucket → embedded local storage in the data dir.
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_region: str = "ap-northeast-2"
+    s3_bucket_name: str | None = None
+    s3_presigned_url_expire: int = 3600
+    s3_endpoint_url: str | None = None
+    max_upload_bytes: int = 2 * 1024**3
+    allowed_content_types: str = DEFAULT_CONTENT_TYPES
+
+    # Database. Unset → SQLite file in the data dir.
+    database_url: str | None = None
+    ecg_data_dir: Path = Field(default_factory=default_data_dir)
+
+    # Signing.
+    webhook_secret_key: str | None = None
+    secret_key: str | None = None
+    webhook_strict: bool = False  # refuse callbacks that carry only X-Signature-256
+    webhook_tolerance_s: int = 300
+
+    # Auth and limits.
+    jwt_secret: str | None = None  # HS256 key for Bearer tokens; unset → tokens refused
+    allow_anonymous: bool = True
+    rate_limit_process: str = "5/minute"
+    trust_forwarded_for: bool = False
+
+    # Dispatch and reconciliation (§6).
+    dispatch_retry_delays: str = "5,10"  # seconds between attempts; guide: 5 s, 10 s
+    dispatch_poll_interval_s: float = 1.0
+    dispatch_lease_s: float = 60.0
+    reconcile_interval_s: float = 30.0
+    reconcile_max_redispatch: int = 2
+
+    @model_validator(mode="after")
+    def _alias_ml_url(self) -> Settings:
+        if not self.model_server_url and self.ml_api_server_url:
+            self.model_server_url = self.ml_api_server_url
+        return self
+
+    @property
+    def content_types(self) -> frozenset[str]:
+        return frozenset(t.strip().lower() for t in self.allowed_content_types.split(",") if t)
+
+    @property
+    def retry_delays(self) -> list[float]:
+        return [float(x) for x in self.dispatch_retry_delays.split(",") if x.strip()]
+
+    @property
+    def uses_s3(self) -> bool:
+        return bool(self.s3_bucket_name)
+
+    def resolved_database_url(self) -> str:
+        """`DATABASE_URL`, else the embedded SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        self.ecg_data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{self.ecg_data_dir / 'ecg.db'}"
+
+    def signing_secret(self) -> str:
+        """`WEBHOOK_SECRET_KEY`, else `SECRET_KEY`, else the one kept in the data dir."""
+        return (
+            self.webhook_secret_key
+            or self.secret_key
+            or load_or_create_secret(self.ecg_data_dir)
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,60 @@
+"""The result schema: both timestamp shapes in, every word key out."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from ecg_protocol import AnalysisResult, CallbackPayload, ProcessOptions, normalize_timestamp_fields
+
+GUIDE_RESULT = {
+    "metadata": {"filename": "video.mp4", "duration": 143.39, "total_segments": 1,
+                 "unique_speakers": 1},
+    "segments": [
+        {
+            "start_time": 4.908,
+            "end_time": 8.754,
+            "speaker": {"speaker_id": "SPEAKER_01"},
+            "text": "You know",
+            "words": [{"word": "You", "start": 4.908, "end": 4.988, "volume_db": -19.87,
+                       "pitch_hz": 851.09}],
+        }
+    ],
+}
+
+WORD_KEYS = {"word", "start", "end", "speaker_id", "volume_db", "pitch_hz", "probability"}
+
+
+def test_guide_result_normalizes_to_start_end_with_every_word_key() -> None:
+    stored = normalize_timestamp_fields(GUIDE_RESULT)
+    seg = stored["segments"][0]
+    assert (seg["start"], seg["end"]) == (4.908, 8.754)
+    assert "start_time" not in seg
+    assert set(seg["words"][0]) == WORD_KEYS
+    assert seg["words"][0]["probability"] is None
+    assert stored["schema_version"] == "1"
+
+
+def test_wire_form_uses_guide_names_and_round_trips() -> None:
+    result = AnalysisResult.model_validate(GUIDE_RESULT)
+    wire = result.to_wire()
+    assert wire["segments"][0]["start_time"] == 4.908
+    assert AnalysisResult.model_validate(wire) == result
+
+
+def test_completed_callback_needs_result_and_failed_needs_code() -> None:
+    with pytest.raises(ValidationError):
+        CallbackPayload.model_validate({"job_id": "j", "status": "completed", "progress": 100})
+    with pytest.raises(ValidationError):
+        CallbackPayload.model_validate({"job_id": "j", "status": "failed"})
+    with pytest.raises(ValidationError):
+        CallbackPayload.model_validate({"job_id": "j", "status": "processing", "progress": 101})
+    ok = CallbackPayload.model_validate(
+        {"job_id": "j", "status": "failed", "error_code": "NO_AUDIO_TRACK"}
+    )
+    assert ok.error_code == "NO_AUDIO_TRACK"
+
+
+def test_speaker_hints_must_be_ordered() -> None:
+    with pytest.raises(ValidationError):
+        ProcessOptions(min_speakers=3, max_speakers=2)
