@@ -17,7 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from ecg_protocol.errors import ErrorCode
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION: Literal["1"] = "1"
 
 
 class JobStatus(StrEnum):
@@ -169,7 +169,7 @@ class AnalysisResult(_Model):
 
 
 def normalize_timestamp_fields(result: dict[str, Any]) -> dict[str, Any]:
-    """Validate a raw result and return it in the stored shape (guide: normalize_timestamp_fields)."""
+    """Validate a raw result and return it in the stored shape (the guide's normalizer)."""
     return AnalysisResult.model_validate(result).to_stored()
 
 

@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-SECRET_FILE = "webhook_secret"
+SECRET_FILE = "webhook_secret"  # noqa: S105 - a file name, not a secret
 
 
 def default_data_dir() -> Path:
@@ -30,11 +30,16 @@ def load_or_create_secret(data_dir: Path) -> str:
     except FileNotFoundError:
         pass
     value = secrets.token_urlsafe(32)
-    # O_EXCL makes two processes starting at once agree on one secret.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="utf-8").strip()
+    # Write a private temp file, then link it into place: link() fails if another process won
+    # the race, and a reader never sees a half-written secret.
+    tmp = data_dir / f".{SECRET_FILE}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(value)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        value = path.read_text(encoding="utf-8").strip()
+    finally:
+        tmp.unlink(missing_ok=True)
     return value

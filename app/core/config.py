@@ -90,9 +90,7 @@ class Settings(BaseSettings):
     def signing_secret(self) -> str:
         """`WEBHOOK_SECRET_KEY`, else `SECRET_KEY`, else the one kept in the data dir."""
         return (
-            self.webhook_secret_key
-            or self.secret_key
-            or load_or_create_secret(self.ecg_data_dir)
+            self.webhook_secret_key or self.secret_key or load_or_create_secret(self.ecg_data_dir)
         )
 
 

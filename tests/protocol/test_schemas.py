@@ -8,16 +8,27 @@ from pydantic import ValidationError
 from ecg_protocol import AnalysisResult, CallbackPayload, ProcessOptions, normalize_timestamp_fields
 
 GUIDE_RESULT = {
-    "metadata": {"filename": "video.mp4", "duration": 143.39, "total_segments": 1,
-                 "unique_speakers": 1},
+    "metadata": {
+        "filename": "video.mp4",
+        "duration": 143.39,
+        "total_segments": 1,
+        "unique_speakers": 1,
+    },
     "segments": [
         {
             "start_time": 4.908,
             "end_time": 8.754,
             "speaker": {"speaker_id": "SPEAKER_01"},
             "text": "You know",
-            "words": [{"word": "You", "start": 4.908, "end": 4.988, "volume_db": -19.87,
-                       "pitch_hz": 851.09}],
+            "words": [
+                {
+                    "word": "You",
+                    "start": 4.908,
+                    "end": 4.988,
+                    "volume_db": -19.87,
+                    "pitch_hz": 851.09,
+                }
+            ],
         }
     ],
 }
