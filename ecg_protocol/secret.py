@@ -32,8 +32,8 @@ def load_or_create_secret(data_dir: Path) -> str:
     value = secrets.token_urlsafe(32)
     # Write a private temp file, then link it into place: link() fails if another process won
     # the race, and a reader never sees a half-written secret.
-    tmp = data_dir / f".{SECRET_FILE}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = data_dir / f".{SECRET_FILE}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(value)
     try:
