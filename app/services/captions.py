@@ -21,8 +21,8 @@ DEFAULT_MAX_LINES = 2
 MIN_CUE_S = 0.2  # a cue shorter than this cannot be read; it is stretched when there is room
 
 __all__ = [
-    "DEFAULT_MAX_LINE_LENGTH",
     "DEFAULT_MAX_LINES",
+    "DEFAULT_MAX_LINE_LENGTH",
     "CaptionFormat",
     "Cue",
     "build_cues",
@@ -63,7 +63,9 @@ def format_timestamp(seconds: float, *, sep: str = ",") -> str:
 def _tokens(segment: Segment) -> list[_Token]:
     """The segment's words with times; interpolated from the text when words are missing."""
     tokens = [
-        _Token(w.word.strip(), w.start, max(w.end, w.start)) for w in segment.words if w.word.strip()
+        _Token(w.word.strip(), w.start, max(w.end, w.start))
+        for w in segment.words
+        if w.word.strip()
     ]
     if tokens:
         return tokens
@@ -174,7 +176,9 @@ def to_srt(
     """SubRip text; each cue's first line starts with `[SPEAKER_00] `, counted in the limit."""
     label_width = 0
     if speaker_labels:
-        label_width = max((len(_srt_label(s.speaker.speaker_id)) for s in result.segments), default=0)
+        label_width = max(
+            (len(_srt_label(s.speaker.speaker_id)) for s in result.segments), default=0
+        )
     cues = build_cues(
         result, max_line_length=max_line_length, max_lines=max_lines, label_width=label_width
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ def _times(line: str, pattern: re.Pattern[str]) -> tuple[float, float]:
 
 
 def _check_order(cues: list[ParsedCue]) -> None:
-    for prev, cur in zip(cues, cues[1:], strict=False):
+    for prev, cur in itertools.pairwise(cues):
         if cur.index != prev.index + 1:
             raise ValueError(f"numbering jumps from {prev.index} to {cur.index}")
         if cur.start < prev.start:

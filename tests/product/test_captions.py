@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -10,7 +11,7 @@ from app.services.captions import build_cues, format_timestamp, render, to_json,
 from ecg_protocol import AnalysisResult
 from tests.product.parsers import parse_srt, parse_vtt, strip_tags, vtt_voice
 
-LONG = (
+LONG = (  # noqa: SIM905 - reads as a sentence
     "so the thing about building a caption exporter is that every line has to fit on "
     "the screen and every cue has to follow the speaker word by word without drifting"
 ).split()
@@ -58,8 +59,10 @@ def test_format_timestamp_rounds_and_pads() -> None:
 @pytest.mark.parametrize("limit", [20, 32, 42])
 def test_every_line_fits_and_cues_have_at_most_two_lines(limit: int) -> None:
     result = make_result()
-    for text, parse in ((to_srt(result, max_line_length=limit), parse_srt),
-                        (to_vtt(result, max_line_length=limit), parse_vtt)):
+    for text, parse in (
+        (to_srt(result, max_line_length=limit), parse_srt),
+        (to_vtt(result, max_line_length=limit), parse_vtt),
+    ):
         cues = parse(text)
         assert len(cues) > 2
         for cue in cues:
@@ -80,7 +83,7 @@ def test_long_segment_splits_at_word_times_and_keeps_every_word() -> None:
     assert all(round(c.start, 3) in starts for c in first)
     words = " ".join(" ".join(c.lines) for c in first).split()
     assert words == LONG
-    for a, b in zip(cues, cues[1:], strict=False):
+    for a, b in itertools.pairwise(cues):
         assert a.end <= b.start
 
 
@@ -100,8 +103,16 @@ def test_speaker_labels_in_srt_and_voice_tags_in_vtt() -> None:
 
 def test_segment_without_words_spreads_text_over_its_time() -> None:
     result = AnalysisResult.model_validate(
-        {"segments": [{"start": 2.0, "end": 6.0, "speaker": {"speaker_id": "SPEAKER_00"},
-                       "text": "one two three four five six seven eight nine ten eleven"}]}
+        {
+            "segments": [
+                {
+                    "start": 2.0,
+                    "end": 6.0,
+                    "speaker": {"speaker_id": "SPEAKER_00"},
+                    "text": "one two three four five six seven eight nine ten eleven",
+                }
+            ]
+        }
     )
     cues = build_cues(result, max_line_length=16, max_lines=1)
     assert cues[0].start == pytest.approx(2.0)
@@ -111,13 +122,27 @@ def test_segment_without_words_spreads_text_over_its_time() -> None:
 
 def test_overlapping_segments_become_ordered_cues() -> None:
     result = AnalysisResult.model_validate(
-        {"segments": [
-            {"start": 1.0, "end": 3.0, "speaker": {"speaker_id": "SPEAKER_00"}, "text": "a b",
-             "words": [{"word": "a", "start": 1.0, "end": 2.0},
-                       {"word": "b", "start": 2.0, "end": 3.0}]},
-            {"start": 2.5, "end": 4.0, "speaker": {"speaker_id": "SPEAKER_01"}, "text": "c",
-             "words": [{"word": "c", "start": 2.5, "end": 4.0}]},
-        ]}
+        {
+            "segments": [
+                {
+                    "start": 1.0,
+                    "end": 3.0,
+                    "speaker": {"speaker_id": "SPEAKER_00"},
+                    "text": "a b",
+                    "words": [
+                        {"word": "a", "start": 1.0, "end": 2.0},
+                        {"word": "b", "start": 2.0, "end": 3.0},
+                    ],
+                },
+                {
+                    "start": 2.5,
+                    "end": 4.0,
+                    "speaker": {"speaker_id": "SPEAKER_01"},
+                    "text": "c",
+                    "words": [{"word": "c", "start": 2.5, "end": 4.0}],
+                },
+            ]
+        }
     )
     parse_srt(to_srt(result))
     parse_vtt(to_vtt(result))
