@@ -1,0 +1,331 @@
+"""`ecg analyze VIDEO`: the guide's client flow from a terminal.
+
+generate-url → PUT the file to the presigned URL (streamed, with a progress bar) →
+request-process → poll the status (stage and progress bar) → fetch the result through the
+backend's export endpoint and write `--json`, `--srt`, `--vtt`. Any failure ends in ONE line on
+stderr and a non-zero exit: the backend is down, the file is refused, the job failed (with its
+error code), or the wait timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import mimetypes
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+
+CHUNK = 1024 * 1024
+POLL_FIRST_S = 0.1
+POLL_MAX_S = 0.5  # a capped backoff keeps the wait after completion under half a second
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+# Types the backend accepts (§3.1) for extensions mimetypes does not know everywhere.
+_EXTRA_TYPES = {
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".m4a": "audio/x-m4a",
+    ".flac": "audio/flac",
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".mov": "video/quicktime",
+}
+
+
+class AnalyzeError(Exception):
+    """A failure the user should read as one line."""
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    video: Path
+    backend: str = "http://127.0.0.1:8000"
+    language: str = "auto"
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    token: str | None = None
+    timeout_s: float = 3600.0
+    outputs: dict[str, Path] = field(default_factory=dict)  # format → path
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class AnalyzeOutcome:
+    job_id: str
+    status: dict[str, Any]
+    written: dict[str, Path]
+    elapsed_s: float
+
+
+def content_type_for(path: Path) -> str:
+    """The Content-Type to announce for `path` (video/audio types only)."""
+    ext = path.suffix.lower()
+    if ext in _EXTRA_TYPES:
+        return _EXTRA_TYPES[ext]
+    guessed, _ = mimetypes.guess_type(path.name)
+    return guessed or "application/octet-stream"
+
+
+def _detail(resp: httpx.Response) -> str:
+    """The human part of an error answer: FastAPI `detail`, an S3 XML `<Message>`, or the text."""
+    try:
+        body = resp.json()
+    except ValueError:
+        text = resp.text.strip()
+        if "<Message>" in text:
+            return text.split("<Message>", 1)[1].split("</Message>", 1)[0]
+        return text[:200] or resp.reason_phrase
+    if isinstance(body, dict):
+        detail = body.get("detail", body.get("message", body))
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            first = detail[0]
+            loc = ".".join(str(x) for x in first.get("loc", [])[1:])
+            return f"{loc}: {first.get('msg', '')}" if loc else str(first.get("msg", detail))
+        if isinstance(detail, dict):
+            return str(detail.get("message") or detail.get("error") or detail)
+        return str(detail)
+    return str(body)
+
+
+def _check(resp: httpx.Response, what: str) -> httpx.Response:
+    if resp.is_success:
+        return resp
+    raise AnalyzeError(f"{what} refused ({resp.status_code}): {_detail(resp)}")
+
+
+def _stream(path: Path, on_chunk: Callable[[int], None]) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            on_chunk(len(chunk))
+            yield chunk
+
+
+class _Client:
+    """The backend's API as this CLI uses it."""
+
+    def __init__(self, opts: AnalyzeOptions, http: httpx.Client) -> None:
+        self.opts = opts
+        self.http = http
+        self.base = opts.backend.rstrip("/") + "/"
+        self.auth = {"Authorization": f"Bearer {opts.token}"} if opts.token else {}
+
+    def url(self, path: str) -> str:
+        return urljoin(self.base, path.lstrip("/"))
+
+    def generate_url(self, filename: str, content_type: str) -> dict[str, Any]:
+        resp = self.http.post(
+            self.url("/api/upload-video/generate-url"),
+            json={"filename": filename, "content_type": content_type},
+            headers=self.auth,
+        )
+        body: dict[str, Any] = _check(resp, "upload URL request").json()
+        return body
+
+    def upload(
+        self, presigned: str, path: str | Path, content_type: str, progress: Progress
+    ) -> None:
+        video = Path(path)
+        size = video.stat().st_size
+        task = progress.add_task("upload", total=size)
+        # A backend-signed local URL may come back relative to the backend.
+        target = presigned if "://" in presigned else self.url(presigned)
+        resp = self.http.put(
+            target,
+            content=_stream(video, lambda n: progress.advance(task, n)),
+            # An explicit length: S3 refuses chunked uploads to a presigned PUT.
+            headers={"Content-Type": content_type, "Content-Length": str(size)},
+            timeout=httpx.Timeout(60.0, write=None),
+        )
+        _check(resp, "upload")
+        progress.update(task, completed=size)
+
+    def request_process(self, file_key: str) -> str:
+        body: dict[str, Any] = {"fileKey": file_key, "language": self.opts.language}
+        if self.opts.min_speakers is not None:
+            body["min_speakers"] = self.opts.min_speakers
+        if self.opts.max_speakers is not None:
+            body["max_speakers"] = self.opts.max_speakers
+        resp = self.http.post(
+            self.url("/api/upload-video/request-process"), json=body, headers=self.auth
+        )
+        job_id = _check(resp, "processing request").json().get("job_id")
+        if not isinstance(job_id, str):
+            raise AnalyzeError("processing request answered without a job_id")
+        return job_id
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        resp = self.http.get(self.url(f"/api/upload-video/status/{job_id}"), headers=self.auth)
+        body: dict[str, Any] = _check(resp, "status query").json()
+        return body
+
+    def export(self, job_id: str, fmt: str) -> bytes:
+        resp = self.http.get(
+            self.url(f"/api/upload-video/result/{job_id}"),
+            params={"format": fmt},
+            headers=self.auth,
+        )
+        return _check(resp, f"{fmt} export").content
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<12}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=quiet,
+        transient=False,
+    )
+
+
+def _stage_progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<12}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[stage]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=quiet,
+    )
+
+
+def _wait(client: _Client, job_id: str, deadline: float, quiet: bool) -> dict[str, Any]:
+    interval = POLL_FIRST_S
+    with _stage_progress(quiet) as progress:
+        task = progress.add_task("analysis", total=100, stage="queued")
+        while True:
+            status = client.status(job_id)
+            state = status.get("status")
+            progress.update(
+                task,
+                completed=int(status.get("progress") or 0),
+                stage=str(status.get("stage") or state or ""),
+            )
+            if state == "completed":
+                progress.update(task, completed=100, stage="done")
+                return status
+            if state == "failed":
+                code = status.get("error_code") or "UNKNOWN_ERROR"
+                message = status.get("error_message") or "no message"
+                raise AnalyzeError(f"analysis failed: {code}: {message} (job {job_id})")
+            if time.monotonic() >= deadline:
+                raise AnalyzeError(
+                    f"timed out waiting for job {job_id} (last status {state}, "
+                    f"stage {status.get('stage')}, {status.get('progress')}%)"
+                )
+            time.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
+            interval = min(interval * 1.5, POLL_MAX_S)
+
+
+def analyze(opts: AnalyzeOptions, http: httpx.Client | None = None) -> AnalyzeOutcome:
+    """Run the whole client flow; raise AnalyzeError with one readable line on failure."""
+    started = time.monotonic()
+    deadline = started + opts.timeout_s
+    video = opts.video
+    if not video.is_file():
+        raise AnalyzeError(f"no such file: {video}")
+    content_type = content_type_for(video)
+    owns_http = http is None
+    http = http or httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
+    client = _Client(opts, http)
+    try:
+        urls = client.generate_url(video.name, content_type)
+        presigned = urls.get("presigned_url") or urls.get("url")
+        file_key = urls.get("file_key") or urls.get("fileKey")
+        if not presigned or not file_key:
+            raise AnalyzeError("upload URL answer lacks presigned_url/file_key")
+        with _progress(opts.quiet) as progress:
+            client.upload(presigned, video, content_type, progress)
+        job_id = client.request_process(file_key)
+        status = _wait(client, job_id, deadline, opts.quiet)
+        written: dict[str, Path] = {}
+        for fmt, path in opts.outputs.items():
+            data = client.export(job_id, fmt)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".part")
+            tmp.write_bytes(data)
+            tmp.replace(path)  # a reader never sees half a file
+            written[fmt] = path
+        return AnalyzeOutcome(job_id, status, written, time.monotonic() - started)
+    except httpx.ConnectError as exc:
+        raise AnalyzeError(
+            f"cannot reach the backend at {opts.backend} ({exc}); is `ecg up` running?"
+        ) from exc
+    except httpx.TimeoutException as exc:
+        raise AnalyzeError(f"the backend at {opts.backend} did not answer in time") from exc
+    except httpx.HTTPError as exc:
+        raise AnalyzeError(f"HTTP error talking to {opts.backend}: {exc}") from exc
+    except OSError as exc:
+        raise AnalyzeError(f"{exc.strerror or exc}: {exc.filename or ''}".strip()) from exc
+    finally:
+        if owns_http:
+            http.close()
+
+
+def options_from_args(args: argparse.Namespace) -> AnalyzeOptions:
+    outputs = {
+        fmt: Path(p)
+        for fmt, p in (("json", args.json_path), ("srt", args.srt_path), ("vtt", args.vtt_path))
+        if p
+    }
+    return AnalyzeOptions(
+        video=Path(args.video),
+        backend=args.backend,
+        language=args.language,
+        min_speakers=args.min_speakers,
+        max_speakers=args.max_speakers,
+        token=args.token or os.environ.get("ECG_TOKEN") or None,
+        timeout_s=args.timeout,
+        outputs=outputs,
+        quiet=args.quiet,
+    )
+
+
+def _summary(outcome: AnalyzeOutcome) -> str:
+    result = outcome.status.get("result") or {}
+    meta = result.get("metadata") or {}
+    segments = result.get("segments") or []
+    speakers = meta.get("unique_speakers", len({s["speaker"]["speaker_id"] for s in segments}))
+    lang = meta.get("language") or "?"
+    files = ", ".join(str(p) for p in outcome.written.values()) or "nothing written"
+    return (
+        f"job {outcome.job_id} completed in {outcome.elapsed_s:.1f}s: {len(segments)} segments, "
+        f"{speakers} speakers, language {lang}; {files}"
+    )
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    """`ecg analyze` entry point: 0 on success, non-zero with one line on stderr on failure."""
+    try:
+        outcome = analyze(options_from_args(args))
+    except AnalyzeError as exc:
+        print(f"ecg analyze: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("ecg analyze: interrupted", file=sys.stderr)
+        return 130
+    print(_summary(outcome))
+    return 0

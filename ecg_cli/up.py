@@ -1,0 +1,222 @@
+"""`ecg up`: the backend and the ML server as two child processes, wired to each other.
+
+On the embedded defaults (no DATABASE_URL, no S3_BUCKET_NAME, no ML_ASR_MODEL) this is the
+whole system on one machine: SQLite and local storage in ECG_DATA_DIR, the bundled model, and
+in-process ML workers. With the production settings in the environment the same command runs
+against those, because each child reads its own settings from the inherited environment.
+
+What this module adds is the wiring: the backend learns the ML server's URL and its own callback
+URL, the ML server allows the backend's loopback host (downloads and callbacks go there), and
+both share one secret, generated once in the data dir unless one is set.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
+
+import httpx
+
+from ecg_protocol.secret import default_data_dir, load_or_create_secret
+
+STARTUP_TIMEOUT_S = 300.0  # the ML server loads its models before it answers healthy
+STOP_GRACE_S = 20.0
+EXIT_CHILD_DIED = 1
+EXIT_STARTUP = 3
+
+
+@dataclass(frozen=True)
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+
+
+def connect_host(host: str) -> str:
+    """The address a client on this machine uses for a server bound to `host`."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def child_envs(
+    env: Mapping[str, str], *, host: str, backend_port: int, ml_port: int, data_dir: Path
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The backend's and the ML server's environments, wired to each other."""
+    near = _url_host(connect_host(host))
+    base = dict(env)
+    base["ECG_DATA_DIR"] = str(data_dir)
+    if not (base.get("WEBHOOK_SECRET_KEY") or base.get("SECRET_KEY")):
+        base["WEBHOOK_SECRET_KEY"] = load_or_create_secret(data_dir)
+
+    backend = dict(base)
+    # `ecg up` starts this ML server, so the backend talks to it (a different MODEL_SERVER_URL
+    # would leave the started one idle); the callback URL may be set for a proxy in front.
+    backend["MODEL_SERVER_URL"] = f"http://{near}:{ml_port}"
+    backend.setdefault("FASTAPI_BASE_URL", f"http://{near}:{backend_port}")
+
+    ml = dict(base)
+    allowed = [h.strip() for h in base.get("ML_ALLOWED_PRIVATE_HOSTS", "").split(",") if h.strip()]
+    # The backend's local-storage download URL and its callback URL are on loopback, and an
+    # S3-compatible server on this machine (SeaweedFS, MinIO) is too; nothing else is opened.
+    wanted = [connect_host(host), urlsplit(backend["FASTAPI_BASE_URL"]).hostname]
+    if base.get("S3_ENDPOINT_URL"):
+        wanted.append(urlsplit(base["S3_ENDPOINT_URL"]).hostname)
+    for h in wanted:
+        if h and h not in allowed:
+            allowed.append(h)
+    ml["ML_ALLOWED_PRIVATE_HOSTS"] = ",".join(allowed)
+    return backend, ml
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if `ecg up` is killed outright, its children follow."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _start(name: str, args: list[str], env: dict[str, str]) -> Child:
+    cmd = [sys.executable, "-m", "ecg_cli.main", *args]
+    # A session of their own: Ctrl-C reaches only `ecg up`, which then stops each child once,
+    # instead of the terminal's SIGINT and our SIGTERM both landing (uvicorn force-quits on two).
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+    return Child(name, proc)
+
+
+def _healthy(url: str, accept: Callable[[httpx.Response], bool]) -> bool:
+    try:
+        resp = httpx.get(url, timeout=2.0)
+    except httpx.HTTPError:
+        return False
+    return accept(resp)
+
+
+def _wait_healthy(
+    children: list[Child], checks: list[tuple[str, str]], deadline: float, stopping: list[int]
+) -> str | None:
+    """Wait until every check answers 200; the failure as a line, or None when all are up."""
+    pending = list(checks)
+    while pending:
+        for child in children:
+            if child.proc.poll() is not None:
+                return f"{child.name} exited with code {child.proc.returncode} while starting"
+        if stopping:
+            return "interrupted while starting"
+        name, url = pending[0]
+        if _healthy(url, lambda r: r.status_code == 200):
+            pending.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            return f"{name} did not become healthy in time ({url})"
+        time.sleep(0.25)
+    return None
+
+
+def _stop(children: list[Child]) -> None:
+    """SIGTERM each child, wait for a graceful exit, then SIGKILL what is left."""
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.terminate()
+    end = time.monotonic() + STOP_GRACE_S
+    for child in children:
+        try:
+            child.proc.wait(timeout=max(end - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            print(f"ecg up: {child.name} did not stop in {STOP_GRACE_S:.0f}s; killing it")
+            child.proc.kill()
+            child.proc.wait()
+
+
+def _describe(env: Mapping[str, str], data_dir: Path) -> list[str]:
+    db = "PostgreSQL/DATABASE_URL" if env.get("DATABASE_URL") else f"SQLite in {data_dir}"
+    if env.get("S3_BUCKET_NAME"):
+        storage = f"S3 bucket {env['S3_BUCKET_NAME']}"
+        if env.get("S3_ENDPOINT_URL"):
+            storage += f" at {env['S3_ENDPOINT_URL']}"
+    else:
+        storage = f"local files in {data_dir}"
+    model = env.get("ML_ASR_MODEL") or "bundled tiny.en"
+    return [f"  database:  {db}", f"  storage:   {storage}", f"  ASR model: {model}"]
+
+
+def run_up(
+    host: str, backend_port: int, ml_port: int, *, startup_timeout_s: float = STARTUP_TIMEOUT_S
+) -> int:
+    """Start both services, print their URLs, and stop both on Ctrl-C/SIGTERM or if one dies."""
+    data_dir = default_data_dir()
+    backend_env, ml_env = child_envs(
+        os.environ, host=host, backend_port=backend_port, ml_port=ml_port, data_dir=data_dir
+    )
+    near = _url_host(connect_host(host))
+    backend_url = f"http://{near}:{backend_port}"
+    ml_url = f"http://{near}:{ml_port}"
+
+    stopping: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    children: list[Child] = []
+    try:
+        children.append(
+            _start("ml-server", ["ml-server", "--host", host, "--port", str(ml_port)], ml_env)
+        )
+        children.append(
+            _start("backend", ["backend", "--host", host, "--port", str(backend_port)], backend_env)
+        )
+        print(f"ecg up: starting ML server ({ml_url}) and backend ({backend_url})", flush=True)
+        failure = _wait_healthy(
+            children,
+            [
+                ("ML server", f"{ml_url}/health"),
+                # 200 here means the backend is up AND reaches the ML server: the wiring works.
+                ("backend", f"{backend_url}/api/upload-video/ml-server/health"),
+            ],
+            time.monotonic() + startup_timeout_s,
+            stopping,
+        )
+        if failure:
+            print(f"ecg up: error: {failure}", file=sys.stderr, flush=True)
+            return 0 if stopping else EXIT_STARTUP
+        lines = [
+            "ecg up: ready",
+            f"  web page:  {backend_url}/",
+            f"  API docs:  {backend_url}/docs",
+            f"  ML server: {ml_url}/health",
+            *_describe(os.environ, data_dir),
+            "  analyze:   ecg analyze VIDEO --srt out.srt   (Ctrl-C stops both services)",
+        ]
+        print("\n".join(lines), flush=True)
+        while not stopping:
+            for child in children:
+                if child.proc.poll() is not None:
+                    print(
+                        f"ecg up: error: {child.name} exited with code {child.proc.returncode}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    return EXIT_CHILD_DIED
+            time.sleep(0.2)
+        print(f"ecg up: {signal.Signals(stopping[0]).name} received, stopping", flush=True)
+        return 0
+    finally:
+        _stop(children)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
