@@ -1,0 +1,380 @@
+// ECG web page: the guide's client flow in the browser, then expressive captions over playback.
+// Plain script, no build step. Talks only to the backend's documented API.
+"use strict";
+
+const API = "/api/upload-video";
+const STAGES = ["queued", "download", "decode", "vad", "transcribe", "diarize", "prosody", "emotion", "finalize"];
+const PALETTE = ["#38bdf8", "#f472b6", "#facc15", "#34d399", "#a78bfa", "#fb923c", "#f87171", "#2dd4bf"];
+const EMOJI = {
+  neutral: "😐", calm: "😌", happy: "😊", joy: "😊", positive: "🙂", excited: "🤩",
+  sad: "😢", sadness: "😢", negative: "🙁", angry: "😠", anger: "😠", fear: "😨",
+  fearful: "😨", surprise: "😮", surprised: "😮", disgust: "🤢", frustrated: "😤",
+};
+const POLL_MS = 400;
+
+const $ = (id) => document.getElementById(id);
+const state = { file: null, jobId: null, result: null, colors: {}, volume: null, segIndex: -1, clock: null };
+
+function setState(name) { document.body.dataset.state = name; }
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = false;
+  setState("error");
+  $("analyze-btn").disabled = !state.file;
+}
+
+function clearError() { $("error").hidden = true; $("error").textContent = ""; }
+
+function fmtTime(t) {
+  const s = Math.max(0, t || 0);
+  const m = Math.floor(s / 60);
+  return `${m}:${(s - m * 60).toFixed(1).padStart(4, "0")}`;
+}
+
+function fmtBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GB`;
+}
+
+// The backend answers errors as {"error": CODE, "detail": "…" | [{loc, msg}]}.
+async function errorText(resp) {
+  let body = null;
+  try { body = await resp.json(); } catch (_) { /* not JSON */ }
+  if (body && body.detail !== undefined) {
+    const d = body.detail;
+    if (Array.isArray(d) && d.length) return d.map((e) => `${(e.loc || []).slice(1).join(".")}: ${e.msg}`).join("; ");
+    if (typeof d === "object") return d.message || d.error || JSON.stringify(d);
+    return String(d);
+  }
+  return `${resp.status} ${resp.statusText}`;
+}
+
+async function api(path, options = {}) {
+  let resp;
+  try {
+    resp = await fetch(path, options);
+  } catch (err) {
+    throw new Error(`Cannot reach the backend (${err.message}).`);
+  }
+  if (!resp.ok) throw new Error(`${await errorText(resp)} (HTTP ${resp.status})`);
+  return resp.json();
+}
+
+// ------------------------------------------------------------------ file choice
+
+function chooseFile(file) {
+  if (!file) return;
+  clearError();
+  state.file = file;
+  $("drop-title").textContent = file.name;
+  $("drop-hint").textContent = `${fmtBytes(file.size)} · ${file.type || "unknown type"}`;
+  $("dropzone").classList.add("has-file");
+  $("analyze-btn").disabled = false;
+  setState("ready");
+}
+
+function wireDropzone() {
+  const zone = $("dropzone");
+  $("file-input").addEventListener("change", (e) => chooseFile(e.target.files[0]));
+  ["dragenter", "dragover"].forEach((ev) => zone.addEventListener(ev, (e) => {
+    e.preventDefault(); zone.classList.add("over");
+  }));
+  ["dragleave", "drop"].forEach((ev) => zone.addEventListener(ev, (e) => {
+    e.preventDefault(); zone.classList.remove("over");
+  }));
+  zone.addEventListener("drop", (e) => chooseFile(e.dataTransfer.files[0]));
+  zone.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("file-input").click(); }
+  });
+}
+
+// ------------------------------------------------------------------ upload + process
+
+function uploadWithProgress(url, file, contentType) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", url);
+    xhr.setRequestHeader("Content-Type", contentType);
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) setBar("upload", (100 * e.loaded) / e.total);
+    };
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) { setBar("upload", 100); resolve(); return; }
+      const m = /<Message>([^<]*)<\/Message>/.exec(xhr.responseText || "");
+      let detail = m ? m[1] : "";
+      try { detail = detail || JSON.parse(xhr.responseText).detail; } catch (_) { /* plain text */ }
+      reject(new Error(`Upload refused: ${detail || xhr.statusText} (HTTP ${xhr.status})`));
+    };
+    xhr.onerror = () => reject(new Error("Upload failed: the storage server could not be reached."));
+    xhr.send(file);
+  });
+}
+
+function setBar(which, pct) {
+  const v = Math.max(0, Math.min(100, pct));
+  $(`${which}-bar`).style.width = `${v}%`;
+  $(`${which}-pct`).textContent = `${Math.round(v)}%`;
+}
+
+function renderStages(current, status) {
+  const idx = STAGES.indexOf(current);
+  $("stages").innerHTML = "";
+  for (const [i, name] of STAGES.entries()) {
+    const li = document.createElement("li");
+    li.textContent = name;
+    if (status === "completed" || (idx >= 0 && i < idx)) li.className = "done";
+    else if (i === idx) li.className = "active";
+    $("stages").appendChild(li);
+  }
+}
+
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+async function analyze() {
+  const file = state.file;
+  if (!file) return;
+  clearError();
+  $("analyze-btn").disabled = true;
+  $("progress").hidden = false;
+  setBar("upload", 0);
+  setBar("analysis", 0);
+  renderStages("queued", "pending");
+  try {
+    setState("uploading");
+    $("status-line").textContent = "Requesting an upload URL…";
+    const contentType = file.type || "video/mp4";
+    const urls = await api(`${API}/generate-url`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ filename: file.name, content_type: contentType }),
+    });
+    const target = new URL(urls.presigned_url || urls.url, window.location.href).toString();
+    $("status-line").textContent = `Uploading ${fmtBytes(file.size)}…`;
+    await uploadWithProgress(target, file, contentType);
+
+    setState("processing");
+    $("status-line").textContent = "Starting the analysis…";
+    const body = { fileKey: urls.file_key || urls.fileKey, language: $("language").value };
+    const minS = parseInt($("min-speakers").value, 10);
+    const maxS = parseInt($("max-speakers").value, 10);
+    if (minS > 0) body.min_speakers = minS;
+    if (maxS > 0) body.max_speakers = maxS;
+    const job = await api(`${API}/request-process`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    state.jobId = job.job_id;
+    const status = await poll(job.job_id);
+    showResult(status.result, file);
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function poll(jobId) {
+  for (;;) {
+    const s = await api(`${API}/status/${jobId}`);
+    setBar("analysis", s.progress || 0);
+    renderStages(s.stage || (s.status === "pending" ? "queued" : ""), s.status);
+    $("status-line").textContent = `Job ${jobId.slice(0, 8)} · ${s.status}${s.stage ? ` · ${s.stage}` : ""}`;
+    if (s.status === "completed") { setBar("analysis", 100); return s; }
+    if (s.status === "failed") {
+      throw new Error(`Analysis failed: ${s.error_code || "UNKNOWN_ERROR"} — ${s.error_message || "no details"}`);
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+// ------------------------------------------------------------------ result display
+
+function speakerColor(id) {
+  if (!(id in state.colors)) state.colors[id] = PALETTE[Object.keys(state.colors).length % PALETTE.length];
+  return state.colors[id];
+}
+
+// Word size is relative to this recording: the 10th..90th percentile of volume_db spans the scale.
+function volumeScale(segments) {
+  const vols = segments.flatMap((s) => s.words.map((w) => w.volume_db)).filter((v) => typeof v === "number");
+  if (!vols.length) return () => 1;
+  vols.sort((a, b) => a - b);
+  const lo = vols[Math.floor(vols.length * 0.1)];
+  const hi = vols[Math.floor(vols.length * 0.9)];
+  const span = Math.max(hi - lo, 1);
+  return (v) => (typeof v !== "number" ? 1 : 0.8 + 0.75 * Math.min(1, Math.max(0, (v - lo) / span)));
+}
+
+function emotionBadge(emotion) {
+  if (!emotion || !emotion.label) return "";
+  const e = EMOJI[emotion.label.toLowerCase()] || "💬";
+  const pct = typeof emotion.score === "number" ? ` ${Math.round(emotion.score * 100)}%` : "";
+  return `${e} ${emotion.label}${pct}`;
+}
+
+function el(tag, cls, text) {
+  const n = document.createElement(tag);
+  if (cls) n.className = cls;
+  if (text !== undefined) n.textContent = text;
+  return n;
+}
+
+function showResult(result, file) {
+  state.result = result;
+  state.colors = {};
+  state.segIndex = -1;
+  const segments = result.segments || [];
+  segments.forEach((s) => speakerColor(s.speaker.speaker_id));
+  state.volume = volumeScale(segments);
+  const meta = result.metadata || {};
+
+  const video = $("video");
+  if (video.dataset.url) URL.revokeObjectURL(video.dataset.url);
+  video.dataset.url = URL.createObjectURL(file);
+  video.src = video.dataset.url;
+
+  // Speakers with their talk time.
+  const talk = {};
+  segments.forEach((s) => { talk[s.speaker.speaker_id] = (talk[s.speaker.speaker_id] || 0) + (s.end - s.start); });
+  const spk = $("speakers");
+  spk.innerHTML = "";
+  Object.keys(state.colors).forEach((id) => {
+    const li = el("li", "speaker");
+    li.dataset.speaker = id;
+    li.style.setProperty("--speaker", state.colors[id]);
+    li.append(el("span", "swatch"), el("span", "name", id), el("span", "talk", `${fmtTime(talk[id])} spoken`));
+    spk.appendChild(li);
+  });
+
+  // Transcript list; a click seeks the player there.
+  const list = $("segment-list");
+  list.innerHTML = "";
+  segments.forEach((s, i) => {
+    const li = el("li");
+    li.dataset.index = String(i);
+    li.dataset.speaker = s.speaker.speaker_id;
+    li.style.setProperty("--speaker", speakerColor(s.speaker.speaker_id));
+    const head = el("div", "seg-head");
+    head.append(el("span", "spk", s.speaker.speaker_id), el("span", "", `${emotionBadge(s.emotion)}  ${fmtTime(s.start)}–${fmtTime(s.end)}`));
+    li.append(head, el("div", "seg-text", s.text.trim()));
+    li.addEventListener("click", () => seek(s.start + 0.01));
+    list.appendChild(li);
+  });
+
+  const stats = [
+    ["Duration", meta.duration ? fmtTime(meta.duration) : "–"],
+    ["Speakers", meta.unique_speakers ?? Object.keys(state.colors).length],
+    ["Segments", meta.total_segments ?? segments.length],
+    ["Language", meta.language ? `${meta.language}${meta.language_probability ? ` (${Math.round(meta.language_probability * 100)}%)` : ""}` : "–"],
+    ["Analysis time", meta.processing_time && meta.processing_time.total ? `${meta.processing_time.total.toFixed(1)} s` : "–"],
+  ];
+  const summary = $("summary");
+  summary.innerHTML = "";
+  stats.forEach(([k, v]) => { const d = el("div", "stat", k); d.prepend(el("b", "", String(v))); summary.appendChild(d); });
+
+  for (const fmt of ["srt", "vtt", "json"]) {
+    const a = $(`dl-${fmt}`);
+    a.href = `${API}/result/${state.jobId}?format=${fmt}`;
+    a.setAttribute("download", `${(file.name || "video").replace(/\.[^.]+$/, "")}.${fmt}`);
+  }
+
+  $("results").hidden = false;
+  $("status-line").textContent = `Done: ${segments.length} segments, ${Object.keys(state.colors).length} speakers.`;
+  setState("done");
+  $("analyze-btn").disabled = false;
+  renderAt(0);
+}
+
+function seek(t) {
+  const video = $("video");
+  state.clock = t;
+  // A file the browser cannot decode still gets its captions: the clock drives them then.
+  if (video.readyState >= 1 && !video.error) video.currentTime = t;
+  renderAt(t);
+}
+
+function segmentAt(t) {
+  const segs = state.result ? state.result.segments : [];
+  for (let i = 0; i < segs.length; i++) {
+    if (t >= segs[i].start - 0.05 && t <= segs[i].end + 0.3) return i;
+  }
+  return -1;
+}
+
+function renderAt(t) {
+  if (!state.result) return;
+  const i = segmentAt(t);
+  const box = $("captions");
+  if (i !== state.segIndex) {
+    state.segIndex = i;
+    box.innerHTML = "";
+    document.querySelectorAll("#segment-list li.current").forEach((n) => n.classList.remove("current"));
+    if (i >= 0) {
+      const s = state.result.segments[i];
+      const color = speakerColor(s.speaker.speaker_id);
+      const cue = el("div", "cue");
+      cue.style.setProperty("--speaker", color);
+      cue.dataset.speaker = s.speaker.speaker_id;
+      const who = el("div", "who");
+      who.append(el("span", "speaker-name", s.speaker.speaker_id));
+      if (s.emotion && s.emotion.label) who.append(el("span", "emotion", emotionBadge(s.emotion)));
+      const line = el("div", "line");
+      const words = s.words.length ? s.words : [{ word: s.text, start: s.start, end: s.end }];
+      words.forEach((w, k) => {
+        const span = el("span", "word", w.word.trim());
+        span.dataset.k = String(k);
+        span.style.fontSize = `${(1.5 * state.volume(w.volume_db)).toFixed(2)}rem`;
+        const pitch = typeof w.pitch_hz === "number" ? `${Math.round(w.pitch_hz)} Hz` : "unvoiced";
+        const vol = typeof w.volume_db === "number" ? `${w.volume_db.toFixed(1)} dB` : "–";
+        span.title = `${fmtTime(w.start)} · ${vol} · ${pitch}`;
+        line.appendChild(span);
+      });
+      cue.append(who, line);
+      box.appendChild(cue);
+      const item = document.querySelector(`#segment-list li[data-index="${i}"]`);
+      if (item) { item.classList.add("current"); item.scrollIntoView({ block: "nearest" }); }
+    }
+  }
+  if (i < 0) return;
+  const words = state.result.segments[i].words;
+  box.querySelectorAll(".word").forEach((span) => {
+    const w = words[Number(span.dataset.k)];
+    if (!w) return;
+    span.classList.toggle("active", t >= w.start && t < w.end + 0.05);
+    span.classList.toggle("spoken", t >= w.end + 0.05);
+    span.classList.toggle("upcoming", t < w.start);
+  });
+}
+
+function wirePlayer() {
+  const video = $("video");
+  const tick = () => {
+    if (!video.paused) { renderAt(video.currentTime); requestAnimationFrame(tick); }
+  };
+  video.addEventListener("play", () => requestAnimationFrame(tick));
+  video.addEventListener("seeked", () => renderAt(video.currentTime));
+  video.addEventListener("timeupdate", () => renderAt(video.currentTime));
+}
+
+async function checkHealth() {
+  const badge = $("ml-health");
+  try {
+    const resp = await fetch(`${API}/ml-server/health`);
+    const body = await resp.json();
+    const ok = resp.ok && body.status === "healthy";
+    badge.textContent = ok ? `ML server ● ${Math.round(body.response_time_ms || 0)} ms` : "ML server ● down";
+    badge.className = `health ${ok ? "ok" : "bad"}`;
+  } catch (_) {
+    badge.textContent = "ML server ● unreachable";
+    badge.className = "health bad";
+  }
+}
+
+wireDropzone();
+wirePlayer();
+$("analyze-btn").addEventListener("click", analyze);
+checkHealth();
+setInterval(checkHealth, 15000);
