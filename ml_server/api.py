@@ -1,0 +1,190 @@
+"""ML server routes (SYSTEM.md §4): thin; the work is in the store, executor and runner."""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from ecg_protocol import ErrorCode, ProcessRequest, SignatureError, verify_signature
+from ml_server import metrics
+from ml_server.config import MLSettings
+from ml_server.executor import JobExecutor, publish_stats
+from ml_server.net import ResolutionError, UrlGuard, URLNotAllowed
+from ml_server.store import JobRecord, JobStore, MLJobStatus
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _settings(request: Request) -> MLSettings:
+    settings: MLSettings = request.app.state.settings
+    return settings
+
+
+def _store(request: Request) -> JobStore:
+    store: JobStore = request.app.state.store
+    return store
+
+
+def _executor(request: Request) -> JobExecutor:
+    executor: JobExecutor = request.app.state.executor
+    return executor
+
+
+SettingsDep = Annotated[MLSettings, Depends(_settings)]
+StoreDep = Annotated[JobStore, Depends(_store)]
+ExecutorDep = Annotated[JobExecutor, Depends(_executor)]
+
+router = APIRouter()
+
+
+class Health(BaseModel):
+    status: str = "ok"
+    message: str = "ML Server is running"
+    models_loaded: bool
+    queue_depth: int
+    running: int
+    workers: int
+    version: str
+
+
+class Accepted(BaseModel):
+    job_id: str
+    status: MLJobStatus
+
+
+def _version() -> str:
+    try:
+        return version("ecg")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"detail": message, "error_code": code, **extra}
+    )
+
+
+def _check_urls(guard: UrlGuard, job: ProcessRequest) -> None:
+    """Refuse forbidden URLs up front; a name that does not resolve now is left to the job."""
+    for field, url in (("video_url", job.video_url), ("fastapi_base_url", job.fastapi_base_url)):
+        try:
+            guard.check_url(url)
+        except ResolutionError:
+            logger.info(
+                "job_id=%s %s does not resolve yet; the job will report it", job.job_id, field
+            )
+        except URLNotAllowed as exc:
+            raise _Refused(f"{field}: {exc.message}") from exc
+
+
+class _Refused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@router.post("/process", status_code=202, response_model=Accepted)
+async def process(
+    request: Request, settings: SettingsDep, store: StoreDep, executor: ExecutorDep
+) -> Response:
+    """Queue one analysis (signed by the backend); the same job id twice does the work once."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return _error(413, "REQUEST_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
+    if settings.ml_require_signature:
+        try:
+            verify_signature(
+                body,
+                request.headers,
+                settings.signing_secret(),
+                tolerance_s=settings.webhook_tolerance_s,
+            )
+        except SignatureError as exc:
+            logger.warning("refused unsigned /process: %s", exc.reason)
+            return _error(401, "INVALID_SIGNATURE", exc.message, reason=exc.reason)
+    try:
+        job = ProcessRequest.model_validate(json.loads(body))
+    except (ValueError, ValidationError) as exc:
+        errors = (
+            json.loads(exc.json(include_url=False)) if isinstance(exc, ValidationError) else None
+        )
+        return _error(422, "INVALID_REQUEST", f"invalid request body: {exc}"[:500], errors=errors)
+    guard = UrlGuard.from_entries(settings.allowed_private_hosts)
+    try:
+        # getaddrinfo blocks; keep it off the event loop.
+        await run_in_threadpool(_check_urls, guard, job)
+    except _Refused as exc:
+        logger.warning("refused job_id=%s: %s", job.job_id, exc.message)
+        return _error(400, ErrorCode.URL_NOT_ALLOWED.value, exc.message)
+    if store.create_if_absent(job):
+        executor.submit(job)
+        metrics.JOBS_ACCEPTED.inc()
+        logger.info("queued job_id=%s", job.job_id)
+        return JSONResponse(status_code=202, content={"job_id": job.job_id, "status": "queued"})
+    record = store.get(job.job_id)
+    status = record.status.value if record else MLJobStatus.QUEUED.value
+    logger.info("duplicate /process job_id=%s status=%s: no new work", job.job_id, status)
+    return JSONResponse(status_code=202, content={"job_id": job.job_id, "status": status})
+
+
+@router.get("/health", response_model=Health)
+def health(executor: ExecutorDep) -> Health:
+    """Liveness plus what the workers are doing; answers while jobs run."""
+    stats = executor.stats()
+    return Health(
+        models_loaded=stats.models_loaded,
+        queue_depth=stats.queue_depth,
+        running=stats.running,
+        workers=stats.workers,
+        version=_version(),
+    )
+
+
+@router.get("/jobs/{job_id}", response_model=JobRecord)
+def get_job(job_id: str, store: StoreDep) -> JobRecord:
+    """State, stage, progress, and the result once completed (kept for the retention period)."""
+    record = store.get(job_id)
+    if record is None:
+        raise HTTPException(status_code=404, detail=f"unknown job {job_id}")
+    return record
+
+
+@router.delete("/jobs/{job_id}", status_code=202)
+def cancel_job(job_id: str, store: StoreDep) -> JSONResponse:
+    """Cancel: a queued job at once, a running one at its next stage boundary."""
+    if store.request_cancel(job_id):
+        record = store.get(job_id)
+        status = record.status.value if record else MLJobStatus.CANCELLED.value
+        logger.info("cancel requested job_id=%s status=%s", job_id, status)
+        return JSONResponse(
+            status_code=202,
+            content={"job_id": job_id, "status": status, "cancel_requested": True},
+        )
+    record = store.get(job_id)
+    if record is None:
+        raise HTTPException(status_code=404, detail=f"unknown job {job_id}")
+    return JSONResponse(
+        status_code=409,
+        content={
+            "job_id": job_id,
+            "status": record.status.value,
+            "detail": f"the job is already {record.status.value}",
+        },
+    )
+
+
+@router.get("/metrics")
+def prometheus(executor: ExecutorDep) -> Response:
+    """Prometheus exposition: jobs by outcome, stage durations, queue depth, callbacks."""
+    publish_stats(executor.stats())
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

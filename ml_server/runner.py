@@ -1,0 +1,211 @@
+"""One job from start to final callback: download → run_pipeline → callbacks.
+
+`execute_job` is synchronous and owns no event loop, so a thread-pool worker and a Celery task
+call it the same way. Every failure ends as exactly one `failed` callback with a specific code;
+the temporary directory is removed before the final callback is sent, whatever happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+from ecg_protocol import AnalysisResult, ErrorCode, ProcessRequest, Stage
+from ml_server import metrics
+from ml_server.callbacks import CallbackSender, JobNotifier
+from ml_server.config import MLSettings
+from ml_server.models import Models, get_models
+from ml_server.net import UrlGuard
+from ml_server.pipeline import PipelineOptions, run_pipeline
+from ml_server.pipeline.download import DownloadOptions, download, media_suffix
+from ml_server.pipeline.errors import Cancelled, StageError
+from ml_server.store import JobStore, MLJobStatus
+
+logger = logging.getLogger(__name__)
+
+# Zero-argument: each caller binds its own settings (thread pool, Celery worker).
+ModelsProvider = Callable[[], Models]
+DOWNLOAD_SHARE = 10  # download reports 0–10; the pipeline 10–99; completed is 100
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    code: str
+    message: str
+    stage: Stage | None
+
+
+class Abandoned(Exception):
+    """The server is shutting down: stop without a final callback (the backend re-dispatches)."""
+
+
+def download_options(settings: MLSettings) -> DownloadOptions:
+    return DownloadOptions(
+        max_bytes=settings.ml_max_download_bytes,
+        total_timeout_s=settings.ml_download_timeout_s,
+        stall_timeout_s=settings.ml_download_stall_timeout_s,
+    )
+
+
+def display_filename(request: ProcessRequest) -> str | None:
+    """The name the result's metadata shows: the request's, else the URL's last path part."""
+    if request.filename:
+        return request.filename
+    name = PurePosixPath(unquote(urlsplit(request.video_url).path)).name
+    return name or None
+
+
+def execute_job(
+    request: ProcessRequest,
+    *,
+    settings: MLSettings,
+    store: JobStore,
+    sender: CallbackSender,
+    models_provider: ModelsProvider | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
+    """Run one job to its final callback. Never raises for a job failure.
+
+    `models_provider` defaults to `get_models(settings)` (cached per process); `should_stop`
+    turning true means the process is shutting down: the job stops at its next stage boundary
+    without a final callback.
+    """
+    job_id = request.job_id
+    if models_provider is None:
+
+        def models_provider() -> Models:
+            return get_models(settings)
+
+    notifier = JobNotifier(sender, job_id=job_id, fastapi_base_url=request.fastapi_base_url)
+    started = time.monotonic()
+    try:
+        outcome = _work(request, settings, store, notifier, models_provider, should_stop)
+    except Abandoned:
+        notifier.close()
+        logger.warning("job abandoned at shutdown job_id=%s", job_id)
+        return
+    metrics.JOB_SECONDS.observe(time.monotonic() - started)
+    if isinstance(outcome, AnalysisResult):
+        store.update(
+            job_id,
+            status=MLJobStatus.COMPLETED,
+            stage=Stage.DONE,
+            progress=100,
+            result=outcome,
+        )
+        metrics.JOBS.labels(outcome="completed", error_code="").inc()
+        logger.info("job completed job_id=%s in %.1fs", job_id, time.monotonic() - started)
+        delivered = notifier.completed(outcome)
+    else:
+        cancelled = outcome.code == ErrorCode.CANCELLED
+        store.update(
+            job_id,
+            status=MLJobStatus.CANCELLED if cancelled else MLJobStatus.FAILED,
+            error_code=outcome.code,
+            error_message=outcome.message,
+        )
+        metrics.JOBS.labels(
+            outcome="cancelled" if cancelled else "failed", error_code=outcome.code
+        ).inc()
+        logger.info(
+            "job failed job_id=%s code=%s stage=%s: %s",
+            job_id,
+            outcome.code,
+            outcome.stage,
+            outcome.message,
+        )
+        delivered = notifier.failed(outcome.code, outcome.message, outcome.stage)
+    store.update(job_id, callback_delivered=delivered)
+    if not delivered:
+        logger.warning("final callback undelivered; result kept at GET /jobs/%s", job_id)
+
+
+def _work(
+    request: ProcessRequest,
+    settings: MLSettings,
+    store: JobStore,
+    notifier: JobNotifier,
+    models_provider: ModelsProvider,
+    should_stop: Callable[[], bool] | None,
+) -> AnalysisResult | Failure:
+    """Download and analyse; every failure comes back as a `Failure`, never raised."""
+    job_id = request.job_id
+
+    def stopping() -> bool:
+        return should_stop is not None and should_stop()
+
+    def should_cancel() -> bool:
+        return store.is_cancelled(job_id) or stopping()
+
+    def report(stage: Stage, progress: int) -> None:
+        store.update(job_id, status=MLJobStatus.PROCESSING, stage=stage, progress=progress)
+        notifier.progress(stage, progress)
+
+    try:
+        if store.is_cancelled(job_id):
+            raise Cancelled(Stage.QUEUED)
+        report(Stage.DOWNLOAD, 0)
+        with tempfile.TemporaryDirectory(prefix="ecg-ml-", ignore_cleanup_errors=True) as tmp:
+            media = Path(tmp) / f"media{media_suffix(request.video_url)}"
+            t0 = time.monotonic()
+            size = download(
+                request.video_url,
+                media,
+                opts=download_options(settings),
+                guard=UrlGuard.from_entries(settings.allowed_private_hosts),
+                progress=lambda pct: report(Stage.DOWNLOAD, pct * DOWNLOAD_SHARE // 100),
+                should_cancel=should_cancel,
+            )
+            download_s = time.monotonic() - t0
+            metrics.STAGE_SECONDS.labels(stage=Stage.DOWNLOAD.value).observe(download_s)
+            logger.info("downloaded job_id=%s bytes=%d in %.2fs", job_id, size, download_s)
+            report(Stage.DOWNLOAD, DOWNLOAD_SHARE)
+            if should_cancel():
+                raise Cancelled(Stage.DECODE)
+            models = _load_models(models_provider)
+            result = run_pipeline(
+                media,
+                options=PipelineOptions(
+                    language=request.language,
+                    min_speakers=request.options.min_speakers,
+                    max_speakers=request.options.max_speakers,
+                    filename=display_filename(request),
+                ),
+                models=models,
+                progress=lambda stage, pct: report(stage, max(DOWNLOAD_SHARE, min(99, pct))),
+                should_cancel=should_cancel,
+                job_id=job_id,
+            )
+        return _with_download_time(result, download_s)
+    except Cancelled as exc:
+        if stopping() and not store.is_cancelled(job_id):
+            raise Abandoned from exc
+        return Failure(ErrorCode.CANCELLED, "the job was cancelled", exc.stage)
+    except StageError as exc:
+        return Failure(exc.code, exc.message, exc.stage)
+    except Exception as exc:
+        # Anything unexpected is still one failed callback, never a hung job.
+        logger.exception("job crashed job_id=%s", job_id)
+        return Failure(ErrorCode.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:500], None)
+
+
+def _load_models(models_provider: ModelsProvider) -> Models:
+    try:
+        return models_provider()
+    except Exception as exc:
+        raise StageError(
+            Stage.DECODE, ErrorCode.ML_SERVER_ERROR, f"the models could not be loaded: {exc}"
+        ) from exc
+
+
+def _with_download_time(result: AnalysisResult, download_s: float) -> AnalysisResult:
+    for stage, seconds in result.metadata.processing_time.items():
+        metrics.STAGE_SECONDS.labels(stage=stage).observe(seconds)
+    timing = {"download": round(download_s, 3), **result.metadata.processing_time}
+    metadata = result.metadata.model_copy(update={"processing_time": timing})
+    return result.model_copy(update={"metadata": metadata})

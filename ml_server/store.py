@@ -1,0 +1,168 @@
+"""Job state the ML server keeps so a backend that missed a callback can fetch the outcome.
+
+`JobStore` is the small interface the API, the runner and the executors share; the in-memory
+store serves the thread-pool mode and a Redis-backed one serves Celery workers on other
+machines. Final records are kept for `ML_RESULT_RETENTION_S`, then purged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ecg_protocol import AnalysisResult, ProcessRequest, Stage
+
+
+class MLJobStatus(StrEnum):
+    """A job's state on the ML server (the backend has its own, coarser one)."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset({MLJobStatus.COMPLETED, MLJobStatus.FAILED, MLJobStatus.CANCELLED})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobRecord(BaseModel):
+    """What `GET /jobs/{job_id}` answers; `result` once completed (wire shape on output)."""
+
+    model_config = ConfigDict(validate_assignment=False)
+
+    job_id: str
+    status: MLJobStatus = MLJobStatus.QUEUED
+    stage: Stage = Stage.QUEUED
+    progress: int = Field(default=0, ge=0, le=100)
+    result: AnalysisResult | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    created_at: datetime = Field(default_factory=_now)
+    updated_at: datetime = Field(default_factory=_now)
+    callback_delivered: bool = False
+    cancel_requested: bool = False
+
+
+class JobStore(Protocol):
+    """Shared job state. Every method is atomic per job and safe to call from any thread."""
+
+    def create_if_absent(self, request: ProcessRequest) -> bool:
+        """Record a queued job; False when the job id is already known (do no new work)."""
+        ...
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def update(self, job_id: str, **fields: object) -> JobRecord | None:
+        """Apply fields; progress never goes down and a final status is never left."""
+        ...
+
+    def request_cancel(self, job_id: str) -> bool:
+        """Stop a job: queued → cancelled now; running → flagged. False if unknown or final."""
+        ...
+
+    def is_cancelled(self, job_id: str) -> bool: ...
+
+    def purge_expired(self) -> int:
+        """Drop final records older than the retention period; return how many."""
+        ...
+
+
+def apply_update(record: JobRecord, fields: dict[str, object], now: datetime) -> JobRecord:
+    """The forward-only update rule, shared by every store implementation."""
+    if record.status.is_final and "callback_delivered" not in fields:
+        return record
+    if record.status.is_final:
+        fields = {"callback_delivered": bool(fields["callback_delivered"])}
+    data: dict[str, object] = {**dict(record), **fields}
+    progress = fields.get("progress")
+    if isinstance(progress, int):
+        data["progress"] = max(record.progress, progress)
+    data["updated_at"] = now
+    return JobRecord.model_validate(data)
+
+
+class MemoryJobStore:
+    """Job state in this process (thread-pool mode)."""
+
+    def __init__(self, retention_s: float, *, clock: Callable[[], float] = time.time) -> None:
+        self._retention_s = retention_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._jobs: dict[str, JobRecord] = {}
+
+    def _stamp(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def create_if_absent(self, request: ProcessRequest) -> bool:
+        with self._lock:
+            if request.job_id in self._jobs:
+                return False
+            now = self._stamp()
+            self._jobs[request.job_id] = JobRecord(
+                job_id=request.job_id, created_at=now, updated_at=now
+            )
+            return True
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def update(self, job_id: str, **fields: object) -> JobRecord | None:
+        with self._lock:
+            record = self._jobs.get(job_id)
+            if record is None:
+                return None
+            updated = apply_update(record, fields, self._stamp())
+            self._jobs[job_id] = updated
+            return updated
+
+    def request_cancel(self, job_id: str) -> bool:
+        with self._lock:
+            record = self._jobs.get(job_id)
+            if record is None or record.status.is_final:
+                return False
+            changes: dict[str, object] = {"cancel_requested": True}
+            if record.status is MLJobStatus.QUEUED:
+                changes.update(
+                    status=MLJobStatus.CANCELLED,
+                    error_code="CANCELLED",
+                    error_message="cancelled before it started",
+                )
+            self._jobs[job_id] = apply_update(record, changes, self._stamp())
+            return True
+
+    def is_cancelled(self, job_id: str) -> bool:
+        with self._lock:
+            record = self._jobs.get(job_id)
+            return record is not None and record.cancel_requested
+
+    def purge_expired(self) -> int:
+        cutoff = self._clock() - self._retention_s
+        with self._lock:
+            expired = [
+                job_id
+                for job_id, record in self._jobs.items()
+                if record.status.is_final and record.updated_at.timestamp() < cutoff
+            ]
+            for job_id in expired:
+                del self._jobs[job_id]
+            return len(expired)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._jobs)
