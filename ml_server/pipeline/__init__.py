@@ -1,0 +1,154 @@
+"""The analysis pipeline (§4.2): decode → vad → transcribe → diarize → prosody → emotion → result.
+
+`run_pipeline` runs every stage after download on a local media file, with models loaded once
+per process (`ml_server.models.get_models`). Each stage is a module with typed input → typed
+output; this function only sequences them, times them, reports progress and checks for
+cancellation between stages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ecg_protocol import AnalysisResult, ErrorCode, Stage
+from ml_server.pipeline.errors import Cancelled, StageError
+
+if TYPE_CHECKING:
+    from ml_server.models import Models
+
+__all__ = ["STAGE_PROGRESS", "Cancelled", "PipelineOptions", "StageError", "run_pipeline"]
+
+logger = logging.getLogger(__name__)
+
+# Progress reported when each stage starts; download (the service's) owns 0–10.
+STAGE_PROGRESS: dict[Stage, int] = {
+    Stage.DECODE: 10,
+    Stage.VAD: 15,
+    Stage.TRANSCRIBE: 20,
+    Stage.DIARIZE: 75,
+    Stage.PROSODY: 85,
+    Stage.EMOTION: 90,
+    Stage.FINALIZE: 95,
+}
+_TRANSCRIBE_END = 74  # transcription reports 20..74 as it goes
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOptions:
+    """Per-job options (from the request)."""
+
+    language: str = "auto"
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    filename: str | None = None
+
+
+def _no_progress(stage: Stage, progress: int) -> None:
+    return None
+
+
+def _never() -> bool:
+    return False
+
+
+def run_pipeline(
+    media_path: Path,
+    *,
+    options: PipelineOptions,
+    models: Models,
+    progress: Callable[[Stage, int], None] = _no_progress,
+    should_cancel: Callable[[], bool] = _never,
+    job_id: str = "-",
+) -> AnalysisResult:
+    """Analyse a local media file. Raises StageError (with a stable code) or Cancelled."""
+    from ml_server.pipeline import assemble, decode, diarize, emotion, prosody, transcribe, vad
+
+    timings: dict[str, float] = {}
+    last = [0]
+
+    def report(stage: Stage, value: int) -> None:
+        # Monotonic by construction: never send a value lower than one already sent.
+        if value > last[0]:
+            last[0] = value
+            progress(stage, value)
+
+    @contextmanager
+    def stage(name: Stage) -> Iterator[None]:
+        if should_cancel():
+            raise Cancelled(name)
+        report(name, STAGE_PROGRESS[name])
+        t0 = time.perf_counter()
+        try:
+            yield
+        except (StageError, Cancelled):
+            raise
+        except Exception as exc:
+            logger.exception("job %s: stage %s failed", job_id, name.value)
+            raise StageError(
+                name, ErrorCode.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            timings[name.value] = time.perf_counter() - t0
+        logger.info("job %s: %s took %.2f s", job_id, name.value, timings[name.value])
+
+    with stage(Stage.DECODE):
+        audio = decode.decode(media_path, max_duration_s=models.max_media_duration_s)
+    with stage(Stage.VAD):
+        regions = vad.detect_speech(audio)
+    with stage(Stage.TRANSCRIBE):
+        span = _TRANSCRIBE_END - STAGE_PROGRESS[Stage.TRANSCRIBE]
+
+        def on_asr_progress(fraction: float) -> None:
+            report(Stage.TRANSCRIBE, STAGE_PROGRESS[Stage.TRANSCRIBE] + int(span * fraction))
+
+        language = None if options.language in ("", "auto") else options.language
+        transcript = transcribe.transcribe(
+            audio,
+            regions,
+            transcribe.TranscribeSettings(
+                language=language, beam_size=models.beam_size, batch_size=models.batch_size
+            ),
+            models.asr,
+            models.batched_asr,
+            on_progress=on_asr_progress,
+        )
+    words = transcript.words
+    with stage(Stage.DIARIZE):
+        diarization = diarize.diarize(
+            audio,
+            regions,
+            words,
+            diarize.DiarizeSettings(
+                min_speakers=options.min_speakers, max_speakers=options.max_speakers
+            ),
+            models.speaker_encoder,
+        )
+    with stage(Stage.PROSODY):
+        word_prosody = prosody.measure_words(audio, words)
+    with stage(Stage.EMOTION):
+        segments = assemble.build_segments(transcript, diarization, word_prosody)
+        emotions = emotion.classify_segments(
+            assemble.segment_features(segments),
+            audio,
+            models.sentiment,
+            models.emotion_classifier,
+        )
+    with stage(Stage.FINALIZE):
+        result = assemble.build_result(
+            segments,
+            emotions,
+            filename=options.filename or media_path.name,
+            duration=audio.duration,
+            transcript=transcript,
+            models=models.names,
+            processing_time=timings,
+        )
+    # FINALIZE's own time is known only now; it is tiny but reported for completeness.
+    result.metadata.processing_time[Stage.FINALIZE.value] = round(timings[Stage.FINALIZE.value], 3)
+    return result

@@ -1,0 +1,184 @@
+"""Diarization stage: GE2E speaker embeddings (resemblyzer) over sliding windows inside speech,
+agglomerative clustering on cosine distance with an automatic speaker count, and a pure merge
+that gives each word the speaker whose windows cover it most (whisperX's assign_word_speakers).
+
+The mel spectrogram is computed once for the whole signal and every window is a slice of it;
+all windows go through the encoder in a few batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from resemblyzer import VoiceEncoder
+from resemblyzer.audio import wav_to_mel_spectrogram
+from resemblyzer.hparams import partials_n_frames
+from scipy.cluster.hierarchy import fcluster, linkage
+
+from ml_server.pipeline.data import AsrWord, Audio, Diarization, SpeakerTurn, SpeechRegion
+
+MEL_FPS = 100  # resemblyzer's mel hop is 10 ms
+WINDOW_S = partials_n_frames / MEL_FPS  # 1.6 s: what the encoder was trained on
+_TARGET_DBFS = -30.0  # resemblyzer normalises utterances to this loudness
+
+Embeddings = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class DiarizeSettings:
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    step_s: float = 0.4
+    # Average-linkage cosine distance under which two clusters are the same voice.
+    distance_threshold: float = 0.35
+    max_auto_speakers: int = 10
+    batch_size: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: float
+    end: float
+
+
+def speech_windows(regions: list[SpeechRegion], duration: float, step_s: float) -> list[Window]:
+    """1.6 s windows every `step_s` inside each region (one centred window for a short one)."""
+    out: list[Window] = []
+    for r in regions:
+        length = r.end - r.start
+        if length <= WINDOW_S:
+            mid = (r.start + r.end) / 2
+            start = min(max(0.0, mid - WINDOW_S / 2), max(0.0, duration - WINDOW_S))
+            out.append(Window(start, start + WINDOW_S))
+            continue
+        starts = np.arange(r.start, r.end - WINDOW_S + 1e-6, step_s)
+        if r.end - WINDOW_S - starts[-1] > step_s / 2:
+            starts = np.append(starts, r.end - WINDOW_S)
+        out.extend(Window(float(s), float(s) + WINDOW_S) for s in starts)
+    return out
+
+
+def embed_windows(
+    audio: Audio, windows: list[Window], encoder: VoiceEncoder, batch_size: int = 64
+) -> Embeddings:
+    """L2-normalised speaker embedding of each window, shape (n, 256)."""
+    if not windows:
+        return np.zeros((0, 256), dtype=np.float32)
+    samples = audio.samples
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
+    gain = 10 ** (_TARGET_DBFS / 20) / rms if rms > 1e-6 else 1.0
+    mel = wav_to_mel_spectrogram(samples * np.float32(gain))
+    need = max(round(w.start * MEL_FPS) for w in windows) + partials_n_frames
+    if mel.shape[0] < need:
+        mel = np.pad(mel, ((0, need - mel.shape[0]), (0, 0)))
+    idx = np.array([round(w.start * MEL_FPS) for w in windows])
+    batch = mel[idx[:, None] + np.arange(partials_n_frames)[None, :]]  # (n, 160, 40)
+    out: list[np.ndarray] = []
+    with torch.inference_mode():
+        for i in range(0, len(batch), batch_size):
+            t = torch.from_numpy(np.ascontiguousarray(batch[i : i + batch_size])).to(encoder.device)
+            out.append(encoder(t).cpu().numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def cluster(embeddings: Embeddings, opts: DiarizeSettings) -> npt.NDArray[np.int64]:
+    """Cluster labels (0-based) with the count chosen automatically within the hints."""
+    n = embeddings.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo = max(1, opts.min_speakers or 1)
+    hi = min(n, opts.max_speakers or opts.max_auto_speakers)
+    lo = min(lo, hi)
+    if n == 1 or hi == 1:
+        return np.zeros(n, dtype=np.int64)
+    z = linkage(embeddings.astype(np.float64), method="average", metric="cosine")
+    labels = fcluster(z, t=opts.distance_threshold, criterion="distance")
+    k = len(set(labels.tolist()))
+    if k < lo or k > hi:
+        labels = fcluster(z, t=min(max(k, lo), hi), criterion="maxclust")
+    labels = _refine(embeddings, labels - 1)
+    return labels
+
+
+def _refine(embeddings: Embeddings, labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Reassign windows to the nearest centroid (two passes); hierarchical cuts are greedy."""
+    k = int(labels.max()) + 1
+    for _ in range(2):
+        cents = np.stack(
+            [
+                embeddings[labels == c].mean(axis=0)
+                if np.any(labels == c)
+                else np.zeros(embeddings.shape[1], dtype=np.float32)
+                for c in range(k)
+            ]
+        )
+        cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-9)
+        new = np.argmax(embeddings @ cents.T, axis=1)
+        # Never empty a cluster the count hints asked for.
+        if len(set(new.tolist())) < len(set(labels.tolist())):
+            break
+        labels = new.astype(np.int64)
+    return labels
+
+
+def assign_word_speakers(
+    words: list[AsrWord], windows: list[Window], labels: npt.NDArray[np.int64]
+) -> tuple[list[int], list[float]]:
+    """Speaker of each word: the label with the most window overlap; nearest window if none.
+
+    Returns the raw labels and the winning share of the vote (a confidence in [0, 1]).
+    """
+    if not windows:
+        return [0] * len(words), [0.0] * len(words)
+    starts = np.array([w.start for w in windows])
+    ends = np.array([w.end for w in windows])
+    centres = (starts + ends) / 2
+    k = int(labels.max()) + 1
+    speakers: list[int] = []
+    confidence: list[float] = []
+    for w in words:
+        ws, we = w.start, max(w.end, w.start + 0.02)
+        overlap = np.clip(np.minimum(ends, we) - np.maximum(starts, ws), 0.0, None)
+        if overlap.sum() <= 0:
+            nearest = int(np.argmin(np.abs(centres - (ws + we) / 2)))
+            speakers.append(int(labels[nearest]))
+            confidence.append(0.5)
+            continue
+        # Windows centred on the word know it best; weight by closeness as well as overlap.
+        weight = overlap / (1.0 + np.abs(centres - (ws + we) / 2))
+        votes = np.bincount(labels, weights=weight, minlength=k)
+        best = int(np.argmax(votes))
+        speakers.append(best)
+        confidence.append(float(votes[best] / votes.sum()))
+    return speakers, confidence
+
+
+def diarize(
+    audio: Audio,
+    regions: list[SpeechRegion],
+    words: list[AsrWord],
+    opts: DiarizeSettings,
+    encoder: VoiceEncoder,
+) -> Diarization:
+    """Speaker of every word, ids ordered by first appearance."""
+    windows = speech_windows(regions, audio.duration, opts.step_s)
+    embeddings = embed_windows(audio, windows, encoder, opts.batch_size)
+    labels = cluster(embeddings, opts)
+    raw, conf = assign_word_speakers(words, windows, labels)
+    # Relabel by first appearance (words first, then windows no word touched).
+    order: dict[int, int] = {}
+    for lab in [*raw, *labels.tolist()]:
+        order.setdefault(int(lab), len(order))
+    turns = tuple(
+        SpeakerTurn(start=w.start, end=w.end, speaker=order[int(lab)])
+        for w, lab in zip(windows, labels.tolist(), strict=True)
+    )
+    return Diarization(
+        word_speakers=tuple(order[s] for s in raw),
+        word_confidence=tuple(round(c, 3) for c in conf),
+        num_speakers=len(order),
+        turns=turns,
+    )

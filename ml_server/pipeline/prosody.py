@@ -1,0 +1,138 @@
+"""Prosody stage: per-word loudness (RMS dBFS) and pitch (median F0 over voiced frames).
+
+Pitch is tracked once for the whole signal with a vectorised YIN (numpy FFTs, 10 ms hop) and
+each word takes the median over the voiced frames inside its span. Loudness is
+20·log10(RMS) over the word's samples (a full-scale sine reads -3 dBFS), floored at
+`MIN_DB` = -100 dB so it is always a number. A zero-length word is measured over a centred
+`ZERO_LENGTH_WINDOW_S` window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ml_server.pipeline.data import AsrWord, Audio, WordProsody
+
+MIN_DB = -100.0
+ZERO_LENGTH_WINDOW_S = 0.05
+HOP_S = 0.01
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class PitchSettings:
+    fmin: float = 60.0
+    fmax: float = 800.0
+    threshold: float = 0.15  # YIN's CMNDF threshold: below it a frame is periodic
+    gate_db: float = -55.0  # frames quieter than this are not voiced
+    window_s: float = 0.025  # YIN integration window
+    block_frames: int = 2048  # frames per FFT batch: bounds memory on long media
+
+
+@dataclass(frozen=True, slots=True)
+class PitchTrack:
+    """F0 per frame (NaN where unvoiced); frame i is centred at `times[i]` seconds."""
+
+    times: F64
+    f0: F64
+
+
+def track_pitch(audio: Audio, opts: PitchSettings | None = None) -> PitchTrack:
+    """YIN F0 track over the whole signal, NaN on unvoiced frames."""
+    o = opts or PitchSettings()
+    sr = audio.sample_rate
+    x = audio.samples.astype(np.float64)
+    hop = round(HOP_S * sr)
+    tau_min = max(2, int(sr / o.fmax))
+    tau_max = int(np.ceil(sr / o.fmin))
+    w = max(round(o.window_s * sr), tau_max)
+    length = w + tau_max + 1
+    if x.shape[0] < length:
+        x = np.pad(x, (0, length - x.shape[0]))
+    frames_all = np.lib.stride_tricks.sliding_window_view(x, length)[::hop]
+    n_frames = frames_all.shape[0]
+    nfft = 1 << int(np.ceil(np.log2(w + length)))
+    f0 = np.full(n_frames, np.nan)
+    taus = np.arange(tau_max + 1)
+    for b in range(0, n_frames, o.block_frames):
+        fr = frames_all[b : b + o.block_frames]
+        # r(tau) = sum_j x[j] x[j+tau], j < w, by FFT cross-correlation.
+        spec_a = np.fft.rfft(fr[:, :w], nfft)
+        spec_b = np.fft.rfft(fr, nfft)
+        r = np.fft.irfft(np.conj(spec_a) * spec_b, nfft)[:, : tau_max + 1]
+        cs = np.concatenate([np.zeros((fr.shape[0], 1)), np.cumsum(fr**2, axis=1)], axis=1)
+        e0 = cs[:, w : w + 1]
+        e_tau = cs[:, taus + w] - cs[:, taus]
+        d = np.maximum(e0 + e_tau - 2 * r, 0.0)
+        cum = np.cumsum(d[:, 1:], axis=1)
+        cmndf = np.ones_like(d)
+        cmndf[:, 1:] = d[:, 1:] * taus[1:] / np.maximum(cum, 1e-12)
+        seg = cmndf[:, tau_min:tau_max]
+        local_min = np.zeros_like(seg, dtype=bool)
+        local_min[:, 1:-1] = (seg[:, 1:-1] <= seg[:, :-2]) & (seg[:, 1:-1] <= seg[:, 2:])
+        cand = local_min & (seg < o.threshold)
+        has = cand.any(axis=1)
+        first = np.argmax(cand, axis=1)
+        rows = np.arange(seg.shape[0])
+        # Parabolic interpolation around the chosen lag for sub-sample precision.
+        i = np.clip(first, 1, seg.shape[1] - 2)
+        y0, y1, y2 = seg[rows, i - 1], seg[rows, i], seg[rows, i + 1]
+        denom = y0 - 2 * y1 + y2
+        shift = np.where(np.abs(denom) > 1e-12, 0.5 * (y0 - y2) / np.where(denom == 0, 1, denom), 0)
+        tau = tau_min + i + np.clip(shift, -1, 1)
+        energy_db = 10 * np.log10(np.maximum(e0[:, 0] / w, 1e-20))
+        voiced = has & (energy_db > o.gate_db)
+        f0[b : b + fr.shape[0]] = np.where(voiced, sr / tau, np.nan)
+    times = (np.arange(n_frames) * hop + w / 2) / sr
+    return PitchTrack(times=times, f0=f0)
+
+
+def volume_db(audio: Audio, start: float, end: float) -> float:
+    """RMS level in dBFS over [start, end] (a centred short window when zero-length)."""
+    start, end = _span(start, end)
+    sr = audio.sample_rate
+    a = max(0, int(start * sr))
+    b = min(audio.samples.shape[0], max(a + 1, int(np.ceil(end * sr))))
+    seg = audio.samples[a:b].astype(np.float64)
+    if seg.size == 0:
+        return MIN_DB
+    rms = float(np.sqrt(np.mean(seg**2)))
+    return round(max(MIN_DB, 20 * math.log10(max(rms, 1e-12))), 2)
+
+
+def word_pitch(track: PitchTrack, start: float, end: float) -> float | None:
+    """Median F0 over the voiced frames in [start, end]; None when none is voiced."""
+    start, end = _span(start, end)
+    lo, hi = np.searchsorted(track.times, [start, end])
+    f = track.f0[lo:hi]
+    voiced = f[~np.isnan(f)]
+    if voiced.size == 0:
+        return None
+    return round(float(np.median(voiced)), 2)
+
+
+def measure_words(
+    audio: Audio, words: list[AsrWord], opts: PitchSettings | None = None
+) -> list[WordProsody]:
+    """Loudness and pitch of each word."""
+    if not words:
+        return []
+    track = track_pitch(audio, opts)
+    return [
+        WordProsody(
+            volume_db=volume_db(audio, w.start, w.end), pitch_hz=word_pitch(track, w.start, w.end)
+        )
+        for w in words
+    ]
+
+
+def _span(start: float, end: float) -> tuple[float, float]:
+    if end - start < ZERO_LENGTH_WINDOW_S:
+        mid = (start + end) / 2
+        return max(0.0, mid - ZERO_LENGTH_WINDOW_S / 2), mid + ZERO_LENGTH_WINDOW_S / 2
+    return start, end
