@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = 30.0
     reconcile_max_redispatch: int = 2
 
+    # Status hot path (app/services/status.py): answers cached per replica.
+    status_cache_ttl_s: float = 0.5  # open jobs; 0 disables
+    status_cache_final_ttl_s: float = 3600.0  # completed/failed answers never change
+    status_cache_max_bytes: int = 64 * 1024**2
+
     @model_validator(mode="after")
     def _alias_ml_url(self) -> Settings:
         if not self.model_server_url and self.ml_api_server_url:

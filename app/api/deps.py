@@ -1,0 +1,89 @@
+"""Annotated dependency aliases: routes read like sentences and tests override with
+`app.dependency_overrides`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.services.auth import authenticate
+from app.services.job_service import JobService
+from app.services.rate_limit import SlidingWindowLimiter
+from app.services.status import StatusReader
+from app.services.storage import Storage
+
+
+@dataclass(slots=True)
+class AppContext:
+    """What the lifespan builds once per app; lives on `app.state.ctx`."""
+
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    storage: Storage
+    http: httpx.AsyncClient
+    dispatcher: Any  # app.services.dispatch.Dispatcher (owned by the dispatch module)
+    status: StatusReader
+    process_limiter: SlidingWindowLimiter
+
+
+def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_session(
+    ctx: Annotated[AppContext, Depends(get_context)],
+) -> AsyncIterator[AsyncSession]:
+    async with ctx.session_factory() as session:
+        yield session
+
+
+def get_jobs(session: Annotated[AsyncSession, Depends(get_session)]) -> JobService:
+    return JobService(session)
+
+
+def get_storage(ctx: Annotated[AppContext, Depends(get_context)]) -> Storage:
+    return ctx.storage
+
+
+def get_current_user(
+    settings: Annotated[Settings, Depends(get_settings)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    """The caller's user id (`anonymous` without a token)."""
+    return authenticate(authorization, settings)
+
+
+def client_ip(request: Request, settings: Settings) -> str:
+    """The client address; X-Forwarded-For only when the proxy in front is trusted."""
+    if settings.trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else "unknown"
+
+
+def limit_process(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) -> None:
+    """request-process rate limit (default 5/minute per client IP)."""
+    ctx.process_limiter.hit(client_ip(request, ctx.settings))
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+JobsDep = Annotated[JobService, Depends(get_jobs)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+CurrentUser = Annotated[str, Depends(get_current_user)]
+RateLimitProcess = Depends(limit_process)

@@ -1,0 +1,97 @@
+"""Job list and delete (the guide's `list_all_jobs` / `delete_job`, ext §3.6), owner-scoped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+import httpx
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from app.api.deps import ContextDep, CurrentUser, JobsDep
+from app.services.errors import JobNotFound
+from app.services.job_service import OPEN, as_utc, parse_job_id
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+_background: set[asyncio.Task[None]] = set()
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    status: str
+    progress: int
+    stage: str | None
+    file_key: str | None
+    language: str
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary]
+    count: int
+
+
+class JobDeleted(BaseModel):
+    job_id: str
+    deleted: bool = True
+
+
+@router.get("")
+async def list_jobs(
+    user: CurrentUser,
+    jobs: JobsDep,
+    limit: int = Query(100, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+) -> JobList:
+    """The caller's jobs, newest first (results are fetched per job via status)."""
+    rows = await jobs.list_all_jobs(owner=user, limit=limit, offset=offset)
+    items = [
+        JobSummary(
+            job_id=str(j.job_id),
+            status=j.status,
+            progress=j.progress,
+            stage=j.stage,
+            file_key=j.file_key,
+            language=j.language,
+            error_code=j.error_code,
+            error_message=j.error_message,
+            created_at=as_utc(j.created_at),
+            updated_at=as_utc(j.updated_at),
+        )
+        for j in rows
+    ]
+    return JobList(jobs=items, count=len(items))
+
+
+async def _cancel_on_ml_server(http: httpx.AsyncClient, base_url: str, job_id: str) -> None:
+    # Best effort: the ML server stops work on a job nobody will read.
+    with contextlib.suppress(httpx.HTTPError):
+        await http.delete(f"{base_url.rstrip('/')}/jobs/{job_id}", timeout=5.0)
+
+
+@router.delete("/{job_id}")
+async def delete_job(job_id: str, user: CurrentUser, jobs: JobsDep, ctx: ContextDep) -> JobDeleted:
+    """Delete the caller's job (another user's job is a 404, like a missing one)."""
+    jid = parse_job_id(job_id)
+    job = await jobs.get_job(job_id=jid, owner=user) if jid is not None else None
+    if jid is None or job is None:
+        raise JobNotFound(f"job {job_id} not found")
+    was_open = job.status in OPEN
+    if not await jobs.delete_job(job_id=jid, owner=user):
+        raise JobNotFound(f"job {job_id} not found")
+    ctx.status.cache.invalidate(jid)
+    logger.info("job deleted: job_id=%s owner=%s", jid, user)
+    if was_open and ctx.settings.model_server_url:
+        task = asyncio.create_task(
+            _cancel_on_ml_server(ctx.http, ctx.settings.model_server_url, str(jid))
+        )
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+    return JobDeleted(job_id=str(jid))

@@ -1,0 +1,156 @@
+"""The guide's ML routes: request-process, the result webhook, status and ML health.
+Routes only: the work is in app.services."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
+
+from app.api.deps import ContextDep, CurrentUser, JobsDep, RateLimitProcess, SettingsDep
+from app.services.errors import Conflict, InvalidInput, JobNotFound
+from app.services.job_service import parse_job_id
+from app.services.uploads import check_uploaded_object
+from app.services.webhook import ingest_callback
+from ecg_protocol import ProcessOptions
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/upload-video", tags=["ml"])
+
+
+class ProcessVideoRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    fileKey: str = Field(
+        validation_alias=AliasChoices("fileKey", "file_key"), min_length=1, max_length=1024
+    )
+    language: str = Field(default="auto", pattern=r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?$")
+    min_speakers: int | None = Field(default=None, ge=1, le=32)
+    max_speakers: int | None = Field(default=None, ge=1, le=32)
+
+
+class ProcessStarted(BaseModel):
+    message: str = "Video processing started."
+    job_id: str
+
+
+@router.post("/request-process", dependencies=[RateLimitProcess])
+async def request_process(
+    body: ProcessVideoRequest,
+    user: CurrentUser,
+    ctx: ContextDep,
+    jobs: JobsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> ProcessStarted:
+    """Validate the upload, write the `pending` job row, then wake the dispatcher."""
+    if idempotency_key:
+        existing = await jobs.get_by_idempotency_key(owner=user, key=idempotency_key)
+        if existing is not None:
+            return ProcessStarted(job_id=str(existing.job_id))
+    try:
+        options = ProcessOptions(min_speakers=body.min_speakers, max_speakers=body.max_speakers)
+    except ValueError as exc:
+        raise InvalidInput("min_speakers must not exceed max_speakers") from exc
+    await check_uploaded_object(
+        storage=ctx.storage, settings=ctx.settings, owner=user, file_key=body.fileKey
+    )
+    job_id = uuid.uuid4()
+    video_url = ctx.storage.generate_download_url(
+        body.fileKey, ctx.settings.s3_presigned_url_expire
+    )
+    try:
+        await jobs.create_job(
+            job_id=job_id,
+            file_key=body.fileKey,
+            video_url=video_url,
+            owner=user,
+            language=body.language.lower(),
+            options=options.model_dump(exclude_none=True) or None,
+            idempotency_key=idempotency_key,
+        )
+    except IntegrityError as exc:
+        # A concurrent request with the same Idempotency-Key won the insert.
+        existing = await jobs.get_by_idempotency_key(owner=user, key=idempotency_key or "")
+        if existing is None:
+            raise Conflict("could not create the job; retry") from exc
+        return ProcessStarted(job_id=str(existing.job_id))
+    logger.info("new processing request: job_id=%s key=%s owner=%s", job_id, body.fileKey, user)
+    ctx.dispatcher.wake()
+    return ProcessStarted(job_id=str(job_id))
+
+
+@router.post("/result")
+async def receive_ml_results(
+    request: Request, ctx: ContextDep, jobs: JobsDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """The ML server's signed callback: progress, then the result or the failure."""
+    body = await request.body()
+    return await ingest_callback(
+        body=body,
+        headers=request.headers,
+        settings=settings,
+        jobs=jobs,
+        cache=ctx.status.cache,
+    )
+
+
+@router.get("/status/{job_id}")
+async def get_job_status(job_id: str, user: CurrentUser, ctx: ContextDep) -> Response:
+    """The guide's status shape plus stage, error and timestamps (pre-serialized bytes)."""
+    jid = parse_job_id(job_id)
+    body = await ctx.status.read(jid, user) if jid is not None else None
+    if body is None:
+        raise JobNotFound(f"job {job_id} not found")
+    return Response(content=body, media_type="application/json")
+
+
+@router.get("/ml-server/health")
+async def check_ml_server_health(ctx: ContextDep) -> JSONResponse:
+    """Ask the ML server's /health (10 s timeout); 503 with the error when it is not healthy."""
+    url = ctx.settings.model_server_url
+    if not url:
+        return JSONResponse(
+            status_code=503,
+            content={
+                "status": "unhealthy",
+                "ml_server_url": None,
+                "error": "MODEL_SERVER_URL is not configured",
+            },
+        )
+    started = time.perf_counter()
+    content: dict[str, Any] = {"ml_server_url": url}
+    try:
+        resp = await ctx.http.get(
+            url.rstrip("/") + "/health", timeout=ctx.settings.ml_health_timeout
+        )
+    except Exception as exc:  # any transport failure means "unhealthy", with its reason
+        content.update(
+            status="unhealthy",
+            response_time_ms=round((time.perf_counter() - started) * 1000, 2),
+            error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+        )
+        return JSONResponse(status_code=503, content=content)
+    elapsed = round((time.perf_counter() - started) * 1000, 2)
+    message = resp.text[:500]
+    try:
+        data = resp.json()
+        if isinstance(data, dict) and isinstance(data.get("message"), str):
+            message = data["message"]
+    except ValueError:
+        pass
+    healthy = resp.status_code == 200
+    content.update(
+        status="healthy" if healthy else "unhealthy",
+        response_time_ms=elapsed,
+        http_status=resp.status_code,
+        response=message,
+    )
+    if not healthy:
+        content["error"] = f"ML server answered HTTP {resp.status_code}"
+    return JSONResponse(status_code=200 if healthy else 503, content=content)

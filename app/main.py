@@ -1,0 +1,124 @@
+"""ECG Backend: `create_app()` builds the FastAPI app; its lifespan builds everything stateful
+(engine, storage, one shared HTTP client, the dispatcher) from the settings it is given."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from app.api.deps import AppContext, ContextDep
+from app.api.errors import install_error_handlers
+from app.api.v1 import export, jobs, ml_video, storage, video
+from app.core.config import Settings, get_settings
+from app.db.database import create_engine, create_session_factory, run_migrations
+from app.services import metrics
+from app.services.dispatch import Dispatcher
+from app.services.rate_limit import SlidingWindowLimiter
+from app.services.status import StatusCache, StatusReader
+from app.services.storage import build_storage
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(settings.resolved_database_url())
+    await run_migrations(engine)
+    session_factory = create_session_factory(engine)
+    store = build_storage(settings)
+    # One pooled client for every call to the ML server; per-call timeouts override this.
+    http = httpx.AsyncClient(timeout=httpx.Timeout(settings.ml_api_timeout, connect=10.0))
+    dispatcher = Dispatcher(
+        settings=settings, session_factory=session_factory, http=http, storage=store
+    )
+    cache = StatusCache(
+        ttl_s=settings.status_cache_ttl_s,
+        final_ttl_s=settings.status_cache_final_ttl_s,
+        max_bytes=settings.status_cache_max_bytes,
+    )
+    app.state.ctx = AppContext(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        storage=store,
+        http=http,
+        dispatcher=dispatcher,
+        status=StatusReader(engine, cache),
+        process_limiter=SlidingWindowLimiter.from_spec(settings.rate_limit_process),
+    )
+    await dispatcher.start()
+    logger.info(
+        "backend ready: storage=%s database=%s ml_server=%s",
+        store.kind,
+        engine.url.get_backend_name(),
+        settings.model_server_url or "(not set)",
+    )
+    try:
+        yield
+    finally:
+        await dispatcher.stop()
+        await http.aclose()
+        await store.close()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The backend app for `settings` (default: from the environment)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="ECG Backend", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    app.include_router(video.router)
+    app.include_router(ml_video.router)
+    app.include_router(export.router)
+    app.include_router(jobs.router)
+    app.include_router(storage.router)
+
+    @app.get("/health", tags=["ops"])
+    async def health(ctx: ContextDep) -> JSONResponse:
+        """The backend itself: up, and its database reachable."""
+        try:
+            async with ctx.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # report, never crash the probe
+            logger.warning("health: database unreachable: %s", exc)
+            return JSONResponse(
+                status_code=503,
+                content={"status": "unhealthy", "database": "unreachable", "error": str(exc)},
+            )
+        return JSONResponse(
+            {"status": "ok", "database": "ok", "storage": ctx.storage.kind, "version": app.version}
+        )
+
+    @app.get("/metrics", tags=["ops"])
+    async def prometheus_metrics() -> Response:
+        """Prometheus exposition (the guide's four metric points)."""
+        body, content_type = metrics.render()
+        return Response(content=body, media_type=content_type)
+
+    # Last: the web page owns every path the API does not.
+    if STATIC_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the backend with uvicorn (used by `ecg backend`)."""
+    import uvicorn
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(create_app(), host=host, port=port, proxy_headers=True, log_level="info")

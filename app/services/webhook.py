@@ -1,0 +1,124 @@
+"""Callback ingestion (SYSTEM.md §3.3): verify raw bytes, parse once, apply forward-only.
+
+The body is verified before it is parsed, then validated exactly once with
+`model_validate_json` on the raw bytes (a 3 MB result is parsed a single time).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.core.config import Settings
+from app.services import metrics
+from app.services.errors import InvalidSignature, JobNotFound, WebhookMisuse
+from app.services.job_service import JobService, Transition, parse_job_id
+from app.services.status import StatusCache
+from ecg_protocol import CallbackPayload, JobStatus, SignatureError, verify_signature
+
+logger = logging.getLogger(__name__)
+
+CORRECT_ENDPOINT = "GET /api/upload-video/status/{job_id}"
+WRONG_ENDPOINT = "POST /api/upload-video/result (ML Server Webhook Only)"
+_NODE_AGENTS = ("node", "node-fetch", "undici", "axios")
+
+
+def looks_like_misuse(body: bytes, user_agent: str | None) -> bool:
+    """A frontend polling the webhook (guide): a Node user agent, or a status-query body."""
+    ua = (user_agent or "").strip().lower()
+    if ua == "node" or ua.startswith(tuple(f"{a}/" for a in _NODE_AGENTS)) or ua in _NODE_AGENTS:
+        return True
+    if len(body) > 4096:
+        return False
+    try:
+        data = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "status" not in data and ("job_id" in data or not data)
+
+
+def misuse_error() -> WebhookMisuse:
+    return WebhookMisuse(
+        "This endpoint is for the ML server's callbacks only; poll the job status instead.",
+        message="Frontend API misuse detected - wrong endpoint",
+        correct_endpoint=CORRECT_ENDPOINT,
+        wrong_endpoint=WRONG_ENDPOINT,
+    )
+
+
+async def ingest_callback(
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    settings: Settings,
+    jobs: JobService,
+    cache: StatusCache | None = None,
+) -> dict[str, Any]:
+    """Verify, parse and apply one callback; the answer body for the ML server."""
+    user_agent = headers.get("user-agent")
+    try:
+        verified = verify_signature(
+            body,
+            headers,
+            settings.signing_secret(),
+            tolerance_s=settings.webhook_tolerance_s,
+            strict=settings.webhook_strict,
+        )
+    except SignatureError as exc:
+        metrics.record_callback("rejected_signature")
+        if looks_like_misuse(body, user_agent):
+            raise misuse_error() from exc
+        logger.warning("callback refused: %s (%s)", exc.message, exc.reason)
+        raise InvalidSignature(exc.message, reason=exc.reason) from exc
+
+    try:
+        payload = CallbackPayload.model_validate_json(body)
+    except ValidationError:
+        metrics.record_callback("invalid")
+        if looks_like_misuse(body, user_agent):
+            raise misuse_error() from None
+        raise
+
+    job_id = parse_job_id(payload.job_id)
+    if job_id is None:
+        metrics.record_callback("unknown_job")
+        logger.warning("callback for a job id that is not a UUID: job_id=%s", payload.job_id)
+        raise JobNotFound(f"unknown job {payload.job_id}")
+
+    status = JobStatus(payload.status)
+    outcome = await jobs.apply_callback(
+        job_id=job_id,
+        msg_id=verified.msg_id,
+        status=status,
+        progress=payload.progress,
+        stage=payload.stage.value if payload.stage else None,
+        result=payload.result.to_stored() if payload.result is not None else None,
+        error_message=payload.error_message,
+        error_code=str(payload.error_code) if payload.error_code else None,
+    )
+    metrics.record_callback(outcome.outcome.value)
+    if outcome.outcome == Transition.NOT_FOUND:
+        logger.warning("callback for an unknown job: job_id=%s", job_id)
+        raise JobNotFound(f"unknown job {job_id}")
+    if outcome.outcome != Transition.APPLIED:
+        logger.info("callback ignored (%s): job_id=%s", outcome.outcome.value, job_id)
+        return {"status": outcome.outcome.value, "job_id": str(job_id)}
+
+    if cache is not None:
+        cache.invalidate(job_id)
+    duration = (
+        (datetime.now(UTC) - outcome.created_at).total_seconds() if outcome.created_at else None
+    )
+    if status == JobStatus.COMPLETED:
+        metrics.record_job_completed(duration)
+        logger.info("job completed: job_id=%s", job_id)
+    elif status == JobStatus.FAILED:
+        code = str(payload.error_code or "UNKNOWN_ERROR")
+        metrics.record_job_failed(code, duration)
+        logger.info("job failed: job_id=%s code=%s", job_id, code)
+    return {"status": "received", "job_id": str(job_id), "job_status": status.value}
