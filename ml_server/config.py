@@ -41,6 +41,15 @@ class MLSettings(BaseSettings):
     ml_broker_url: str | None = None  # Redis/RabbitMQ URL: run jobs on Celery workers
     ml_result_backend_url: str | None = None  # job state store for Celery mode (Redis URL)
     ml_result_retention_s: int = 24 * 3600
+    # Celery mode (docs/scale-out.md). Time limits and the Redis visibility timeout are sized
+    # from ML_MAX_MEDIA_DURATION_S × ML_TASK_REALTIME_FACTOR (+ download time); a job delivered
+    # ML_MAX_ATTEMPTS times without finishing (its worker died each time) fails WORKER_LOST.
+    ml_celery_queue: str = "ecg-ml"
+    ml_redis_prefix: str = "ecg:ml:"
+    ml_max_attempts: int = Field(default=3, ge=1, le=20)
+    ml_task_realtime_factor: float = Field(default=2.0, gt=0)
+    ml_visibility_timeout_s: float | None = None  # unset: derived from the time limits
+    ml_job_lease_s: float = Field(default=30.0, gt=1)
 
     # Download limits and SSRF guard.
     ml_max_download_bytes: int = 2 * 1024**3

@@ -1,0 +1,66 @@
+"""Where the Celery task meets the runner: one job run, one failed-job report, model warm-up.
+
+Kept apart from `celery_app` so the task logic there stays free of the runner's imports (the
+API process enqueues without loading the ML stack).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from ecg_protocol import ErrorCode, ProcessRequest
+from ml_server.callbacks import CallbackSender, JobNotifier
+from ml_server.config import MLSettings
+from ml_server.store import MLJobStatus
+from ml_server.store_redis import RedisJobStore
+
+logger = logging.getLogger(__name__)
+
+ExecuteFn = Callable[[ProcessRequest], None]
+FailFn = Callable[[ProcessRequest, ErrorCode, str], None]
+
+
+def bind_runner(settings: MLSettings, store: RedisJobStore) -> tuple[ExecuteFn, FailFn]:
+    """The two things a worker process does with a job, bound to its settings and store."""
+    from ml_server.models import Models, get_models
+    from ml_server.runner import execute_job
+
+    sender = CallbackSender(settings)
+
+    def models_provider() -> Models:
+        return get_models(settings)
+
+    def execute(request: ProcessRequest) -> None:
+        execute_job(
+            request,
+            settings=settings,
+            store=store,
+            models_provider=models_provider,
+            sender=sender,
+        )
+
+    def fail(request: ProcessRequest, code: ErrorCode, message: str) -> None:
+        record = store.update(
+            request.job_id,
+            status=MLJobStatus.FAILED,
+            error_code=code.value,
+            error_message=message,
+        )
+        if record is None or record.status is not MLJobStatus.FAILED or record.error_code != code:
+            return  # unknown, or already final with another outcome: report nothing new
+        notifier = JobNotifier(
+            sender, job_id=request.job_id, fastapi_base_url=request.fastapi_base_url
+        )
+        delivered = notifier.failed(code.value, message, record.stage)
+        store.update(request.job_id, callback_delivered=delivered)
+        logger.warning("job %s failed %s (callback delivered: %s)", request.job_id, code, delivered)
+
+    return execute, fail
+
+
+def warm_models(settings: MLSettings) -> None:
+    """Load the models now, in this worker process, before its first job."""
+    from ml_server.models import get_models
+
+    get_models(settings)
