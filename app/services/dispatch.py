@@ -1,0 +1,394 @@
+"""Durable dispatch (SYSTEM.md §6): the job row is the outbox.
+
+request-process only writes a `pending` row and calls `wake()`. This loop claims due rows, sends
+each to `POST {MODEL_SERVER_URL}/process` (signed) and records the outcome on the row, so a
+backend that dies at any point resumes from the database after restart.
+
+Claiming is safe across backend processes sharing one PostgreSQL: `SELECT … FOR UPDATE SKIP
+LOCKED` plus a lease (`next_attempt_at = now + lease`) committed before the request goes out. The
+lease outlives the request timeout, so nobody else can claim a row while its send is in flight;
+a crashed sender's rows come back when the lease runs out. SQLite (embedded, one process) claims
+with a compare-and-swap UPDATE instead. Every outcome is written with an SQL guard on the status,
+so a callback that raced in is never overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Any, Protocol, cast, runtime_checkable
+
+import httpx
+from pydantic import ValidationError
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.models.job import Job
+from app.services import metrics
+from app.services.ml_client import MLClient, MLRequestError, process_message_id
+from app.services.reconcile import Reconciler
+from ecg_protocol import ErrorCode, JobStatus, ProcessOptions, ProcessRequest
+
+logger = logging.getLogger(__name__)
+
+OPEN = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
+# Sends in flight per backend process; each holds one claimed row.
+MAX_IN_FLIGHT = 16
+# A lease outlives the request timeout by up to this much, so a slow send is never claimed twice.
+LEASE_MARGIN_S = 10.0
+# Longest wait a 429's Retry-After may impose on one attempt.
+MAX_RETRY_AFTER_S = 600.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@runtime_checkable
+class DownloadUrlSource(Protocol):
+    """Storage that can mint a fresh download URL (the one stored at request time may expire)."""
+
+    def generate_download_url(self, file_key: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """The columns a send needs, read in the claiming transaction."""
+
+    job_id: uuid.UUID
+    video_url: str | None
+    file_key: str | None
+    language: str
+    options: dict[str, Any] | None
+    dispatch_attempts: int
+    redispatch_count: int
+    lease_until: datetime
+
+
+def due_for_dispatch(now: datetime) -> Any:
+    """Rows the dispatcher may claim: open, not yet accepted by the ML server, lease expired."""
+    return and_(
+        Job.status.in_(OPEN),
+        Job.dispatched_at.is_(None),
+        or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now),
+    )
+
+
+class Dispatcher:
+    """Sends pending jobs to the ML server from the database, and reconciles quiet ones."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        http: httpx.AsyncClient,
+        storage: object | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
+        self._settings = settings
+        self._sessions = session_factory
+        self._storage = storage if isinstance(storage, DownloadUrlSource) else None
+        self._client = (
+            MLClient(
+                base_url=settings.model_server_url,
+                http=http,
+                secret=settings.signing_secret(),
+                timeout_s=settings.ml_api_timeout,
+            )
+            if settings.model_server_url
+            else None
+        )
+        self._delays = settings.retry_delays
+        # The lease must outlive a send (request timeout plus the time to record the outcome).
+        margin = min(LEASE_MARGIN_S, settings.ml_api_timeout)
+        self._lease = timedelta(
+            seconds=max(settings.dispatch_lease_s, settings.ml_api_timeout + margin)
+        )
+        self._max_in_flight = max(1, max_in_flight)
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._reconcile_task: asyncio.Task[None] | None = None
+        self._sends: set[asyncio.Task[None]] = set()
+        self.reconciler = Reconciler(
+            settings=settings,
+            session_factory=session_factory,
+            client=self._client,
+            on_redispatch=self.wake,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the dispatch loop and the reconciler; due rows from before a restart go first."""
+        if self._loop_task is not None:
+            return
+        if self._client is None:
+            logger.warning("MODEL_SERVER_URL is not set: jobs will fail with CONNECTION_ERROR")
+        self._loop_task = asyncio.create_task(self._run(), name="ecg-dispatch")
+        self._reconcile_task = asyncio.create_task(
+            self.reconciler.run_forever(), name="ecg-reconcile"
+        )
+        self.wake()
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop claiming; let sends in flight finish for `grace_s`, then cancel them."""
+        for task in (self._loop_task, self._reconcile_task):
+            if task is not None:
+                task.cancel()
+        for task in (self._loop_task, self._reconcile_task):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._loop_task = self._reconcile_task = None
+        if self._sends:
+            # A cancelled send keeps its lease: the row is retried once the lease runs out.
+            _, pending = await asyncio.wait(set(self._sends), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def wake(self) -> None:
+        """Look for due rows now (request-process calls this after committing a job)."""
+        self._wake.set()
+
+    # ------------------------------------------------------------------ loop
+
+    async def _run(self) -> None:
+        poll = max(0.01, self._settings.dispatch_poll_interval_s)
+        while True:
+            self._wake.clear()
+            free = self._max_in_flight - len(self._sends)
+            claimed: list[ClaimedJob] = []
+            if free > 0:
+                try:
+                    claimed = await self.claim(limit=free)
+                except (SQLAlchemyError, OSError):
+                    logger.exception("dispatch: claiming jobs failed; retrying in %.1fs", poll)
+            for job in claimed:
+                task = asyncio.create_task(self._send(job), name=f"ecg-dispatch-{job.job_id}")
+                self._sends.add(task)
+                task.add_done_callback(self._send_done)
+            if claimed and len(claimed) == free:
+                continue  # more may be due right away
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)
+
+    def _send_done(self, task: asyncio.Task[None]) -> None:
+        self._sends.discard(task)
+        self._wake.set()  # a slot is free again
+
+    # ------------------------------------------------------------------ claiming
+
+    async def claim(self, *, limit: int) -> list[ClaimedJob]:
+        """Lease up to `limit` due rows to this process and return them."""
+        async with self._sessions() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                return await self._claim_skip_locked(session, limit)
+            return await self._claim_cas(session, limit)
+
+    def _columns(self) -> tuple[Any, ...]:
+        return (
+            Job.job_id,
+            Job.video_url,
+            Job.file_key,
+            Job.language,
+            Job.options,
+            Job.dispatch_attempts,
+            Job.redispatch_count,
+        )
+
+    async def _claim_skip_locked(self, session: AsyncSession, limit: int) -> list[ClaimedJob]:
+        now = utcnow()
+        lease_until = now + self._lease
+        async with session.begin():
+            rows = (
+                await session.execute(
+                    select(*self._columns())
+                    .where(due_for_dispatch(now))
+                    .order_by(Job.created_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return []
+            await session.execute(
+                update(Job)
+                .where(Job.job_id.in_([r.job_id for r in rows]))
+                .values(next_attempt_at=lease_until)
+                .execution_options(synchronize_session=False)
+            )
+        return [self._claimed(r, lease_until) for r in rows]
+
+    async def _claim_cas(self, session: AsyncSession, limit: int) -> list[ClaimedJob]:
+        now = utcnow()
+        lease_until = now + self._lease
+        rows = (
+            await session.execute(
+                select(*self._columns())
+                .where(due_for_dispatch(now))
+                .order_by(Job.created_at)
+                .limit(limit)
+            )
+        ).all()
+        await session.rollback()
+        claimed: list[ClaimedJob] = []
+        for row in rows:
+            async with session.begin():
+                res = await session.execute(
+                    update(Job)
+                    .where(Job.job_id == row.job_id, due_for_dispatch(now))
+                    .values(next_attempt_at=lease_until)
+                    .execution_options(synchronize_session=False)
+                )
+            if cast("CursorResult[Any]", res).rowcount == 1:
+                claimed.append(self._claimed(row, lease_until))
+        return claimed
+
+    @staticmethod
+    def _claimed(row: Any, lease_until: datetime) -> ClaimedJob:
+        return ClaimedJob(
+            job_id=row.job_id,
+            video_url=row.video_url,
+            file_key=row.file_key,
+            language=row.language or "auto",
+            options=row.options,
+            dispatch_attempts=row.dispatch_attempts or 0,
+            redispatch_count=row.redispatch_count or 0,
+            lease_until=lease_until,
+        )
+
+    # ------------------------------------------------------------------ sending
+
+    def _request_for(self, job: ClaimedJob) -> ProcessRequest:
+        video_url = job.video_url
+        if self._storage is not None and job.file_key:
+            # A retry or re-dispatch may come after the stored URL expired: mint a fresh one.
+            video_url = self._storage.generate_download_url(job.file_key)
+        return ProcessRequest(
+            job_id=str(job.job_id),
+            video_url=video_url or "",
+            fastapi_base_url=self._settings.fastapi_base_url,
+            language=job.language,
+            filename=PurePosixPath(job.file_key).name if job.file_key else None,
+            options=ProcessOptions.model_validate(job.options or {}),
+        )
+
+    async def _send(self, job: ClaimedJob) -> None:
+        job_id = str(job.job_id)
+        try:
+            request = self._request_for(job)
+        except (ValidationError, ValueError) as exc:
+            await self._fail(job, ErrorCode.DISPATCH_REJECTED, f"invalid job for dispatch: {exc}")
+            return
+        if self._client is None:
+            error = MLRequestError(
+                ErrorCode.CONNECTION_ERROR, "MODEL_SERVER_URL is not configured", retryable=True
+            )
+        else:
+            logger.info(
+                "sending job to ML server - job_id=%s attempt=%d url=%s",
+                job_id,
+                job.dispatch_attempts + 1,
+                self._client.base_url,
+            )
+            metrics.record_ml_request()
+            try:
+                await self._client.process(
+                    request, msg_id=process_message_id(job.job_id, job.redispatch_count)
+                )
+            except MLRequestError as exc:
+                error = exc
+            except Exception as exc:  # a bug must fail the job, not hang it
+                logger.exception("unexpected error dispatching job_id=%s", job_id)
+                error = MLRequestError(
+                    ErrorCode.UNKNOWN_ERROR, f"{type(exc).__name__}: {exc}", retryable=True
+                )
+            else:
+                await self._succeeded(job)
+                return
+        metrics.record_ml_request_error(error.code.value)
+        logger.error("ML server request failed - job_id=%s error=%s", job_id, error)
+        if error.retryable:
+            await self._retry_or_fail(job, error)
+        else:
+            await self._fail(job, error.code, error.message)
+
+    async def _succeeded(self, job: ClaimedJob) -> None:
+        now = utcnow()
+        await self._write(
+            update(Job)
+            .where(Job.job_id == job.job_id, Job.status.in_(OPEN), Job.dispatched_at.is_(None))
+            .values(dispatched_at=now, last_event_at=now, next_attempt_at=None)
+        )
+        logger.info("job sent to ML server - job_id=%s", job.job_id)
+
+    async def _retry_or_fail(self, job: ClaimedJob, error: MLRequestError) -> None:
+        attempts = job.dispatch_attempts + 1
+        if attempts > len(self._delays):
+            await self._fail(job, error.code, error.message, attempts=attempts)
+            return
+        delay = self._delays[attempts - 1]
+        if error.retry_after_s is not None:
+            delay = min(error.retry_after_s, MAX_RETRY_AFTER_S)
+        await self._write(
+            update(Job)
+            .where(
+                Job.job_id == job.job_id,
+                Job.status.in_(OPEN),
+                Job.dispatched_at.is_(None),
+                Job.next_attempt_at == job.lease_until,  # still our claim
+            )
+            .values(dispatch_attempts=attempts, next_attempt_at=utcnow() + timedelta(seconds=delay))
+        )
+        logger.info(
+            "retrying job in %.1fs (%d/%d) - job_id=%s",
+            delay,
+            attempts,
+            len(self._delays),
+            job.job_id,
+        )
+
+    async def _fail(
+        self, job: ClaimedJob, code: ErrorCode, message: str, *, attempts: int | None = None
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": JobStatus.FAILED.value,
+            "error_code": code.value,
+            "error_message": f"{code.value}: {message}",
+            "next_attempt_at": None,
+        }
+        if attempts is not None:
+            values["dispatch_attempts"] = attempts
+        changed = await self._write(
+            update(Job)
+            .where(Job.job_id == job.job_id, Job.status.in_(OPEN), Job.dispatched_at.is_(None))
+            .values(**values)
+        )
+        if changed:
+            metrics.record_job_failed(code.value)
+            logger.error("job failed at dispatch - job_id=%s code=%s", job.job_id, code.value)
+
+    async def _write(self, stmt: Any) -> bool:
+        """Run one guarded UPDATE in its own transaction; True when it changed the row."""
+        for attempt in (1, 2, 3):
+            try:
+                async with self._sessions() as session, session.begin():
+                    res = await session.execute(stmt.execution_options(synchronize_session=False))
+                return bool(cast("CursorResult[Any]", res).rowcount)
+            except (SQLAlchemyError, OSError):
+                if attempt == 3:
+                    # The lease expires and the row is claimed again: nothing is lost.
+                    logger.exception("dispatch: recording an outcome failed")
+                    return False
+                await asyncio.sleep(0.2 * attempt)
+        return False

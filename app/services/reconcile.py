@@ -1,0 +1,205 @@
+"""Reconciliation (SYSTEM.md §6): ask the ML server about jobs that went quiet.
+
+A dispatched job with no event for `ML_API_TIMEOUT` seconds is looked up with `GET /jobs/{id}`:
+a finished result is stored (the callback was lost), a failure is recorded, a running job is
+marked as heard from, and a job the ML server does not know is re-dispatched, a bounded number of
+times, then failed `JOB_LOST`. An unreachable ML server changes nothing; the next round retries.
+Every write is guarded in SQL, so a callback racing in, or another replica reconciling the same
+row, is never overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from pydantic import ValidationError
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.models.job import Job
+from app.services import metrics
+from app.services.ml_client import MLClient, MLJobState, MLRequestError
+from ecg_protocol import ErrorCode, JobStatus, normalize_timestamp_fields
+
+logger = logging.getLogger(__name__)
+
+OPEN = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
+BATCH = 100
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reconciler:
+    """Periodically reconciles quiet dispatched jobs against the ML server's `GET /jobs/{id}`."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        client: MLClient | None,
+        on_redispatch: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self._sessions = session_factory
+        self._client = client
+        self._on_redispatch = on_redispatch
+        self._quiet = timedelta(seconds=settings.ml_api_timeout)
+
+    async def run_forever(self) -> None:
+        interval = max(0.05, self._settings.reconcile_interval_s)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reconcile_once()
+            except (SQLAlchemyError, OSError):
+                logger.exception("reconcile: round failed; next round in %.1fs", interval)
+
+    async def reconcile_once(self) -> int:
+        """One round; returns how many jobs it looked up."""
+        if self._client is None:
+            return 0
+        threshold = _utcnow() - self._quiet
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Job.job_id, Job.redispatch_count)
+                    .where(
+                        Job.status.in_(OPEN),
+                        Job.dispatched_at.is_not(None),
+                        or_(
+                            Job.last_event_at < threshold,
+                            and_(Job.last_event_at.is_(None), Job.dispatched_at < threshold),
+                        ),
+                    )
+                    .order_by(func.coalesce(Job.last_event_at, Job.dispatched_at))
+                    .limit(BATCH)
+                )
+            ).all()
+        for row in rows:
+            try:
+                state = await self._client.get_job(str(row.job_id))
+            except MLRequestError as exc:
+                logger.warning(
+                    "reconcile: ML server unreachable, leaving job_id=%s for later: %s",
+                    row.job_id,
+                    exc,
+                )
+                return len(rows)  # the others would fail the same way
+            await self._apply(row.job_id, row.redispatch_count or 0, state)
+        return len(rows)
+
+    async def _apply(
+        self, job_id: uuid.UUID, redispatch_count: int, state: MLJobState | None
+    ) -> None:
+        if state is None:
+            await self._lost(job_id, redispatch_count)
+        elif state.status == "completed" and state.result is not None:
+            await self._completed(job_id, state.result)
+        elif state.status == "failed":
+            code = state.error_code or ErrorCode.UNKNOWN_ERROR.value
+            await self._fail(job_id, code, state.error_message or "the ML server reported failure")
+        else:
+            await self._heard(job_id, state)
+
+    async def _lost(self, job_id: uuid.UUID, redispatch_count: int) -> None:
+        if redispatch_count >= self._settings.reconcile_max_redispatch:
+            await self._fail(
+                job_id,
+                ErrorCode.JOB_LOST.value,
+                f"the ML server lost the job {redispatch_count + 1} time(s)",
+            )
+            return
+        # CAS on redispatch_count: two replicas reconciling the same row re-dispatch it once.
+        changed = await self._write(
+            update(Job)
+            .where(
+                Job.job_id == job_id,
+                Job.status.in_(OPEN),
+                Job.dispatched_at.is_not(None),
+                Job.redispatch_count == redispatch_count,
+            )
+            .values(
+                dispatched_at=None,
+                next_attempt_at=None,
+                dispatch_attempts=0,
+                redispatch_count=redispatch_count + 1,
+            )
+        )
+        if changed:
+            logger.warning(
+                "reconcile: ML server lost job_id=%s; re-dispatching (%d/%d)",
+                job_id,
+                redispatch_count + 1,
+                self._settings.reconcile_max_redispatch,
+            )
+            self._on_redispatch()
+
+    async def _completed(self, job_id: uuid.UUID, raw_result: dict[str, Any]) -> None:
+        try:
+            result = normalize_timestamp_fields(raw_result)
+        except ValidationError as exc:
+            await self._fail(
+                job_id, ErrorCode.ML_SERVER_ERROR.value, f"invalid result from ML server: {exc}"
+            )
+            return
+        now = _utcnow()
+        changed = await self._write(
+            update(Job)
+            .where(Job.job_id == job_id, Job.status.in_(OPEN))
+            .values(
+                status=JobStatus.COMPLETED.value,
+                progress=100,
+                stage="done",
+                result=result,
+                error_code=None,
+                error_message=None,
+                last_event_at=now,
+            )
+        )
+        if changed:
+            metrics.record_job_completed()
+            logger.info("job completed (fetched by reconcile) - job_id=%s", job_id)
+
+    async def _fail(self, job_id: uuid.UUID, code: str, message: str) -> None:
+        changed = await self._write(
+            update(Job)
+            .where(Job.job_id == job_id, Job.status.in_(OPEN))
+            .values(
+                status=JobStatus.FAILED.value,
+                error_code=code,
+                error_message=message if message.startswith(f"{code}:") else f"{code}: {message}",
+                last_event_at=_utcnow(),
+            )
+        )
+        if changed:
+            metrics.record_job_failed(code)
+            logger.error("reconcile: job failed - job_id=%s code=%s", job_id, code)
+
+    async def _heard(self, job_id: uuid.UUID, state: MLJobState) -> None:
+        await self._write(
+            update(Job)
+            .where(Job.job_id == job_id, Job.status.in_(OPEN))
+            .values(last_event_at=_utcnow())
+        )
+        logger.info(
+            "reconcile: job still running at ML server - job_id=%s stage=%s progress=%s",
+            job_id,
+            state.stage,
+            state.progress,
+        )
+
+    async def _write(self, stmt: Any) -> bool:
+        async with self._sessions() as session, session.begin():
+            res = await session.execute(stmt.execution_options(synchronize_session=False))
+        return bool(cast("CursorResult[Any]", res).rowcount)
