@@ -154,7 +154,26 @@ class ThreadPoolJobExecutor:
 
 def make_executor(settings: MLSettings, store: JobStore) -> JobExecutor:
     """The executor the settings ask for (thread pool unless a broker is configured)."""
+    if settings.ml_broker_url:
+        # Celery mode (docs/scale-out.md): enqueue only; workers run jobs on any machine.
+        from ml_server.executor_celery import CeleryJobExecutor
+        from ml_server.store_redis import RedisJobStore
+
+        if not isinstance(store, RedisJobStore):
+            raise ValueError("Celery mode needs the shared Redis job store (see make_store)")
+        return CeleryJobExecutor(settings, store)
     return ThreadPoolJobExecutor(settings, store)
+
+
+def make_store(settings: MLSettings) -> JobStore:
+    """The job store the settings ask for: shared Redis in Celery mode, else in memory."""
+    if settings.ml_broker_url:
+        from ml_server.store_redis import RedisJobStore
+
+        return RedisJobStore.from_settings(settings)
+    from ml_server.store import MemoryJobStore
+
+    return MemoryJobStore(settings.ml_result_retention_s)
 
 
 def publish_stats(stats: ExecutorStats) -> None:

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 
 from ml_server.api import router
 from ml_server.config import MLSettings
-from ml_server.executor import JobExecutor, make_executor
-from ml_server.store import JobStore, MemoryJobStore
+from ml_server.executor import JobExecutor, make_executor, make_store
+from ml_server.store import JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        job_store = store or MemoryJobStore(settings.ml_result_retention_s)
+        job_store = store or make_store(settings)  # Redis in Celery mode, else memory
         # Building the executor starts the workers, which warm the models in their own thread,
         # so /health answers at once and reports models_loaded when they are ready.
         job_executor = executor or make_executor(settings, job_store)
