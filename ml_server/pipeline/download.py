@@ -29,7 +29,6 @@ from ml_server.pipeline.errors import Cancelled, StageError
 
 logger = logging.getLogger(__name__)
 
-CHUNK_BYTES = 256 * 1024
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}$")
 
 
@@ -153,7 +152,8 @@ def _save(
     last_pct = -1
     with dest.open("wb") as fh:
         # Decoded bytes are counted, so a compressed body cannot expand past the limit unseen.
-        for chunk in response.iter_bytes(CHUNK_BYTES):
+        # No chunk size: act on bytes as they arrive (limits, cancel, deadline), not per 256 KiB.
+        for chunk in response.iter_bytes():
             received += len(chunk)
             if received > opts.max_bytes:
                 raise _fail(

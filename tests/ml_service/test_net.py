@@ -1,0 +1,123 @@
+"""SSRF guard: address classes, allow-list, schemes, and the connect-time re-check."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import httpx
+import pytest
+
+from ml_server.net import (
+    AllowList,
+    IPAddress,
+    UrlGuard,
+    URLNotAllowed,
+    guarded_client,
+    is_forbidden_connect,
+    is_public,
+    system_resolver,
+)
+from tests.ml_service.servers import MediaServer
+
+FORBIDDEN = [
+    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
+    "100.64.0.1", "224.0.0.1", "240.0.0.1", "255.255.255.255", "::1", "::", "fe80::1",
+    "fc00::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "2002:7f00:1::1",
+    "64:ff9b::a00:1",
+]
+PUBLIC = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+
+
+@pytest.mark.parametrize("address", FORBIDDEN)
+def test_forbidden_addresses(address: str) -> None:
+    assert not is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses(address: str) -> None:
+    assert is_public(ipaddress.ip_address(address))
+
+
+def fixed(*addresses: str) -> UrlGuard:
+    ips = [ipaddress.ip_address(a) for a in addresses]
+
+    def resolver(host: str, port: int) -> list[IPAddress]:
+        return ips
+
+    return UrlGuard(resolver=resolver)
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/x", "file:///etc/passwd", "gopher://x", "//no-scheme", "http://"]
+)
+def test_only_http_urls(url: str) -> None:
+    with pytest.raises(URLNotAllowed):
+        fixed("8.8.8.8").check_url(url)
+
+
+def test_public_host_allowed_and_any_private_address_refuses() -> None:
+    assert fixed("8.8.8.8").check_url("https://media.example/v.mp4")
+    with pytest.raises(URLNotAllowed, match="10.0.0.7"):
+        fixed("8.8.8.8", "10.0.0.7").check_url("https://media.example/v.mp4")
+
+
+def test_numeric_host_forms_are_resolved_and_refused() -> None:
+    # 2130706433 and 0x7f.1 are 127.0.0.1 to getaddrinfo.
+    guard = UrlGuard()
+    for url in ("http://2130706433/", "http://127.1/", "http://[::ffff:127.0.0.1]/"):
+        with pytest.raises(URLNotAllowed):
+            guard.check_url(url)
+
+
+def test_allow_list_by_host_and_cidr() -> None:
+    allow = AllowList.parse(["backend.internal", "10.0.0.0/8", " ", "[::1]"])
+    assert allow.allows_host("Backend.Internal.")
+    assert allow.allows_ip(ipaddress.ip_address("10.9.9.9"))
+    assert allow.allows_ip(ipaddress.ip_address("::ffff:10.9.9.9"))
+    assert allow.allows_ip(ipaddress.ip_address("::1"))
+    assert not allow.allows_ip(ipaddress.ip_address("192.168.0.1"))
+    guard = UrlGuard(allow=allow, resolver=fixed("192.168.0.5").resolver)
+    guard.check_url("http://backend.internal:8000/")  # listed by name
+    with pytest.raises(URLNotAllowed):
+        guard.check_url("http://other.internal/")
+
+
+def test_literal_check_without_resolving() -> None:
+    guard = UrlGuard()
+    with pytest.raises(URLNotAllowed):
+        guard.check_url("http://169.254.169.254/latest/meta-data", resolve=False)
+    assert guard.check_url("http://name.invalid/", resolve=False) == []
+
+
+def test_connect_time_check_stops_dns_rebinding() -> None:
+    """The name looked public when checked, then resolves to loopback at connect: refused."""
+    server = MediaServer()
+    server.add("x", b"secret")
+    answers = [[ipaddress.ip_address("8.8.8.8")], [ipaddress.ip_address("127.0.0.1")]]
+
+    def rebinding(host: str, port: int) -> list[IPAddress]:
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    guard = UrlGuard(resolver=rebinding)
+    url = f"http://rebind.test:{server.port}/files/x"
+    guard.check_url(url)
+    try:
+        with guarded_client(guard, timeout=httpx.Timeout(5)) as client, pytest.raises(
+            httpx.ConnectError
+        ) as info:
+            client.get(url)
+        assert is_forbidden_connect(info.value)
+        assert server.hits == []
+    finally:
+        server.close()
+
+
+def test_allowed_loopback_connects() -> None:
+    server = MediaServer()
+    try:
+        url = server.add("x", b"hello")
+        guard = UrlGuard.from_entries(["127.0.0.1"], resolver=system_resolver)
+        with guarded_client(guard, timeout=httpx.Timeout(5)) as client:
+            assert client.get(url).content == b"hello"
+    finally:
+        server.close()
