@@ -1,0 +1,215 @@
+"""generate-url and request-process: the happy path and every bad input (clear 4xx, no job)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models.job import Job
+from tests.backend.conftest import Backend, auth, new_user, token
+
+
+async def job_count(b: Backend) -> int:
+    async with b.ctx.session_factory() as s:
+        return int((await s.execute(select(func.count()).select_from(Job))).scalar_one())
+
+
+async def test_generate_url_shape_and_key_format(sqlite_backend: Backend) -> None:
+    r = await sqlite_backend.client.post(
+        "/api/upload-video/generate-url",
+        json={"filename": "../../etc/My Video\x07.mp4", "content_type": "video/mp4"},
+    )
+    assert r.status_code == 200
+    data = r.json()
+    assert set(data) == {"presigned_url", "file_key", "expires_in", "url", "fileKey"}
+    assert data["url"] == data["presigned_url"] and data["fileKey"] == data["file_key"]
+    assert data["expires_in"] == 3600
+    parts = data["file_key"].split("/")
+    assert parts[:2] == ["videos", "anonymous"] and len(parts) == 3
+    stamp_date, stamp_time, rand, name = parts[2].split("_", 3)
+    assert len(stamp_date) == 8 and len(stamp_time) == 6 and len(rand) == 8
+    assert name == "My_Video.mp4"
+
+
+async def test_generate_url_user_prefix(sqlite_backend: Backend) -> None:
+    user = new_user()
+    r = await sqlite_backend.client.post(
+        "/api/upload-video/generate-url",
+        json={"filename": "a.mov", "content_type": "video/quicktime"},
+        headers=auth(user),
+    )
+    assert r.status_code == 200
+    assert r.json()["file_key"].startswith(f"videos/{user}/")
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"filename": "a.exe", "content_type": "application/x-msdownload"}, 415),
+        ({"filename": "a.html", "content_type": "text/html"}, 415),
+        ({"filename": "a.mp4"}, 422),
+        ({"content_type": "video/mp4"}, 422),
+        ({"filename": "", "content_type": "video/mp4"}, 422),
+    ],
+)
+async def test_generate_url_bad_input(
+    sqlite_backend: Backend, body: dict[str, str], status: int
+) -> None:
+    r = await sqlite_backend.client.post("/api/upload-video/generate-url", json=body)
+    assert r.status_code == status
+    assert r.json()["detail"]
+
+
+async def test_generate_url_malformed_json(sqlite_backend: Backend) -> None:
+    r = await sqlite_backend.client.post(
+        "/api/upload-video/generate-url",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 422
+
+
+async def test_request_process_creates_pending_job_and_dispatches(backend: Backend) -> None:
+    user = new_user()
+    job_id = await backend.start_job(headers=auth(user), language="en", min_speakers=1)
+    assert uuid.UUID(job_id).version == 4
+    async with backend.ctx.session_factory() as s:
+        job = (await s.execute(select(Job).where(Job.job_id == uuid.UUID(job_id)))).scalar_one()
+    assert job.owner == user and job.language == "en"
+    assert job.options == {"min_speakers": 1}
+    assert job.video_url and job.file_key and job.file_key.startswith(f"videos/{user}/")
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({}, 422),
+        ({"fileKey": ""}, 422),
+        ({"fileKey": "videos/anonymous/20240101_000000_abcdef12_missing.mp4"}, 404),
+        ({"fileKey": "videos/someone-else/20240101_000000_abcdef12_x.mp4"}, 404),
+        ({"fileKey": "videos/anonymous/../../etc/passwd"}, 422),
+        ({"fileKey": "/etc/passwd"}, 422),
+        ({"fileKey": "videos/anonymous/x.mp4", "language": "e n;drop"}, 422),
+        ({"fileKey": "videos/anonymous/x.mp4", "min_speakers": 0}, 422),
+        ({"fileKey": "videos/anonymous/x.mp4", "max_speakers": "many"}, 422),
+    ],
+)
+async def test_request_process_bad_input(
+    sqlite_backend: Backend, body: dict[str, object], status: int
+) -> None:
+    before = await job_count(sqlite_backend)
+    r = await sqlite_backend.client.post("/api/upload-video/request-process", json=body)
+    assert r.status_code == status, r.text
+    assert r.json()["detail"]
+    assert await job_count(sqlite_backend) == before
+
+
+async def test_request_process_min_over_max(sqlite_backend: Backend) -> None:
+    key = await sqlite_backend.upload()
+    r = await sqlite_backend.client.post(
+        "/api/upload-video/request-process",
+        json={"fileKey": key, "min_speakers": 3, "max_speakers": 2},
+    )
+    assert r.status_code == 422
+    assert "min_speakers" in r.json()["detail"]
+
+
+async def test_foreign_file_key_is_not_found(backend: Backend) -> None:
+    alice, bob = new_user(), new_user()
+    key = await backend.upload(headers=auth(alice))
+    before = await job_count(backend)
+    for headers in (auth(bob), {}):
+        r = await backend.client.post(
+            "/api/upload-video/request-process", json={"fileKey": key}, headers=headers
+        )
+        assert r.status_code == 404
+    assert await job_count(backend) == before
+
+
+async def test_oversize_object_is_refused_without_a_job(backend: Backend) -> None:
+    # The object got in under a bigger limit (or straight into the bucket); the check at
+    # request-process is what stops it being dispatched.
+    key = await backend.upload(data=b"\x00" * 5000)
+    backend.ctx.settings.max_upload_bytes = 4000
+    before = await job_count(backend)
+    r = await backend.client.post("/api/upload-video/request-process", json={"fileKey": key})
+    assert r.status_code == 413
+    assert "limit" in r.json()["detail"] and r.json()["max_bytes"] == 4000
+    assert await job_count(backend) == before
+
+
+async def test_empty_object_is_refused(sqlite_backend: Backend) -> None:
+    key = await sqlite_backend.upload(data=b"")
+    r = await sqlite_backend.client.post("/api/upload-video/request-process", json={"fileKey": key})
+    assert r.status_code == 422
+
+
+async def test_idempotency_key_returns_the_same_job(backend: Backend) -> None:
+    user = new_user()
+    key = await backend.upload(headers=auth(user))
+    headers = {**auth(user), "Idempotency-Key": "abc-123"}
+    first = await backend.client.post(
+        "/api/upload-video/request-process", json={"fileKey": key}, headers=headers
+    )
+    second = await backend.client.post(
+        "/api/upload-video/request-process", json={"fileKey": key}, headers=headers
+    )
+    assert first.status_code == second.status_code == 200
+    assert first.json()["job_id"] == second.json()["job_id"]
+    other = await backend.client.post(
+        "/api/upload-video/request-process",
+        json={"fileKey": key},
+        headers={**auth(user), "Idempotency-Key": "abc-124"},
+    )
+    assert other.json()["job_id"] != first.json()["job_id"]
+
+
+async def test_rate_limit_429_with_retry_after(sqlite_backend: Backend) -> None:
+    from app.services.rate_limit import SlidingWindowLimiter
+
+    sqlite_backend.ctx.process_limiter = SlidingWindowLimiter.from_spec("5/minute")
+    key = await sqlite_backend.upload()
+    codes = []
+    for _ in range(6):
+        r = await sqlite_backend.client.post(
+            "/api/upload-video/request-process", json={"fileKey": key}
+        )
+        codes.append(r.status_code)
+    assert codes == [200] * 5 + [429]
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert r.json()["error"] == "RATE_LIMITED"
+
+
+async def test_invalid_tokens_are_401(sqlite_backend: Backend) -> None:
+    c = sqlite_backend.client
+    bad = [
+        {"Authorization": "Bearer not-a-jwt"},
+        {"Authorization": f"Bearer {token('mallory', secret='wrong-secret-0123456789abcdef-0123')}"},
+        {"Authorization": f"Bearer {token('mallory', exp=1)}"},
+        {"Authorization": f"Bearer {token('../../etc')}"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+    ]
+    for headers in bad:
+        r = await c.post(
+            "/api/upload-video/generate-url",
+            json={"filename": "a.mp4", "content_type": "video/mp4"},
+            headers=headers,
+        )
+        assert r.status_code == 401, headers
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_anonymous_can_be_switched_off(sqlite_backend: Backend) -> None:
+    sqlite_backend.ctx.settings.allow_anonymous = False
+    r = await sqlite_backend.client.post(
+        "/api/upload-video/generate-url", json={"filename": "a.mp4", "content_type": "video/mp4"}
+    )
+    assert r.status_code == 401
+    r = await sqlite_backend.client.post(
+        "/api/upload-video/generate-url",
+        json={"filename": "a.mp4", "content_type": "video/mp4"},
+        headers=auth(new_user()),
+    )
+    assert r.status_code == 200
