@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.models.job import Job
 from app.services import metrics
+from app.services.job_service import JobService
 from app.services.ml_client import MLClient, MLJobState, MLRequestError
 from ecg_protocol import ErrorCode, JobStatus, normalize_timestamp_fields
 
@@ -153,51 +154,41 @@ class Reconciler:
                 job_id, ErrorCode.ML_SERVER_ERROR.value, f"invalid result from ML server: {exc}"
             )
             return
-        now = _utcnow()
-        changed = await self._write(
-            update(Job)
-            .where(Job.job_id == job_id, Job.status.in_(OPEN))
-            .values(
-                status=JobStatus.COMPLETED.value,
-                progress=100,
-                stage="done",
-                result=result,
-                error_code=None,
-                error_message=None,
-                last_event_at=now,
-            )
-        )
-        if changed:
+        # The webhook's own forward-only transition, so both paths store the same thing.
+        if await self._transition(job_id, JobStatus.COMPLETED, result=result):
             metrics.record_job_completed()
-            logger.info("job completed (fetched by reconcile) - job_id=%s", job_id)
+            logger.info("job completed (result fetched by reconcile) - job_id=%s", job_id)
 
     async def _fail(self, job_id: uuid.UUID, code: str, message: str) -> None:
-        changed = await self._write(
-            update(Job)
-            .where(Job.job_id == job_id, Job.status.in_(OPEN))
-            .values(
-                status=JobStatus.FAILED.value,
-                error_code=code,
-                error_message=message if message.startswith(f"{code}:") else f"{code}: {message}",
-                last_event_at=_utcnow(),
-            )
-        )
-        if changed:
+        text = message if message.startswith(f"{code}:") else f"{code}: {message}"
+        if await self._transition(job_id, JobStatus.FAILED, error_code=code, error_message=text):
             metrics.record_job_failed(code)
             logger.error("reconcile: job failed - job_id=%s code=%s", job_id, code)
 
     async def _heard(self, job_id: uuid.UUID, state: MLJobState) -> None:
-        await self._write(
-            update(Job)
-            .where(Job.job_id == job_id, Job.status.in_(OPEN))
-            .values(last_event_at=_utcnow())
-        )
+        # Running at the ML server: record the news (last_event_at, forward-only progress).
+        if state.progress is not None or state.stage not in (None, "queued"):
+            await self._transition(
+                job_id, JobStatus.PROCESSING, progress=state.progress or 0, stage=state.stage
+            )
+        else:
+            await self._write(
+                update(Job)
+                .where(Job.job_id == job_id, Job.status.in_(OPEN))
+                .values(last_event_at=_utcnow())
+            )
         logger.info(
             "reconcile: job still running at ML server - job_id=%s stage=%s progress=%s",
             job_id,
             state.stage,
             state.progress,
         )
+
+    async def _transition(self, job_id: uuid.UUID, status: JobStatus, **values: Any) -> bool:
+        async with self._sessions() as session:
+            return await JobService(session).update_job_status(
+                job_id=job_id, status=status, **values
+            )
 
     async def _write(self, stmt: Any) -> bool:
         async with self._sessions() as session, session.begin():

@@ -1,0 +1,198 @@
+"""Dispatch through the real backend: `ecg backend` subprocesses, a real database, the fake ML
+server. request-process → signed dispatch → signed callback → status; and a backend killed with
+SIGKILL right after answering request-process whose job is dispatched by the next backend.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ecg_protocol import ProcessRequest
+from tests.support.fake_ml import FakeMLServer
+from tests.support.pg import create_database, drop_database
+from tests.support.procs import ManagedProcess, ecg_command, free_port, wait_for
+
+SECRET = "dispatch-app-secret"
+
+RESULT_WIRE: dict[str, Any] = {
+    "metadata": {"filename": "clip.mp4", "duration": 9.0, "total_segments": 1},
+    "segments": [
+        {
+            "start_time": 1.0,
+            "end_time": 2.5,
+            "speaker": {"speaker_id": "SPEAKER_00"},
+            "text": "Hello there.",
+            "words": [
+                {"word": "Hello", "start": 1.0, "end": 1.4, "volume_db": -20.1, "pitch_hz": 150.0},
+                {"word": "there.", "start": 1.5, "end": 2.5, "volume_db": -22.0, "pitch_hz": None},
+            ],
+        }
+    ],
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'ecg.db'}"
+        return
+    url, name = create_database(prefix="ecg_dispatch_app")
+    try:
+        yield url
+    finally:
+        drop_database(name)
+
+
+def backend(
+    *, port: int, database_url: str, ml_url: str, data_dir: Path, log: Path, **env: str
+) -> ManagedProcess:
+    values = {
+        "DATABASE_URL": database_url,
+        "MODEL_SERVER_URL": ml_url,
+        "WEBHOOK_SECRET_KEY": SECRET,
+        "ECG_DATA_DIR": str(data_dir),
+        "FASTAPI_BASE_URL": f"http://127.0.0.1:{port}",
+        "ML_API_TIMEOUT": "2",
+        "DISPATCH_RETRY_DELAYS": "0.3,0.6",
+        "DISPATCH_POLL_INTERVAL_S": "30",  # only wake() can make dispatch prompt
+        "DISPATCH_LEASE_S": "1",
+        "RECONCILE_INTERVAL_S": "3600",
+        "RATE_LIMIT_PROCESS": "1000/minute",
+    }
+    values.update(env)
+    return ManagedProcess(
+        ecg_command("backend", "--host", "127.0.0.1", "--port", str(port)),
+        env=values,
+        log_path=log,
+        name=f"backend:{port}",
+    )
+
+
+def upload_and_process(base: str) -> str:
+    """generate-url → PUT the bytes → request-process; the job id."""
+    with httpx.Client(base_url=base, timeout=10) as client:
+        r = client.post(
+            "/api/upload-video/generate-url",
+            json={"filename": "clip.mp4", "content_type": "video/mp4"},
+        )
+        assert r.status_code == 200, r.text
+        up = r.json()
+        put = httpx.put(
+            up["presigned_url"],
+            content=b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 4096,
+            headers={"Content-Type": "video/mp4"},
+            timeout=10,
+        )
+        assert put.status_code in (200, 201, 204), put.text
+        r = client.post("/api/upload-video/request-process", json={"fileKey": up["file_key"]})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["message"] == "Video processing started."
+        return str(body["job_id"])
+
+
+def status(base: str, job_id: str) -> dict[str, Any]:
+    r = httpx.get(f"{base}/api/upload-video/status/{job_id}", timeout=10)
+    assert r.status_code == 200, r.text
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def test_request_process_dispatches_at_once_and_result_comes_back(
+    database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with (
+        FakeMLServer(secret=SECRET) as fake,
+        backend(
+            port=port,
+            database_url=database_url,
+            ml_url=fake.url,
+            data_dir=tmp_path / "data",
+            log=tmp_path / "backend.log",
+        ) as proc,
+    ):
+        proc.wait_http_ok(f"{base}/health", timeout_s=60)
+        job_id = upload_and_process(base)
+
+        # Prompt: the poll interval is 30 s, so only the wake-up after the commit explains it.
+        wait_for(lambda: bool(fake.process_requests(job_id)), timeout_s=5, what="dispatch")
+        [req] = fake.process_requests(job_id)
+        assert req.verified, "the ML server must accept the backend's signature"
+        sent = ProcessRequest.model_validate_json(req.body)
+        assert sent.fastapi_base_url == base
+        assert sent.language == "auto"
+        video = httpx.get(sent.video_url, timeout=10)  # the ML server can download it
+        assert video.status_code == 200 and video.content.startswith(b"\x00\x00\x00\x18ftyp")
+
+        assert status(base, job_id)["status"] == "pending"
+        callback = fake.finish(job_id, RESULT_WIRE)
+        assert callback is not None and callback.result(timeout=10) == 200
+        proc.wait_until(
+            lambda: status(base, job_id)["status"] == "completed",
+            timeout_s=10,
+            what="completed status",
+        )
+        done = status(base, job_id)
+        assert done["progress"] == 100
+        seg = done["result"]["segments"][0]
+        assert (seg["start"], seg["end"]) == (1.0, 2.5)
+        assert fake.accepted[job_id] == 1
+
+
+def test_backend_killed_after_request_process_dispatches_after_restart(
+    tmp_path: Path,
+) -> None:
+    url, name = create_database(prefix="ecg_dispatch_kill")
+    try:
+        _killed_and_restarted(url, tmp_path)
+    finally:
+        drop_database(name)
+
+
+def _killed_and_restarted(database_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    fake = FakeMLServer(secret=SECRET)  # not started: the ML server is down at first
+    common: dict[str, Any] = {
+        "port": port,
+        "database_url": database_url,
+        "ml_url": fake.url,
+        "data_dir": tmp_path / "data",
+        "log": tmp_path / "backend.log",
+        "DISPATCH_RETRY_DELAYS": "1,1,1",
+    }
+    first = backend(**common).start()
+    try:
+        first.wait_http_ok(f"{base}/health", timeout_s=60)
+        job_id = upload_and_process(base)
+        # The first backend tries, cannot reach the ML server, schedules a retry — and dies.
+        first.wait_until(
+            lambda: f"ML server request failed - job_id={job_id}" in first.log_text(),
+            timeout_s=10,
+            what="the first attempt",
+        )
+    finally:
+        first.kill()
+    assert not fake.process_requests()
+
+    with fake, backend(**common) as second:
+        second.wait_http_ok(f"{base}/health", timeout_s=60)
+        wait_for(lambda: fake.accepted[job_id] == 1, timeout_s=10, what="dispatch after restart")
+        assert fake.all_verified()
+        callback = fake.finish(job_id, RESULT_WIRE)
+        assert callback is not None and callback.result(timeout=10) == 200
+        second.wait_until(
+            lambda: status(base, job_id)["status"] == "completed",
+            timeout_s=10,
+            what="completed status",
+        )
+    assert uuid.UUID(job_id)
+    assert sum(fake.accepted.values()) == 1
