@@ -54,7 +54,9 @@ class JobRecord(BaseModel):
     error_message: str | None = None
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
+    # False until the final callback got a 2xx; `callback_settled` once its attempts are over.
     callback_delivered: bool = False
+    callback_settled: bool = False
     cancel_requested: bool = False
 
 
@@ -83,11 +85,17 @@ class JobStore(Protocol):
 
 
 def apply_update(record: JobRecord, fields: dict[str, object], now: datetime) -> JobRecord:
-    """The forward-only update rule, shared by every store implementation."""
-    if record.status.is_final and "callback_delivered" not in fields:
-        return record
+    """The forward-only update rule, shared by every store implementation.
+
+    A final record only takes `callback_delivered`; writing it also marks the final callback
+    settled (delivered, or given up after the last attempt).
+    """
     if record.status.is_final:
+        if "callback_delivered" not in fields:
+            return record
         fields = {"callback_delivered": bool(fields["callback_delivered"])}
+    if "callback_delivered" in fields:
+        fields = {**fields, "callback_settled": True}
     data: dict[str, object] = {**dict(record), **fields}
     progress = fields.get("progress")
     if isinstance(progress, int):

@@ -137,13 +137,17 @@ def test_notifier_progress_is_monotonic_and_final_is_last(receiver: CallbackRece
     sender = CallbackSender(settings())
     notifier = JobNotifier(sender, job_id="job-2", fastapi_base_url=receiver.base_url)
     for stage, pct in [
-        (Stage.DOWNLOAD, 0), (Stage.DOWNLOAD, 10), (Stage.TRANSCRIBE, 40),
-        (Stage.DIARIZE, 30), (Stage.PROSODY, 70),
+        (Stage.DOWNLOAD, 0),
+        (Stage.DOWNLOAD, 10),
+        (Stage.TRANSCRIBE, 40),
+        (Stage.DIARIZE, 30),
+        (Stage.PROSODY, 70),
     ]:
         notifier.progress(stage, pct)
     wait_for(
         lambda: any(r.json.get("stage") == "prosody" for r in receiver.requests),
-        timeout_s=10, what="the last progress callback",
+        timeout_s=10,
+        what="the last progress callback",
     )
     assert notifier.completed(completed("job-2").result or AnalysisResult())
     statuses = [r.json["status"] for r in receiver.requests]

@@ -73,8 +73,11 @@ def test_redirect_hop_to_private_refused(media_server: MediaServer, tmp_path: Pa
 
 
 def test_redirect_to_other_scheme_refused(media_server: MediaServer, tmp_path: Path) -> None:
-    fails(media_server.url("/redirect?to=file:///etc/passwd"), tmp_path / "m",
-          ErrorCode.URL_NOT_ALLOWED)
+    fails(
+        media_server.url("/redirect?to=file:///etc/passwd"),
+        tmp_path / "m",
+        ErrorCode.URL_NOT_ALLOWED,
+    )
 
 
 def test_redirects_are_followed_and_bounded(media_server: MediaServer, tmp_path: Path) -> None:
@@ -95,8 +98,13 @@ def test_cancel_while_streaming(media_server: MediaServer, tmp_path: Path) -> No
     timer.start()
     dest = tmp_path / "m"
     with pytest.raises(Cancelled):
-        download(media_server.url("/trickle?s=5"), dest, opts=OPTS, guard=LOCAL,
-                 should_cancel=flag.is_set)
+        download(
+            media_server.url("/trickle?s=5"),
+            dest,
+            opts=OPTS,
+            guard=LOCAL,
+            should_cancel=flag.is_set,
+        )
     assert not dest.exists()
 
 

@@ -24,6 +24,7 @@ Shared by the ML server, end-to-end and fault tests. Typical use:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -90,9 +91,11 @@ class ManagedProcess:
         self.name = name or Path(cmd[0]).name
         self.log_path = log_path
         self.cwd = cwd or REPO_ROOT
-        base: dict[str, str] = dict(os.environ) if inherit_env else {
-            k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")
-        }
+        base: dict[str, str] = (
+            dict(os.environ)
+            if inherit_env
+            else {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+        )
         self.env = {**base, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -133,10 +136,8 @@ class ManagedProcess:
         """Send `sig` to the whole process group."""
         proc = self._require()
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def stop(self, timeout_s: float = 15.0) -> int:
         """SIGTERM the group, wait up to `timeout_s`, then SIGKILL; return the exit code."""
@@ -190,11 +191,9 @@ class ManagedProcess:
         """Poll `predicate`; fail with the log tail on timeout or if the process exits."""
         deadline = time.monotonic() + timeout_s
         while True:
-            try:
+            with contextlib.suppress(Exception):  # the service may not answer yet; keep polling
                 if predicate():
                     return
-            except Exception:  # the service may not answer yet; keep polling
-                pass
             if not self.alive():
                 raise ProcessFailed(
                     f"{self.name} exited with {self.returncode} while waiting for {what}\n"
