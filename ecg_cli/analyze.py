@@ -10,6 +10,7 @@ error code), or the wait timed out.
 from __future__ import annotations
 
 import argparse
+import logging
 import mimetypes
 import os
 import sys
@@ -186,7 +187,13 @@ class _Client:
         return _check(resp, f"{fmt} export").content
 
 
+def _bars_off(quiet: bool, console: Console) -> bool:
+    # Bars only on a terminal: piped into a file or CI log they would be noise around the result.
+    return quiet or not console.is_terminal
+
+
 def _progress(quiet: bool) -> Progress:
+    console = Console(stderr=True)
     return Progress(
         TextColumn("[bold]{task.description:<12}"),
         BarColumn(),
@@ -194,21 +201,21 @@ def _progress(quiet: bool) -> Progress:
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=quiet,
-        transient=False,
+        console=console,
+        disable=_bars_off(quiet, console),
     )
 
 
 def _stage_progress(quiet: bool) -> Progress:
+    console = Console(stderr=True)
     return Progress(
         TextColumn("[bold]{task.description:<12}"),
         BarColumn(),
         TaskProgressColumn(),
         TextColumn("{task.fields[stage]}"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=quiet,
+        console=console,
+        disable=_bars_off(quiet, console),
     )
 
 
@@ -319,6 +326,9 @@ def _summary(outcome: AnalyzeOutcome) -> str:
 
 def run_analyze(args: argparse.Namespace) -> int:
     """`ecg analyze` entry point: 0 on success, non-zero with one line on stderr on failure."""
+    # The progress bars tell the story; per-request log lines would bury the one error line.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         outcome = analyze(options_from_args(args))
     except AnalyzeError as exc:

@@ -215,6 +215,13 @@ function emotionBadge(emotion) {
   return `${e} ${emotion.label}${pct}`;
 }
 
+// The pipeline reports seconds per stage; a `total` key wins when present.
+function analysisSeconds(pt) {
+  if (!pt) return "–";
+  const total = typeof pt.total === "number" ? pt.total : Object.values(pt).reduce((a, b) => a + (Number(b) || 0), 0);
+  return total > 0 ? `${total.toFixed(1)} s` : "–";
+}
+
 function el(tag, cls, text) {
   const n = document.createElement(tag);
   if (cls) n.className = cls;
@@ -269,7 +276,7 @@ function showResult(result, file) {
     ["Speakers", meta.unique_speakers ?? Object.keys(state.colors).length],
     ["Segments", meta.total_segments ?? segments.length],
     ["Language", meta.language ? `${meta.language}${meta.language_probability ? ` (${Math.round(meta.language_probability * 100)}%)` : ""}` : "–"],
-    ["Analysis time", meta.processing_time && meta.processing_time.total ? `${meta.processing_time.total.toFixed(1)} s` : "–"],
+    ["Analysis time", analysisSeconds(meta.processing_time)],
   ];
   const summary = $("summary");
   summary.innerHTML = "";
