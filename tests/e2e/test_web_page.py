@@ -1,0 +1,127 @@
+"""The web page in headless Chromium (Playwright, the system's /usr/bin/chromium): upload a
+video, wait for the analysis, see captions and speakers, save a screenshot.
+
+Never runs `playwright install`: the browser is the apt package (`make sysdeps`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.stack import UpStack, ecg_up
+from tests.support.media import dialogue
+from tests.support.procs import REPO_ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OUTPUT_DIR = REPO_ROOT / "test-output" / "e2e"
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="chromium is not installed (make sysdeps installs it)"
+)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
+    with ecg_up(tmp_path_factory.mktemp("e2e-web")) as up:
+        yield up
+
+
+def test_upload_analyze_and_play_with_captions(stack: UpStack, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    media = dialogue("webm")  # VP8 + Opus: every Chromium build plays it
+    console_errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            page.on(
+                "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
+            )
+            page.goto(stack.backend_url + "/")
+            expect(page.locator("#ml-health")).to_have_class("health ok", timeout=20_000)
+
+            page.set_input_files("#file-input", str(media.path))
+            expect(page.locator("#drop-title")).to_have_text(media.path.name)
+            page.click("#analyze-btn")
+            page.wait_for_function(
+                "['done', 'error'].includes(document.body.dataset.state)", timeout=300_000
+            )
+            error = page.locator("#error")
+            assert not error.is_visible(), error.text_content()
+            expect(page.locator("#upload-pct")).to_have_text("100%")
+            expect(page.locator("#analysis-pct")).to_have_text("100%")
+
+            # Two speakers, each with its own colour, and the transcript beside the player.
+            speakers = page.locator("#speakers li")
+            expect(speakers).to_have_count(2)
+            colours = {
+                speakers.nth(i).evaluate("n => n.style.getPropertyValue('--speaker')")
+                for i in range(2)
+            }
+            assert len(colours) == 2, colours
+            items = page.locator("#segment-list li")
+            assert items.count() >= 4
+            transcript = " ".join(items.locator(".seg-text").all_text_contents()).lower()
+            assert "good morning everyone" in transcript
+            assert {items.nth(i).get_attribute("data-speaker") for i in range(items.count())} == {
+                speakers.nth(0).get_attribute("data-speaker"),
+                speakers.nth(1).get_attribute("data-speaker"),
+            }
+
+            # Click the second turn: the player seeks there and its caption shows.
+            items.nth(1).click()
+            cue = page.locator("#captions .cue")
+            expect(cue).to_have_count(1)
+            expect(cue).to_have_attribute(
+                "data-speaker", items.nth(1).get_attribute("data-speaker") or ""
+            )
+            assert items.nth(1).get_attribute("class") == "current"
+
+            # Mid-word: that word is highlighted, and word sizes follow the loudness.
+            spoken = page.evaluate(
+                """() => {
+                    const w = state.result.segments[1].words[2];
+                    seek((w.start + w.end) / 2);
+                    return w.word.trim();
+                }"""
+            )
+            active = page.locator("#captions .word.active")
+            expect(active).to_have_count(1)
+            expect(active).to_have_text(spoken)
+            sizes = set(
+                page.locator("#captions .word").evaluate_all("ws => ws.map(w => w.style.fontSize)")
+            )
+            assert all(s.endswith("rem") for s in sizes) and len(sizes) > 1, sizes
+
+            # The emotion badge when the result carries one; downloads point at the export.
+            has_emotion = page.evaluate("() => !!state.result.segments[1].emotion")
+            if has_emotion:
+                expect(page.locator("#captions .emotion")).to_have_count(1)
+            href = page.locator("#dl-srt").get_attribute("href") or ""
+            assert href.endswith("?format=srt") and "/api/upload-video/result/" in href
+            srt = page.request.get(stack.backend_url + href)
+            assert srt.ok and srt.text().startswith("1\n")
+
+            shot = tmp_path / "web-page.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shot, OUTPUT_DIR / "web-page.png")
+        finally:
+            browser.close()
+    assert not [e for e in console_errors if "favicon" not in e], console_errors
