@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSDEPS := ffmpeg espeak-ng sox chromium
 PYTEST_ARGS ?=
+# `ecg up` options for `make run`, e.g. UP_ARGS="--backend-port 9000 --ml-port 9080"
+UP_ARGS ?=
 
 .PHONY: install sysdeps run test lint bench clean
 
@@ -30,7 +32,7 @@ sysdeps:
 	fi
 
 run: install
-	$(BIN)/ecg up
+	$(BIN)/ecg up $(UP_ARGS)
 
 test: install sysdeps
 	$(BIN)/python -m tests.support.services
