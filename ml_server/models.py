@@ -90,6 +90,7 @@ def load_models(settings: MLSettings) -> Models:
     get_vad_model()  # faster-whisper caches the Silero session per process; load it now
     encoder = VoiceEncoder(device="cuda" if device == "cuda" else "cpu", verbose=False)
     encoder.eval()
+    _warm_up(encoder)
     classifier = None
     emotion_name = f"vader {_pkg_version('vaderSentiment')} + prosodic arousal"
     if settings.ml_emotion_model:
@@ -115,6 +116,17 @@ def load_models(settings: MLSettings) -> Models:
         max_media_duration_s=settings.ml_max_media_duration_s,
         names=names,
     )
+
+
+def _warm_up(encoder: VoiceEncoder) -> None:
+    """Run the mel front end and the encoder once: librosa's first call compiles (numba),
+    which would otherwise land on the first job."""
+    import numpy as np
+
+    from ml_server.pipeline.data import Audio
+    from ml_server.pipeline.diarize import WINDOW_S, Window, embed_windows
+
+    embed_windows(Audio(np.zeros(32_000, dtype=np.float32)), [Window(0.0, WINDOW_S)], encoder)
 
 
 _lock = threading.Lock()

@@ -28,19 +28,21 @@ def decode(media_path: Path, *, max_duration_s: float) -> Audio:
         if container.duration is not None and container.duration / 1e6 > max_duration_s:
             raise _too_long(container.duration / 1e6, max_duration_s)
         max_samples = int(max_duration_s * SAMPLE_RATE)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        # Keep the channels and average them: FFmpeg's own downmix adds +3 dB for identical
+        # channels, which would skew volume_db between mono and stereo uploads.
+        resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
         chunks: list[np.ndarray] = []
         total = 0
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().reshape(-1)
+                    chunk = out.to_ndarray().mean(axis=0, dtype=np.float32)
                     chunks.append(chunk)
                     total += chunk.shape[0]
                 if total > max_samples:
                     raise _too_long(total / SAMPLE_RATE, max_duration_s)
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(out.to_ndarray().mean(axis=0, dtype=np.float32))
         except av.error.FFmpegError as exc:
             if not chunks:
                 raise StageError(

