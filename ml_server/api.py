@@ -127,7 +127,17 @@ async def process(
         logger.warning("refused job_id=%s: %s", job.job_id, exc.message)
         return _error(400, ErrorCode.URL_NOT_ALLOWED.value, exc.message)
     if store.create_if_absent(job):
-        executor.submit(job)
+        try:
+            executor.submit(job)
+        except RuntimeError as exc:
+            # Shutting down: the backend retries the dispatch against a live server.
+            store.update(
+                job.job_id,
+                status=MLJobStatus.FAILED,
+                error_code=ErrorCode.ML_SERVER_ERROR.value,
+                error_message=str(exc),
+            )
+            return _error(503, ErrorCode.ML_SERVER_ERROR.value, str(exc))
         metrics.JOBS_ACCEPTED.inc()
         logger.info("queued job_id=%s", job.job_id)
         return JSONResponse(status_code=202, content={"job_id": job.job_id, "status": "queued"})

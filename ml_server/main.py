@@ -44,10 +44,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        job_store = store or make_store(settings)  # Redis in Celery mode, else memory
+        # `is None`, not `or`: an empty store is falsy (it has a length).
+        job_store = store if store is not None else make_store(settings)  # Redis in Celery mode
         # Building the executor starts the workers, which warm the models in their own thread,
         # so /health answers at once and reports models_loaded when they are ready.
-        job_executor = executor or make_executor(settings, job_store)
+        job_executor = executor if executor is not None else make_executor(settings, job_store)
         app.state.store = job_store
         app.state.executor = job_executor
         interval = min(PURGE_INTERVAL_S, max(1.0, settings.ml_result_retention_s / 4))

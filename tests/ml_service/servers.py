@@ -89,7 +89,9 @@ class CallbackReceiver:
                 return
 
         self._server = _Server(("127.0.0.1", self.port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def _default(self, data: dict[str, Any]) -> tuple[int, dict[str, str]]:
@@ -221,7 +223,9 @@ class MediaServer:
                 return
 
         self._server = _Server(("127.0.0.1", self.port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def add(self, name: str, data: bytes | Path) -> str:

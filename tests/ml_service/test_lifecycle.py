@@ -1,0 +1,43 @@
+"""`ecg ml-server` as a process: SIGTERM while a job runs stops it promptly and cleanly."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from tests.ml_service.conftest import SERVER_ENV, MLServer, new_job_id, request_body
+from tests.ml_service.servers import CallbackReceiver, MediaServer
+from tests.support.procs import ManagedProcess, ecg_command, free_port, wait_for
+
+
+def test_sigterm_with_a_running_job_exits_without_a_final_callback(
+    tmp_path: Path, receiver: CallbackReceiver, media_server: MediaServer
+) -> None:
+    port = free_port()
+    env = {**SERVER_ENV, "ECG_DATA_DIR": str(tmp_path / "data"), "TMPDIR": str(tmp_path)}
+    proc = ManagedProcess(
+        ecg_command("ml-server", "--port", str(port)),
+        env=env,
+        log_path=tmp_path / "ml.log",
+        name="ml-server",
+    )
+    with proc:
+        base = f"http://127.0.0.1:{port}"
+        proc.wait_http_ok(f"{base}/health", timeout_s=60)
+        server = MLServer(proc=proc, base_url=base, tmp_dir=tmp_path)
+        job_id = new_job_id()
+        slow = media_server.url(f"/trickle?s=60&id={job_id}")
+        assert server.post(request_body(job_id, slow, receiver.base_url)).status_code == 202
+        wait_for(
+            lambda: server.job(job_id)["status"] == "processing",
+            timeout_s=60,
+            what="the job to start",
+        )
+        proc.signal(signal.SIGTERM)
+        # uvicorn re-raises the captured SIGTERM after a clean shutdown, hence -15.
+        assert proc.wait_exit(timeout_s=20) in (0, -signal.SIGTERM)
+    # Abandoned, not failed: the backend's reconciler re-dispatches a job the server lost.
+    assert receiver.finals(job_id, accepted_only=False) == []
+    assert "abandoned at shutdown" in proc.log_text()
+    assert "Application shutdown complete" in proc.log_text()
+    assert list(tmp_path.glob("ecg-ml-*")) == []
