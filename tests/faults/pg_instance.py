@@ -59,9 +59,21 @@ class PgInstance:
             shutil.chown(root, "postgres", "postgres")
         inst = cls(root=root, port=free_port())
         subprocess.run(
-            _as_server_user([pg_bin("initdb"), "-D", str(inst.data), "-U", "postgres",
-                             "--auth=trust", "--no-sync", "-E", "UTF8"]),
-            check=True, capture_output=True,
+            _as_server_user(
+                [
+                    pg_bin("initdb"),
+                    "-D",
+                    str(inst.data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
         inst.start()
         with psycopg.connect(inst.admin_url, autocommit=True) as conn:
@@ -71,9 +83,23 @@ class PgInstance:
     def _ctl(self, *args: str) -> None:
         opts = f"-p {self.port} -k {self.root} -h 127.0.0.1 -c fsync=off"
         subprocess.run(
-            _as_server_user([pg_bin("pg_ctl"), "-D", str(self.data), "-l",
-                             str(self.root / "server.log"), "-o", opts, "-w", "-t", "60", *args]),
-            check=True, capture_output=True,
+            _as_server_user(
+                [
+                    pg_bin("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.root / "server.log"),
+                    "-o",
+                    opts,
+                    "-w",
+                    "-t",
+                    "60",
+                    *args,
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
 
     def start(self) -> None:

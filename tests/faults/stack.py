@@ -43,8 +43,18 @@ def short_clip() -> Path:
     out = source.with_name("fault-clip-5s.wav")
     if not out.exists():
         subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(source), "-t", "5.5",
-             str(out)],
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(source),
+                "-t",
+                "5.5",
+                str(out),
+            ],
             check=True,
         )
     return out
@@ -219,8 +229,9 @@ class Stack:
         return self.request_process(self.upload())
 
     def status(self, job_id: str, *, base_url: str | None = None) -> dict[str, Any]:
-        r = httpx.get(f"{base_url or self.backend_url}/api/upload-video/status/{job_id}",
-                      timeout=10)
+        r = httpx.get(
+            f"{base_url or self.backend_url}/api/upload-video/status/{job_id}", timeout=10
+        )
         r.raise_for_status()
         data: dict[str, Any] = r.json()
         return data
@@ -243,8 +254,13 @@ class Stack:
             raise AssertionError(f"{exc}; last status {seen}\n{self.logs_tail()}") from exc
         return seen
 
-    def wait_ml(self, job_id: str, predicate: Callable[[dict[str, Any]], bool], what: str,
-                timeout_s: float = 120) -> None:
+    def wait_ml(
+        self,
+        job_id: str,
+        predicate: Callable[[dict[str, Any]], bool],
+        what: str,
+        timeout_s: float = 120,
+    ) -> None:
         """Wait on the ML side's shared record of the job (Redis)."""
 
         def check() -> bool:

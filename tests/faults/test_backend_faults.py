@@ -31,6 +31,7 @@ def test_backend_killed_between_request_and_dispatch(stack: Stack) -> None:
     )
     backend.kill()
     status, attempts, dispatched_at = _row(stack.pg_url, job_id)
+    assert attempts >= 1
     assert status == "pending" and dispatched_at is None
 
     stack.start_ml()
@@ -76,8 +77,10 @@ def test_backend_down_past_callback_retries_reconciler_fetches(stack: Stack) -> 
     backend.kill()
     stack.wait_ml(job_id, lambda r: r["status"] == "completed", "the ML side to finish")
     wait_for(
-        lambda: f"callback not delivered job_id={job_id} status=completed"
-        in stack.workers[0].log_text(),
+        lambda: (
+            f"callback not delivered job_id={job_id} status=completed"
+            in stack.workers[0].log_text()
+        ),
         timeout_s=30,
         what="the completed callback to be given up",
     )

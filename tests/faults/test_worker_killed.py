@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 from tests.faults.stack import Stack
 
 
@@ -28,3 +31,44 @@ def test_worker_killed_mid_job_completes_after_redelivery(stack: Stack) -> None:
     assert status["result"]["segments"], "the redelivered run produced a transcript"
     assert stack.store().attempts(job_id) == 2  # delivered twice, run to completion once
     assert stack.completions(job_id) == 1
+
+
+def test_pool_process_killed_is_requeued_at_once(stack: Stack) -> None:
+    # Only the pool process dies (as on an OOM kill): the worker's main process rejects the
+    # message back onto the queue (task_reject_on_worker_lost), and a fresh pool process runs it.
+    stack.start_backend()
+    stack.start_ml()
+    stack.start_worker("w")
+    job_id = stack.submit()
+    stack.wait_ml(
+        job_id, lambda r: r["status"] == "processing" and r["progress"] >= 10, "mid-pipeline"
+    )
+    owner = stack.store().lease_owner(job_id)
+    assert owner is not None
+    pool_pid = int(owner.split(":")[1])
+    os.kill(pool_pid, signal.SIGKILL)
+
+    status = stack.wait_final(job_id, timeout_s=120)
+    assert status["status"] == "completed", status
+    assert stack.store().attempts(job_id) == 2
+    assert stack.completions(job_id) == 1
+
+
+def test_attempts_are_bounded_then_worker_lost(stack: Stack) -> None:
+    # With one attempt allowed, a second delivery after a crash fails the job WORKER_LOST
+    # instead of running it again: a job whose worker keeps dying never loops forever.
+    stack.ml_extra["ML_MAX_ATTEMPTS"] = "1"
+    stack.start_backend()
+    stack.start_ml()
+    first = stack.start_worker("first")
+    job_id = stack.submit()
+    stack.wait_ml(
+        job_id, lambda r: r["status"] == "processing" and r["progress"] >= 10, "mid-pipeline"
+    )
+    first.kill()
+    stack.start_worker("second")
+
+    status = stack.wait_final(job_id, timeout_s=120)
+    assert status["status"] == "failed", status
+    assert status["error_code"] == "WORKER_LOST"
+    assert stack.completions(job_id) == 0
