@@ -1,0 +1,59 @@
+"""Property-based API tests (schemathesis) against both OpenAPI documents: whatever a client
+sends, no 5xx and every documented response matches its schema.
+
+The servers only exist once the session fixture has started them, so the schemas are loaded
+inside the tests and each operation is driven with Hypothesis directly (schemathesis's lazy
+pytest fixture does not work with pytest 9). Example counts are modest for CI time; set
+ECG_SCHEMATHESIS_EXAMPLES=200 for a deeper pass.
+"""
+
+from __future__ import annotations
+
+import os
+
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error, response_schema_conformance
+
+from tests.faults.stack import Stack
+
+EXAMPLES = int(os.environ.get("ECG_SCHEMATHESIS_EXAMPLES", "12"))
+CHECKS = [not_a_server_error, response_schema_conformance]
+
+
+def _fuzz(base_url: str) -> list[str]:
+    """Run every operation of the API at `base_url`; return one line per failing operation."""
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    failures: list[str] = []
+    operations = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        operations += 1
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
+        def run(case: schemathesis.Case) -> None:
+            case.call_and_validate(base_url=base_url, checks=CHECKS)
+
+        try:
+            run()
+        except Exception as exc:  # collect every operation's failure, then report them all
+            failures.append(f"{operation.label}: {str(exc)[:1500]}")
+    assert operations > 0, f"no operations in {base_url}/openapi.json"
+    return failures
+
+
+def test_backend_api_no_5xx_and_schema_conformance(sec_stack: Stack) -> None:
+    failures = _fuzz(sec_stack.backend_url)
+    assert not failures, "\n\n".join(failures)
+
+
+def test_ml_server_api_no_5xx_and_schema_conformance(sec_stack: Stack) -> None:
+    failures = _fuzz(sec_stack.ml_url)
+    assert not failures, "\n\n".join(failures)
