@@ -1,0 +1,74 @@
+"""`ecg up` as a process: Ctrl-C stops both services cleanly; a dying service brings it down
+with a non-zero exit (and the other service with it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from pathlib import Path
+
+from tests.support.procs import ManagedProcess, ecg_command, free_port, wait_for
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _start(tmp_path: Path) -> tuple[ManagedProcess, int, int]:
+    backend_port, ml_port = free_port(), free_port()
+    proc = ManagedProcess(
+        ecg_command("up", "--backend-port", str(backend_port), "--ml-port", str(ml_port)),
+        env={"ECG_DATA_DIR": str(tmp_path / "data")},
+        inherit_env=False,
+        log_path=tmp_path / "ecg-up.log",
+        name="ecg up",
+    )
+    proc.start()
+    proc.wait_until(lambda: "ecg up: ready" in proc.log_text(), timeout_s=240, what="ready")
+    return proc, backend_port, ml_port
+
+
+def test_ctrl_c_stops_both_services(tmp_path: Path) -> None:
+    proc, backend_port, ml_port = _start(tmp_path)
+    try:
+        log = proc.log_text()
+        assert f"web page:  http://127.0.0.1:{backend_port}/" in log
+        assert f"API docs:  http://127.0.0.1:{backend_port}/docs" in log
+        assert f"ML server: http://127.0.0.1:{ml_port}/health" in log
+        children = _children(proc.pid)
+        assert len(children) == 2, children
+        proc.signal(signal.SIGINT)  # what the terminal sends on Ctrl-C
+        assert proc.wait_exit(timeout_s=40) == 0, proc.log_tail()
+    finally:
+        proc.stop()
+    assert "SIGINT received, stopping" in proc.log_text()
+    wait_for(
+        lambda: not any(Path(f"/proc/{p}").exists() for p in children),
+        timeout_s=10,
+        what="both services to exit",
+    )
+    assert not _listening(backend_port) and not _listening(ml_port)
+
+
+def test_a_dead_service_brings_ecg_up_down_with_an_error(tmp_path: Path) -> None:
+    proc, backend_port, _ = _start(tmp_path)
+    try:
+        ml = next(p for p in _children(proc.pid) if " ml-server " in _cmdline(p))
+        os.kill(ml, signal.SIGKILL)
+        code = proc.wait_exit(timeout_s=40)
+    finally:
+        proc.stop()
+    assert code == 1, proc.log_tail()
+    assert "ecg up: error: ml-server exited with code -9" in proc.log_text()
+    wait_for(lambda: not _listening(backend_port), timeout_s=10, what="the backend to stop")
