@@ -171,7 +171,7 @@ class Dispatcher:
             if free > 0:
                 try:
                     claimed = await self.claim(limit=free)
-                except (SQLAlchemyError, OSError):
+                except Exception:  # the loop must outlive any one failure (DB down, pool…)
                     logger.exception("dispatch: claiming jobs failed; retrying in %.1fs", poll)
             for job in claimed:
                 task = asyncio.create_task(self._send(job), name=f"ecg-dispatch-{job.job_id}")

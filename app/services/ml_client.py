@@ -79,6 +79,21 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def _rejection(response: httpx.Response) -> str:
+    """'ML server refused the job (HTTP 400 URL_NOT_ALLOWED): <its detail>'."""
+    code = detail = None
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        code = doc.get("error_code")
+        detail = doc.get("detail")
+    what = f"HTTP {response.status_code}" + (f" {code}" if isinstance(code, str) else "")
+    text = detail if isinstance(detail, str) else response.text
+    return f"ML server refused the job ({what}): {_short(text)}"
+
+
 def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
@@ -146,7 +161,10 @@ class MLClient:
             )
         # Any other 4xx means the request itself is unacceptable: resending cannot help.
         raise MLRequestError(
-            ErrorCode.DISPATCH_REJECTED, detail, retryable=False, http_status=status
+            ErrorCode.DISPATCH_REJECTED,
+            _rejection(response),
+            retryable=False,
+            http_status=status,
         )
 
     async def get_job(self, job_id: str) -> MLJobState | None:

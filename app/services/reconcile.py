@@ -20,7 +20,6 @@ from typing import Any, cast
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
@@ -63,7 +62,7 @@ class Reconciler:
             await asyncio.sleep(interval)
             try:
                 await self.reconcile_once()
-            except (SQLAlchemyError, OSError):
+            except Exception:  # the loop must outlive any one failure; the next round retries
                 logger.exception("reconcile: round failed; next round in %.1fs", interval)
 
     async def reconcile_once(self) -> int:

@@ -277,7 +277,8 @@ async def test_4xx_is_rejected_without_retry(h: Harness, fake: FakeMLServer) -> 
     await wait_for(status_is(h, jid, "failed"), what="failed job")
     job = await h.job(jid)
     assert job.error_code == "DISPATCH_REJECTED"
-    assert job.error_message is not None and job.error_message.startswith("DISPATCH_REJECTED: ")
+    assert job.error_message is not None
+    assert job.error_message.startswith("DISPATCH_REJECTED: ML server refused the job (HTTP 422)")
     assert len(fake.process_requests(str(jid))) == 1
 
 
