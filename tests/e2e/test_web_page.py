@@ -125,3 +125,32 @@ def test_upload_analyze_and_play_with_captions(stack: UpStack, tmp_path: Path) -
         finally:
             browser.close()
     assert not [e for e in console_errors if "favicon" not in e], console_errors
+
+
+def test_errors_are_shown_on_the_page(stack: UpStack, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.support.media import not_media
+
+    refused = tmp_path / "notes.txt"
+    refused.write_text("not a video", encoding="utf-8")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(not_media().read_bytes())
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(stack.backend_url + "/")
+            # A type the backend refuses: its reason, before any upload.
+            page.set_input_files("#file-input", str(refused))
+            page.click("#analyze-btn")
+            expect(page.locator("body")).to_have_attribute("data-state", "error")
+            expect(page.locator("#error")).to_contain_text("not accepted")
+            # Uploaded but not media: the job fails and the page names the code.
+            page.set_input_files("#file-input", str(broken))
+            page.click("#analyze-btn")
+            expect(page.locator("body")).to_have_attribute("data-state", "error", timeout=120_000)
+            expect(page.locator("#error")).to_contain_text("UNSUPPORTED_MEDIA")
+            page.screenshot(path=str(tmp_path / "web-error.png"))
+        finally:
+            browser.close()
