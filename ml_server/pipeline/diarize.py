@@ -31,7 +31,7 @@ Embeddings = npt.NDArray[np.float32]
 class DiarizeSettings:
     min_speakers: int | None = None
     max_speakers: int | None = None
-    step_s: float = 0.4
+    step_s: float = 0.8
     # Centroids at least this cosine-similar are one voice (GE2E: same speaker ≳ 0.85,
     # different speakers ≲ 0.7 on our clips).
     merge_similarity: float = 0.78

@@ -10,10 +10,12 @@ each word takes the median over the voiced frames inside its span. Loudness is
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import scipy.fft as sfft
 
 from ml_server.pipeline.data import AsrWord, Audio, WordProsody
 
@@ -31,7 +33,7 @@ class PitchSettings:
     threshold: float = 0.15  # YIN's CMNDF threshold: below it a frame is periodic
     gate_db: float = -55.0  # frames quieter than this are not voiced
     window_s: float = 0.025  # YIN integration window
-    block_frames: int = 2048  # frames per FFT batch: bounds memory on long media
+    block_frames: int = 1024  # frames per FFT batch: bounds memory on long media
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +44,13 @@ class PitchTrack:
     f0: F64
 
 
-def track_pitch(audio: Audio, opts: PitchSettings | None = None) -> PitchTrack:
-    """YIN F0 track over the whole signal, NaN on unvoiced frames."""
+def track_pitch(
+    audio: Audio, opts: PitchSettings | None = None, spans: Sequence[tuple[float, float]] = ()
+) -> PitchTrack:
+    """YIN F0 track, NaN on unvoiced frames; only frames inside `spans` when given."""
     o = opts or PitchSettings()
     sr = audio.sample_rate
-    x = audio.samples.astype(np.float64)
+    x = audio.samples.astype(np.float32, copy=False)
     hop = round(HOP_S * sr)
     tau_min = max(2, int(sr / o.fmax))
     tau_max = int(np.ceil(sr / o.fmin))
@@ -54,42 +58,72 @@ def track_pitch(audio: Audio, opts: PitchSettings | None = None) -> PitchTrack:
     length = w + tau_max + 1
     if x.shape[0] < length:
         x = np.pad(x, (0, length - x.shape[0]))
-    frames_all = np.lib.stride_tricks.sliding_window_view(x, length)[::hop]
-    n_frames = frames_all.shape[0]
-    nfft = 1 << int(np.ceil(np.log2(w + length)))
-    f0 = np.full(n_frames, np.nan)
-    taus = np.arange(tau_max + 1)
-    for b in range(0, n_frames, o.block_frames):
-        fr = frames_all[b : b + o.block_frames]
-        # r(tau) = sum_j x[j] x[j+tau], j < w, by FFT cross-correlation.
-        spec_a = np.fft.rfft(fr[:, :w], nfft)
-        spec_b = np.fft.rfft(fr, nfft)
-        r = np.fft.irfft(np.conj(spec_a) * spec_b, nfft)[:, : tau_max + 1]
-        cs = np.concatenate([np.zeros((fr.shape[0], 1)), np.cumsum(fr**2, axis=1)], axis=1)
-        e0 = cs[:, w : w + 1]
-        e_tau = cs[:, taus + w] - cs[:, taus]
-        d = np.maximum(e0 + e_tau - 2 * r, 0.0)
-        cum = np.cumsum(d[:, 1:], axis=1)
-        cmndf = np.ones_like(d)
-        cmndf[:, 1:] = d[:, 1:] * taus[1:] / np.maximum(cum, 1e-12)
-        seg = cmndf[:, tau_min:tau_max]
-        local_min = np.zeros_like(seg, dtype=bool)
-        local_min[:, 1:-1] = (seg[:, 1:-1] <= seg[:, :-2]) & (seg[:, 1:-1] <= seg[:, 2:])
-        cand = local_min & (seg < o.threshold)
-        has = cand.any(axis=1)
-        first = np.argmax(cand, axis=1)
-        rows = np.arange(seg.shape[0])
-        # Parabolic interpolation around the chosen lag for sub-sample precision.
-        i = np.clip(first, 1, seg.shape[1] - 2)
-        y0, y1, y2 = seg[rows, i - 1], seg[rows, i], seg[rows, i + 1]
-        denom = y0 - 2 * y1 + y2
-        shift = np.where(np.abs(denom) > 1e-12, 0.5 * (y0 - y2) / np.where(denom == 0, 1, denom), 0)
-        tau = tau_min + i + np.clip(shift, -1, 1)
-        energy_db = 10 * np.log10(np.maximum(e0[:, 0] / w, 1e-20))
-        voiced = has & (energy_db > o.gate_db)
-        f0[b : b + fr.shape[0]] = np.where(voiced, sr / tau, np.nan)
+    n_frames = 1 + (x.shape[0] - length) // hop
     times = (np.arange(n_frames) * hop + w / 2) / sr
+    f0 = np.full(n_frames, np.nan)
+    if spans:
+        wanted = np.zeros(n_frames, dtype=bool)
+        for start, end in spans:
+            lo, hi = np.searchsorted(times, [start, end])
+            wanted[lo:hi] = True
+        frame_idx = np.flatnonzero(wanted)
+    else:
+        frame_idx = np.arange(n_frames)
+    # Lags stay below tau_max, so a circular correlation of this size never wraps.
+    nfft = 1 << int(np.ceil(np.log2(length)))
+    taus = np.arange(tau_max + 1)
+    offsets = np.arange(length)
+    # Window energies for every lag come from one running sum over the whole signal.
+    energy = np.concatenate([[0.0], np.cumsum(np.square(x, dtype=np.float64))])
+    for b in range(0, frame_idx.size, o.block_frames):
+        starts = frame_idx[b : b + o.block_frames] * hop
+        fr = x[starts[:, None] + offsets[None, :]]
+        lagged = energy[starts[:, None] + taus[None, :]]
+        e_tau = energy[starts[:, None] + taus[None, :] + w] - lagged
+        f0[frame_idx[b : b + o.block_frames]] = _yin_frames(fr, e_tau, w, tau_min, nfft, sr, o)
     return PitchTrack(times=times, f0=f0)
+
+
+def _yin_frames(
+    fr: npt.NDArray[np.float32],
+    e_tau: F64,
+    w: int,
+    tau_min: int,
+    nfft: int,
+    sr: int,
+    o: PitchSettings,
+) -> F64:
+    """F0 of each frame (row) of `fr`, NaN where unvoiced; e_tau[:, t] = energy of x[t:t+w]."""
+    tau_max = e_tau.shape[1] - 1
+    taus = np.arange(tau_max + 1)
+    # r(tau) = sum_j x[j] x[j+tau], j < w, by FFT cross-correlation.
+    spec_a = sfft.rfft(fr[:, :w], nfft, axis=1)
+    spec_b = sfft.rfft(fr, nfft, axis=1)
+    r = sfft.irfft(np.conj(spec_a) * spec_b, nfft, axis=1)[:, : tau_max + 1]
+    e0 = e_tau[:, :1]
+    d = np.maximum(e0 + e_tau - 2 * r, 0.0)
+    cum = np.cumsum(d[:, 1:], axis=1)
+    cmndf = np.ones_like(d)
+    cmndf[:, 1:] = d[:, 1:] * taus[1:] / np.maximum(cum, 1e-12)
+    seg = cmndf[:, tau_min:tau_max]
+    local_min = np.zeros_like(seg, dtype=bool)
+    local_min[:, 1:-1] = (seg[:, 1:-1] <= seg[:, :-2]) & (seg[:, 1:-1] <= seg[:, 2:])
+    # YIN: the first dip under the threshold, not the global minimum (avoids octave errors).
+    cand = local_min & (seg < o.threshold)
+    has = cand.any(axis=1)
+    first = np.argmax(cand, axis=1)
+    rows = np.arange(seg.shape[0])
+    # Parabolic interpolation around the chosen lag for sub-sample precision.
+    i = np.clip(first, 1, seg.shape[1] - 2)
+    y0, y1, y2 = seg[rows, i - 1], seg[rows, i], seg[rows, i + 1]
+    denom = y0 - 2 * y1 + y2
+    safe = np.where(np.abs(denom) > 1e-12, denom, 1.0)
+    shift = np.where(np.abs(denom) > 1e-12, 0.5 * (y0 - y2) / safe, 0.0)
+    tau = tau_min + i + np.clip(shift, -1, 1)
+    energy_db = 10 * np.log10(np.maximum(e0[:, 0] / w, 1e-20))
+    voiced = has & (energy_db > o.gate_db)
+    out: F64 = np.where(voiced, sr / tau, np.nan)
+    return out
 
 
 def volume_db(audio: Audio, start: float, end: float) -> float:
@@ -122,7 +156,9 @@ def measure_words(
     """Loudness and pitch of each word."""
     if not words:
         return []
-    track = track_pitch(audio, opts)
+    # Only frames under some word are tracked: silence between words costs nothing.
+    spans = [_span(w.start, w.end) for w in words]
+    track = track_pitch(audio, opts, spans=[(a - HOP_S, b + HOP_S) for a, b in spans])
     return [
         WordProsody(
             volume_db=volume_db(audio, w.start, w.end), pitch_hz=word_pitch(track, w.start, w.end)
