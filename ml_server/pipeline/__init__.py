@@ -105,6 +105,9 @@ def run_pipeline(
         span = _TRANSCRIBE_END - STAGE_PROGRESS[Stage.TRANSCRIBE]
 
         def on_asr_progress(fraction: float) -> None:
+            # Transcription is most of the time: a cancel also stops it between segments.
+            if should_cancel():
+                raise Cancelled(Stage.TRANSCRIBE)
             report(Stage.TRANSCRIBE, STAGE_PROGRESS[Stage.TRANSCRIBE] + int(span * fraction))
 
         language = None if options.language in ("", "auto") else options.language

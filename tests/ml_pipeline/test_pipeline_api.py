@@ -48,6 +48,38 @@ def test_cancel_between_stages(models: Models) -> None:
     assert info.value.stage == Stage.TRANSCRIBE
 
 
+def test_cancel_during_transcription(models: Models) -> None:
+    progress: list[int] = []
+    with pytest.raises(Cancelled) as info:
+        run_pipeline(
+            dialogue("wav").path,
+            options=PipelineOptions(),
+            models=models,
+            progress=lambda stage, p: progress.append(p),
+            should_cancel=lambda: len(progress) > 3,  # after the first transcribed segment
+        )
+    assert info.value.stage == Stage.TRANSCRIBE
+
+
+def test_no_model_is_loaded_per_job(models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
+    import faster_whisper
+    import resemblyzer
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded during a job")
+
+    monkeypatch.setattr(faster_whisper.WhisperModel, "__init__", refuse)
+    monkeypatch.setattr(resemblyzer.VoiceEncoder, "__init__", refuse)
+    try:
+        import transformers
+    except ImportError:  # the optional `hf` extra
+        pass
+    else:
+        monkeypatch.setattr(transformers.AutoModelForAudioClassification, "from_pretrained", refuse)
+    result = run_pipeline(dialogue("wav").path, options=PipelineOptions(), models=models)
+    assert result.segments
+
+
 def test_other_language_on_english_only_model(models: Models) -> None:
     result = run_pipeline(
         dialogue("wav").path, options=PipelineOptions(language="ko"), models=models
