@@ -36,6 +36,7 @@ from rich.progress import (
 CHUNK = 1024 * 1024
 POLL_FIRST_S = 0.1
 POLL_MAX_S = 0.5  # a capped backoff keeps the wait after completion under half a second
+OUTAGE_GRACE_S = 60.0  # how long polling rides out a backend that does not answer
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
@@ -173,8 +174,14 @@ class _Client:
             raise AnalyzeError("processing request answered without a job_id")
         return job_id
 
-    def status(self, job_id: str) -> dict[str, Any]:
-        resp = self.http.get(self.url(f"/api/upload-video/status/{job_id}"), headers=self.auth)
+    def status(self, job_id: str) -> dict[str, Any] | None:
+        """The job's status; None for a transient failure (backend restarting, 5xx)."""
+        try:
+            resp = self.http.get(self.url(f"/api/upload-video/status/{job_id}"), headers=self.auth)
+        except httpx.TransportError:
+            return None
+        if resp.status_code >= 500:
+            return None
         body: dict[str, Any] = _check(resp, "status query").json()
         return body
 
@@ -223,8 +230,24 @@ def _wait(client: _Client, job_id: str, deadline: float, quiet: bool) -> dict[st
     interval = POLL_FIRST_S
     with _stage_progress(quiet) as progress:
         task = progress.add_task("analysis", total=100, stage="queued")
+        outage_since: float | None = None
         while True:
-            status = client.status(job_id)
+            polled = client.status(job_id)
+            if polled is None:
+                # The job lives in the database, so a backend restart loses nothing: keep
+                # asking for a while instead of failing the user's long wait on one blip.
+                now = time.monotonic()
+                outage_since = outage_since or now
+                if now - outage_since > OUTAGE_GRACE_S or now >= deadline:
+                    raise AnalyzeError(
+                        f"the backend at {client.opts.backend} stopped answering while job "
+                        f"{job_id} was running; check it later with GET "
+                        f"/api/upload-video/status/{job_id}"
+                    )
+                time.sleep(1.0)
+                continue
+            outage_since = None
+            status = polled
             state = status.get("status")
             progress.update(
                 task,
