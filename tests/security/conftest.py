@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.faults.stack import Stack
+from tests.security.servers import HOST as OUTPOST_HOST
 from tests.support.seaweed import SeaweedS3
 
 JWT_SECRET = "security-suite-jwt-secret-0123456789abcdef"
@@ -22,11 +23,22 @@ def sec_stack(
     stack.backend_extra.update(
         {"JWT_SECRET": JWT_SECRET, "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)}
     )
-    # Only the test media server on 127.0.0.1 may be private; everything else is refused.
-    stack.ml_extra["ML_ALLOWED_PRIVATE_HOSTS"] = "127.0.0.1"
+    # Only the test outpost (127.0.0.5) may be private: loopback, localhost, S3 on 127.0.0.1,
+    # cloud metadata and every private range are refused.
+    stack.ml_extra["ML_ALLOWED_PRIVATE_HOSTS"] = OUTPOST_HOST
+    # Undeliverable callbacks give up fast, so one refused job never holds the worker long.
+    stack.ml_extra["ML_CALLBACK_MAX_ATTEMPTS"] = "3"
     try:
         stack.start_backend()
         stack.start_ml()
         yield stack
     finally:
         stack.stop_all()
+
+
+@pytest.fixture(scope="session")
+def worker(sec_stack: Stack) -> Stack:
+    """The stack with one Celery worker (for tests that need a job to actually run)."""
+    if not sec_stack.workers:
+        sec_stack.start_worker("security")
+    return sec_stack
