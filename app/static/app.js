@@ -334,6 +334,8 @@ function renderAt(t) {
         const span = el("span", "word", w.word.trim());
         span.dataset.k = String(k);
         span.style.fontSize = `${(1.5 * state.volume(w.volume_db)).toFixed(2)}rem`;
+        // A turn can change inside a segment: such a word wears its own speaker's colour.
+        if (w.speaker_id && w.speaker_id !== s.speaker.speaker_id) span.style.setProperty("--speaker", speakerColor(w.speaker_id));
         const pitch = typeof w.pitch_hz === "number" ? `${Math.round(w.pitch_hz)} Hz` : "unvoiced";
         const vol = typeof w.volume_db === "number" ? `${w.volume_db.toFixed(1)} dB` : "–";
         span.title = `${fmtTime(w.start)} · ${vol} · ${pitch}`;
