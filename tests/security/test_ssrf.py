@@ -84,9 +84,7 @@ def test_loopback_names_never_reach_loopback(worker: Stack, outpost: Outpost, ur
     # Refused at once where the name resolves to loopback; where it does not resolve at all the
     # job is accepted but can only fail at download. Either way nothing on loopback is fetched.
     job_id = str(uuid.uuid4())
-    r = _process(
-        worker, {"job_id": job_id, "video_url": url, "fastapi_base_url": outpost.base_url}
-    )
+    r = _process(worker, {"job_id": job_id, "video_url": url, "fastapi_base_url": outpost.base_url})
     if r.status_code in (400, 422):
         return
     assert r.status_code == 202, r.text
@@ -110,9 +108,7 @@ def test_redirect_to_a_private_address_fails_the_job(
     # The first URL is allowed (the outpost); it redirects somewhere private. The download
     # must re-check every hop and fail the job with a specific code, never fetch the target.
     job_id = str(uuid.uuid4())
-    video_url = str(
-        httpx.URL(f"{outpost.base_url}/redirect", params={"to": target})
-    )
+    video_url = str(httpx.URL(f"{outpost.base_url}/redirect", params={"to": target}))
     r = _process(
         worker, {"job_id": job_id, "video_url": video_url, "fastapi_base_url": outpost.base_url}
     )
