@@ -87,7 +87,7 @@ async def ingest_callback(
     job_id = parse_job_id(payload.job_id)
     if job_id is None:
         metrics.record_callback("unknown_job")
-        logger.warning("callback for a job id that is not a UUID: job_id=%s", payload.job_id)
+        logger.warning("callback for an unknown job (id is not a UUID): job_id=%s", payload.job_id)
         raise JobNotFound(f"unknown job {payload.job_id}")
 
     status = JobStatus(payload.status)

@@ -115,7 +115,9 @@ class Backend:
     async def start_job(self, *, headers: dict[str, str] | None = None, **body: Any) -> str:
         key = await self.upload(headers=headers)
         r = await self.client.post(
-            "/api/upload-video/request-process", json={"fileKey": key, **body}, headers=headers or {}
+            "/api/upload-video/request-process",
+            json={"fileKey": key, **body},
+            headers=headers or {},
         )
         assert r.status_code == 200, r.text
         job_id: str = r.json()["job_id"]
@@ -142,9 +144,7 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
 
 
 @pytest.fixture
-async def backend(
-    db_url: str, tmp_path: Path, fake_ml: FakeMLServer
-) -> AsyncIterator[Backend]:
+async def backend(db_url: str, tmp_path: Path, fake_ml: FakeMLServer) -> AsyncIterator[Backend]:
     """The app on SQLite and on PostgreSQL, local storage, the fake ML server behind it."""
     async for b in open_backend(make_settings(tmp_path, db_url, model_server_url=fake_ml.url)):
         yield b

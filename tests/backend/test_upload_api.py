@@ -186,7 +186,9 @@ async def test_invalid_tokens_are_401(sqlite_backend: Backend) -> None:
     c = sqlite_backend.client
     bad = [
         {"Authorization": "Bearer not-a-jwt"},
-        {"Authorization": f"Bearer {token('mallory', secret='wrong-secret-0123456789abcdef-0123')}"},
+        {
+            "Authorization": f"Bearer {token('mallory', secret='wrong-secret-0123456789abcdef-0123')}"
+        },
         {"Authorization": f"Bearer {token('mallory', exp=1)}"},
         {"Authorization": f"Bearer {token('../../etc')}"},
         {"Authorization": "Basic dXNlcjpwYXNz"},
