@@ -118,6 +118,12 @@ def rss_kb(pid: int) -> tuple[int, int]:
     return cur, peak
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by `pid` (load-independent cost measure)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def make_result(
     *, duration_s: float, words: int, speakers: int = 4, seed: int = 7
 ) -> dict[str, Any]:

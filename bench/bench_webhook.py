@@ -31,6 +31,7 @@ from bench._backend import (
     SECRET,
     backend_env,
     backend_process,
+    cpu_s,
     make_result,
     rss_kb,
     scratch_database,
@@ -122,7 +123,9 @@ def main() -> None:
             rss_before, _ = rss_kb(proc.pid)
             bodies = [callback_body(jid, result) for jid in ids]
             size = len(bodies[0])
+            cpu_before = cpu_s(proc.pid)
             times = [post(client, body) for body in bodies]
+            cpu_per_callback_ms = (cpu_s(proc.pid) - cpu_before) / len(bodies) * 1000
             rss_after, rss_peak = rss_kb(proc.pid)
             stored = client.get(f"/api/upload-video/status/{ids[0]}").json()
             words = sum(len(s["words"]) for s in stored["result"]["segments"])
@@ -143,6 +146,7 @@ def main() -> None:
         f"{len(result['segments'])} segments, {args.jobs} callbacks"
     )
     print(f"latency ms: p50 {p50:.0f}, min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}")
+    print(f"backend CPU per callback: {cpu_per_callback_ms:.0f} ms (user+sys, all threads)")
     print(
         f"backend RSS MB: before {rss_before / 1024:.0f}, after {rss_after / 1024:.0f}, "
         f"peak {rss_peak / 1024:.0f} (growth to peak {growth_mb:.0f})"
@@ -155,6 +159,7 @@ def main() -> None:
                 "payload_bytes": size,
                 "p50_ms": p50,
                 "max_ms": max(times) * 1000,
+                "cpu_ms_per_callback": cpu_per_callback_ms,
                 "rss_before_mb": rss_before / 1024,
                 "rss_peak_mb": rss_peak / 1024,
                 "rss_growth_mb": growth_mb,
