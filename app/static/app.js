@@ -127,7 +127,7 @@ function renderStages(current, status) {
     const li = document.createElement("li");
     li.textContent = name;
     if (status === "completed" || (idx >= 0 && i < idx)) li.className = "done";
-    else if (i === idx) li.className = "active";
+    else if (i === idx) li.className = status === "failed" ? "failed" : "active";
     $("stages").appendChild(li);
   }
 }
@@ -140,6 +140,7 @@ async function analyze() {
   clearError();
   $("analyze-btn").disabled = true;
   $("progress").hidden = false;
+  $("results").hidden = true;
   setBar("upload", 0);
   setBar("analysis", 0);
   renderStages("queued", "pending");

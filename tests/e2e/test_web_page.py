@@ -117,6 +117,12 @@ def test_upload_analyze_and_play_with_captions(stack: UpStack, tmp_path: Path) -
             srt = page.request.get(stack.backend_url + href)
             assert srt.ok and srt.text().startswith("1\n")
 
+            # The local file really plays in the page's player (object URL, no server round trip).
+            page.wait_for_function(
+                "() => { const v = document.getElementById('video');"
+                " return v.readyState >= 2 && !v.seeking && !v.error; }",
+                timeout=30_000,
+            )
             shot = tmp_path / "web-page.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
