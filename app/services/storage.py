@@ -19,6 +19,7 @@ MAX_FILENAME_CHARS = 120
 # What a stored key may contain: the sanitizer's charset plus the separators it adds.
 _KEY_RE = re.compile(r"^[A-Za-z0-9._@-]+(/[A-Za-z0-9._@-]+)*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_EXT = re.compile(r"^[A-Za-z0-9]{1,10}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +68,13 @@ def sanitize_filename(filename: str) -> str:
     name = unicodedata.normalize("NFKC", filename)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = _UNSAFE.sub("_", name).strip("._-")
-    if not name:
-        name = "video"
-    if len(name) > MAX_FILENAME_CHARS:
-        stem, dot, ext = name.rpartition(".")
-        if dot and 0 < len(ext) <= 10:
-            name = stem[: MAX_FILENAME_CHARS - len(ext) - 1] + "." + ext
-        else:
-            name = name[:MAX_FILENAME_CHARS]
-    return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not _EXT.match(ext):
+        stem, ext = name, ""
+    # Leading dots would make hidden files; a name of only unsafe characters becomes "video".
+    stem = _UNSAFE.sub("_", stem).strip("._-") or "video"
+    stem = stem[: MAX_FILENAME_CHARS - len(ext) - 1]
+    return f"{stem}.{ext}" if ext else stem
 
 
 def user_prefix(owner: str) -> str:

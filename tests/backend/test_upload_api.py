@@ -30,7 +30,7 @@ async def test_generate_url_shape_and_key_format(sqlite_backend: Backend) -> Non
     assert parts[:2] == ["videos", "anonymous"] and len(parts) == 3
     stamp_date, stamp_time, rand, name = parts[2].split("_", 3)
     assert len(stamp_date) == 8 and len(stamp_time) == 6 and len(rand) == 8
-    assert name == "My_Video.mp4"
+    assert name == "My_Video.mp4", name
 
 
 async def test_generate_url_user_prefix(sqlite_backend: Backend) -> None:
