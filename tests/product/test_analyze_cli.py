@@ -1,0 +1,65 @@
+"""`ecg analyze` pieces that need no server: content types, error-body parsing, options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ecg_cli.analyze import (
+    AnalyzeError,
+    AnalyzeOptions,
+    _detail,
+    analyze,
+    content_type_for,
+    options_from_args,
+)
+from ecg_cli.main import build_parser
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a.mp4", "video/mp4"),
+        ("a.MKV", "video/x-matroska"),
+        ("a.webm", "video/webm"),
+        ("a.wav", "audio/wav"),
+        ("a.mov", "video/quicktime"),
+        ("notes.unknownext", "application/octet-stream"),
+    ],
+)
+def test_content_type_for(name: str, expected: str) -> None:
+    assert content_type_for(Path(name)) == expected
+
+
+def _resp(status: int, **kw: object) -> httpx.Response:
+    return httpx.Response(status, request=httpx.Request("GET", "http://x"), **kw)  # type: ignore[arg-type]
+
+
+def test_error_detail_from_every_shape() -> None:
+    assert _detail(_resp(415, json={"error": "X", "detail": "content type refused"})) == (
+        "content type refused"
+    )
+    body = {"detail": [{"loc": ["body", "fileKey"], "msg": "Field required"}]}
+    assert _detail(_resp(422, json=body)) == "fileKey: Field required"
+    assert _detail(_resp(400, json={"detail": {"message": "wrong endpoint"}})) == "wrong endpoint"
+    xml = "<Error><Code>SignatureDoesNotMatch</Code><Message>bad sig</Message></Error>"
+    assert _detail(_resp(403, text=xml)) == "bad sig"
+    assert _detail(_resp(502, text="")) == "Bad Gateway"
+
+
+def test_options_from_args_reads_token_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECG_TOKEN", "tok")
+    args = build_parser().parse_args(
+        ["analyze", "v.mp4", "--srt", "o.srt", "--vtt", "o.vtt", "--min-speakers", "2"]
+    )
+    opts = options_from_args(args)
+    assert opts.token == "tok"
+    assert opts.outputs == {"srt": Path("o.srt"), "vtt": Path("o.vtt")}
+    assert opts.min_speakers == 2 and opts.max_speakers is None
+
+
+def test_missing_file_fails_before_any_request(tmp_path: Path) -> None:
+    with pytest.raises(AnalyzeError, match="no such file"):
+        analyze(AnalyzeOptions(video=tmp_path / "nope.mp4"))
