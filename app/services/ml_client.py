@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 # States an ML server may report for a job it knows; anything else is treated as running.
 _DONE = frozenset({"completed", "succeeded", "success", "done"})
 _FAILED = frozenset({"failed", "error", "cancelled", "canceled"})
+CONNECT_TIMEOUT_S = 10.0
 
 
 class MLRequestError(Exception):
@@ -107,7 +108,8 @@ class MLClient:
         self._base = base_url.rstrip("/")
         self._http = http
         self._secret = secret
-        self._timeout = httpx.Timeout(timeout_s)
+        # A dead host should fail fast; a slow answer may take the whole ML_API_TIMEOUT.
+        self._timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
 
     @property
     def base_url(self) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 
 from app.core.config import Settings
 from app.models.job import Base, Job
+from app.services import metrics
 from app.services.dispatch import Dispatcher
 from app.services.ml_client import process_message_id
 from ecg_protocol import ProcessRequest
@@ -259,7 +260,14 @@ async def test_slow_ml_server_times_out(h: Harness, fake: FakeMLServer) -> None:
     assert len(fake.process_requests(str(jid))) == 2
 
 
+def _metric(name: str, labels: dict[str, str] | None = None) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
 async def test_ml_server_500s_fail_with_ml_server_error(h: Harness, fake: FakeMLServer) -> None:
+    sent = _metric("ecg_ml_requests_total")
+    errors = _metric("ecg_ml_request_errors_total", {"code": "ML_SERVER_ERROR"})
+    failed = _metric("ecg_jobs_finished_total", {"status": "failed", "code": "ML_SERVER_ERROR"})
     fake.behaviour.always_status = 500
     [jid] = await h.add_jobs()
     await h.dispatcher(h.settings(fake.url))
@@ -268,6 +276,11 @@ async def test_ml_server_500s_fail_with_ml_server_error(h: Harness, fake: FakeML
     assert job.error_code == "ML_SERVER_ERROR"
     assert job.error_message is not None and "HTTP 500" in job.error_message
     assert len(fake.process_requests(str(jid))) == 3
+    # The guide's metric points: requests sent, errors, failed jobs.
+    assert _metric("ecg_ml_requests_total") - sent == 3
+    assert _metric("ecg_ml_request_errors_total", {"code": "ML_SERVER_ERROR"}) - errors == 3
+    labels = {"status": "failed", "code": "ML_SERVER_ERROR"}
+    assert _metric("ecg_jobs_finished_total", labels) - failed == 1
 
 
 async def test_4xx_is_rejected_without_retry(h: Harness, fake: FakeMLServer) -> None:

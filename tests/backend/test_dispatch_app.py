@@ -196,3 +196,83 @@ def _killed_and_restarted(database_url: str, tmp_path: Path) -> None:
         )
     assert uuid.UUID(job_id)
     assert sum(fake.accepted.values()) == 1
+
+
+def test_two_backend_processes_on_one_postgresql_send_each_job_once(tmp_path: Path) -> None:
+    url, name = create_database(prefix="ecg_dispatch_two")
+    try:
+        _two_backends(url, tmp_path)
+    finally:
+        drop_database(name)
+
+
+def _two_backends(database_url: str, tmp_path: Path) -> None:
+    n_jobs = 200
+    with FakeMLServer(secret=SECRET) as fake:
+        fake.behaviour.delay_s = 0.05  # sends overlap, so both replicas hold claims at once
+        procs = []
+        for i in (1, 2):
+            port = free_port()
+            procs.append(
+                backend(
+                    port=port,
+                    database_url=database_url,
+                    ml_url=fake.url,
+                    data_dir=tmp_path / f"data{i}",
+                    log=tmp_path / f"backend{i}.log",
+                    DISPATCH_POLL_INTERVAL_S="0.02",
+                ).start()
+            )
+        try:
+            for proc, port in zip(procs, _ports(procs), strict=True):
+                proc.wait_http_ok(f"http://127.0.0.1:{port}/health", timeout_s=60)
+            ids = _insert_pending(database_url, n_jobs)
+            wait_for(
+                lambda: len(fake.accepted) == n_jobs,
+                timeout_s=60,
+                what=f"{n_jobs} jobs dispatched",
+            )
+            assert set(fake.accepted) == {str(j) for j in ids}
+            assert set(fake.process_posts.values()) == {1}, "a job was sent twice"
+            sent_by = [p.log_text().count("sending job to ML server") for p in procs]
+            assert sum(sent_by) == n_jobs
+            assert all(n > 0 for n in sent_by), f"one replica sent nothing: {sent_by}"
+        finally:
+            for proc in procs:
+                proc.stop()
+
+
+def _ports(procs: list[ManagedProcess]) -> list[int]:
+    return [int(p.cmd[p.cmd.index("--port") + 1]) for p in procs]
+
+
+def _insert_pending(database_url: str, n: int) -> list[uuid.UUID]:
+    """Pending rows written straight to the table (the outbox), as request-process leaves them."""
+    from sqlalchemy import create_engine, insert
+
+    from app.models.job import Job
+
+    ids = [uuid.uuid4() for _ in range(n)]
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(Job),
+                [
+                    {
+                        "job_id": jid,
+                        "owner": "anonymous",
+                        "status": "pending",
+                        "progress": 0,
+                        "video_url": f"http://storage.test/{jid}.mp4",
+                        "file_key": f"videos/anonymous/20240101_000000_abcd1234_{jid.hex[:6]}.mp4",
+                        "language": "auto",
+                        "dispatch_attempts": 0,
+                        "redispatch_count": 0,
+                    }
+                    for jid in ids
+                ],
+            )
+    finally:
+        engine.dispose()
+    return ids
