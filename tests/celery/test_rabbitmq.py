@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kombu import Connection
+from kombu.connection import Connection
 
 from ecg_protocol import ProcessRequest
 from ml_server.config import MLSettings
@@ -80,5 +80,6 @@ def test_worker_on_rabbitmq_runs_a_job_to_its_final_callback(tmp_path: Path, pre
         executor.shutdown()
         worker.stop()
         outpost.close()
-        with Connection(AMQP_URL, connect_timeout=5) as conn:  # leave no queue behind
+        # Leave no queue behind.
+        with Connection(AMQP_URL, connect_timeout=5) as conn:  # type: ignore[no-untyped-call]
             conn.default_channel.queue_delete(f"{prefix}queue")
