@@ -74,7 +74,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "ml_health_timeout": 2.0,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @dataclass

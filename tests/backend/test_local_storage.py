@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -89,7 +90,7 @@ async def test_size_limit_enforced_while_streaming(sqlite_backend: Backend) -> N
     url, key = await issue(b)
     limit = b.settings.max_upload_bytes
 
-    async def body() -> object:
+    async def body() -> AsyncIterator[bytes]:
         for _ in range(limit // 65536 + 2):
             yield b"\x00" * 65536
 
@@ -108,8 +109,17 @@ async def test_download_of_missing_object_is_404(sqlite_backend: Backend) -> Non
 
 @pytest.mark.parametrize(
     "key",
-    ["../outside", "videos/../../x", "/abs/path", "videos//x", "videos/a\\b", "videos/%2e%2e/x",
-     "videos/x\x00y", ".", "videos/./x"],
+    [
+        "../outside",
+        "videos/../../x",
+        "/abs/path",
+        "videos//x",
+        "videos/a\\b",
+        "videos/%2e%2e/x",
+        "videos/x\x00y",
+        ".",
+        "videos/./x",
+    ],
 )
 def test_path_traversal_impossible(tmp_path: Path, key: str) -> None:
     storage = LocalStorage(root=tmp_path, base_url="http://x", secret="s", max_bytes=10)
@@ -129,12 +139,12 @@ async def test_traversal_through_the_route(sqlite_backend: Backend) -> None:
 async def test_write_stream_direct_limit(tmp_path: Path) -> None:
     storage = LocalStorage(root=tmp_path, base_url="http://x", secret="s", max_bytes=10)
 
-    async def chunks() -> object:
+    async def chunks() -> AsyncIterator[bytes]:
         yield b"12345"
         yield b"678901"
 
     with pytest.raises(FileTooLarge):
-        await storage.write_stream("videos/a/x.mp4", "video/mp4", chunks())  # type: ignore[arg-type]
+        await storage.write_stream("videos/a/x.mp4", "video/mp4", chunks())
 
 
 @pytest.mark.parametrize(

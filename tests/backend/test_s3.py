@@ -65,8 +65,11 @@ async def test_presigned_put_binds_content_type_and_key(s3: S3Service) -> None:
             url.replace(key, fresh_key()), content=b"x", headers={"Content-Type": "video/mp4"}
         )
         assert r.status_code == 403
-        r = await http.put(url.replace("X-Amz-Signature=", "X-Amz-Signature=0"), content=b"x",
-                           headers={"Content-Type": "video/mp4"})
+        r = await http.put(
+            url.replace("X-Amz-Signature=", "X-Amz-Signature=0"),
+            content=b"x",
+            headers={"Content-Type": "video/mp4"},
+        )
         assert r.status_code == 403
     assert await s3.head_object(key) is None
 

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 from app.models.job import Job
 from tests.backend.conftest import Backend, auth, new_user, token
 
+OTHER_SECRET = "wrong-secret-0123456789abcdef-0123"
+
 
 async def job_count(b: Backend) -> int:
     async with b.ctx.session_factory() as s:
@@ -186,9 +188,7 @@ async def test_invalid_tokens_are_401(sqlite_backend: Backend) -> None:
     c = sqlite_backend.client
     bad = [
         {"Authorization": "Bearer not-a-jwt"},
-        {
-            "Authorization": f"Bearer {token('mallory', secret='wrong-secret-0123456789abcdef-0123')}"
-        },
+        {"Authorization": f"Bearer {token('mallory', secret=OTHER_SECRET)}"},
         {"Authorization": f"Bearer {token('mallory', exp=1)}"},
         {"Authorization": f"Bearer {token('../../etc')}"},
         {"Authorization": "Basic dXNlcjpwYXNz"},

@@ -1,0 +1,117 @@
+"""`GET /api/upload-video/ml-server/health`: healthy, down, slow, erroring, unconfigured."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from tests.backend.conftest import Backend, make_settings, open_backend
+from tests.support.fake_ml import FakeMLServer
+from tests.support.net import free_port
+
+
+class HealthStub:
+    """A real HTTP server whose /health can be slow or failing."""
+
+    def __init__(self) -> None:
+        self.delay_s = 0.0
+        self.status = 200
+        self.port = free_port()
+        app = FastAPI()
+
+        @app.get("/health")
+        async def health() -> JSONResponse:
+            await asyncio.sleep(self.delay_s)
+            return JSONResponse({"status": "ok", "message": "ML Server is running"}, self.status)
+
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> HealthStub:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "health stub did not start"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def stub() -> Iterator[HealthStub]:
+    with HealthStub() as s:
+        yield s
+
+
+@pytest.fixture
+async def health_backend(
+    stub: HealthStub, sqlite_url: str, tmp_path: Path
+) -> AsyncIterator[Backend]:
+    settings = make_settings(tmp_path, sqlite_url, model_server_url=stub.url, ml_health_timeout=0.5)
+    async for b in open_backend(settings):
+        yield b
+
+
+PATH = "/api/upload-video/ml-server/health"
+
+
+async def test_healthy(health_backend: Backend, stub: HealthStub) -> None:
+    r = await health_backend.client.get(PATH)
+    assert r.status_code == 200
+    data = r.json()
+    assert data["status"] == "healthy" and data["ml_server_url"] == stub.url
+    assert data["http_status"] == 200 and data["response"] == "ML Server is running"
+    assert data["response_time_ms"] >= 0
+
+
+async def test_slow_is_unhealthy(health_backend: Backend, stub: HealthStub) -> None:
+    stub.delay_s = 2.0
+    started = time.monotonic()
+    r = await health_backend.client.get(PATH)
+    assert time.monotonic() - started < 1.9
+    assert r.status_code == 503
+    assert r.json()["status"] == "unhealthy" and "Timeout" in r.json()["error"]
+
+
+async def test_erroring_is_unhealthy(health_backend: Backend, stub: HealthStub) -> None:
+    stub.status = 500
+    r = await health_backend.client.get(PATH)
+    assert r.status_code == 503 and r.json()["http_status"] == 500
+
+
+async def test_down_is_unhealthy(sqlite_url: str, tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, sqlite_url, model_server_url=f"http://127.0.0.1:{free_port()}"
+    )
+    async for b in open_backend(settings):
+        r = await b.client.get(PATH)
+        assert r.status_code == 503
+        assert r.json()["status"] == "unhealthy" and "Connect" in r.json()["error"]
+
+
+async def test_unconfigured_is_unhealthy(sqlite_url: str, tmp_path: Path) -> None:
+    async for b in open_backend(make_settings(tmp_path, sqlite_url)):
+        r = await b.client.get(PATH)
+        assert r.status_code == 503 and r.json()["status"] == "unhealthy"
+
+
+async def test_fake_ml_server_health(sqlite_backend: Backend, fake_ml: FakeMLServer) -> None:
+    r = await sqlite_backend.client.get(PATH)
+    assert r.status_code == 200 and r.json()["status"] == "healthy"
