@@ -5,9 +5,10 @@ Run by hand:  .venv/bin/python -m bench.bench_pipeline [--runs 3] [--json out.js
 On a ≥ 60 s synthetic two-voice clip (tests/support/media.py, mp4 with a video track), with
 models loaded once before timing: per-stage times of `run_pipeline`, and the same model's bare
 `WhisperModel.transcribe(word_timestamps=True)` on the same decoded audio with the same
-decoding options (beam size from settings, no VAD). Runs alternate (bare, pipeline, bare, …)
-so a busy shared machine slows both alike; medians are reported. Peak RSS is the process's
-ru_maxrss at the end (models + all runs).
+decoding options (beam size from settings, no VAD). CPU seconds are reported beside wall
+time: on a shared machine they show the work apart from waiting. Runs alternate (bare,
+pipeline, bare, …) so a busy shared machine slows both alike; medians are reported. Peak
+RSS is the process's ru_maxrss at the end (models + all runs).
 """
 
 from __future__ import annotations
@@ -50,21 +51,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     audio = decode(media.path, max_duration_s=3600)
 
     def bare() -> float:
+        cpu.append(-time.process_time())
         start = time.perf_counter()
         segments, _ = models.asr.transcribe(
             audio.samples, beam_size=models.beam_size, word_timestamps=True, vad_filter=False
         )
         n = sum(len(s.words or ()) for s in segments)  # the generator does the work
         assert n > 0
+        cpu[-1] += time.process_time()
         return time.perf_counter() - start
 
     def pipeline() -> tuple[float, dict[str, float]]:
+        cpu_pipe.append(-time.process_time())
         start = time.perf_counter()
         result = run_pipeline(media.path, options=PipelineOptions(), models=models)
+        cpu_pipe[-1] += time.process_time()
         return time.perf_counter() - start, dict(result.metadata.processing_time)
 
+    cpu: list[float] = []
+    cpu_pipe: list[float] = []
     bare()  # warm-up: first calls allocate buffers
     pipeline()
+    cpu.clear()
+    cpu_pipe.clear()
     bare_s: list[float] = []
     total_s: list[float] = []
     stages: list[dict[str, float]] = []
@@ -87,6 +96,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "pipeline_s": round(med_total, 3),
         "ratio_pipeline_to_bare": round(med_total / med_bare, 3),
         "real_time_factor": round(med_total / audio.duration, 3),
+        # CPU seconds (all threads) tell the work apart from waiting on a busy shared machine.
+        "bare_cpu_s": round(statistics.median(cpu), 3),
+        "pipeline_cpu_s": round(statistics.median(cpu_pipe), 3),
         "stage_s": {k: round(statistics.median(s[k] for s in stages), 3) for k in stages[0]},
         "peak_rss_mb": round(rss_end, 1),
         "rss_after_load_mb": round(rss_after_load, 1),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,37 +102,43 @@ def run_pipeline(
         audio = decode.decode(media_path, max_duration_s=models.max_media_duration_s)
     with stage(Stage.VAD):
         regions = vad.detect_speech(audio)
-    with stage(Stage.TRANSCRIBE):
-        span = _TRANSCRIBE_END - STAGE_PROGRESS[Stage.TRANSCRIBE]
+    diarize_opts = diarize.DiarizeSettings(
+        min_speakers=options.min_speakers, max_speakers=options.max_speakers
+    )
+    # Speaker embeddings need only the audio and the speech regions, so they are computed on
+    # a second thread while faster-whisper transcribes (both release the GIL); the diarize
+    # stage then only waits for them, clusters and assigns words.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecg-embed") as pool:
+        with stage(Stage.TRANSCRIBE):
+            embedding = pool.submit(
+                diarize.embed_speech, audio, regions, diarize_opts, models.speaker_encoder
+            )
+            span = _TRANSCRIBE_END - STAGE_PROGRESS[Stage.TRANSCRIBE]
 
-        def on_asr_progress(fraction: float) -> None:
-            # Transcription is most of the time: a cancel also stops it between segments.
-            if should_cancel():
-                raise Cancelled(Stage.TRANSCRIBE)
-            report(Stage.TRANSCRIBE, STAGE_PROGRESS[Stage.TRANSCRIBE] + int(span * fraction))
+            def on_asr_progress(fraction: float) -> None:
+                # Transcription is most of the time: a cancel also stops it between segments.
+                if should_cancel():
+                    raise Cancelled(Stage.TRANSCRIBE)
+                report(Stage.TRANSCRIBE, STAGE_PROGRESS[Stage.TRANSCRIBE] + int(span * fraction))
 
-        language = None if options.language in ("", "auto") else options.language
-        transcript = transcribe.transcribe(
-            audio,
-            regions,
-            transcribe.TranscribeSettings(
-                language=language, beam_size=models.beam_size, batch_size=models.batch_size
-            ),
-            models.asr,
-            models.batched_asr,
-            on_progress=on_asr_progress,
-        )
-    words = transcript.words
-    with stage(Stage.DIARIZE):
-        diarization = diarize.diarize(
-            audio,
-            regions,
-            words,
-            diarize.DiarizeSettings(
-                min_speakers=options.min_speakers, max_speakers=options.max_speakers
-            ),
-            models.speaker_encoder,
-        )
+            language = None if options.language in ("", "auto") else options.language
+            try:
+                transcript = transcribe.transcribe(
+                    audio,
+                    regions,
+                    transcribe.TranscribeSettings(
+                        language=language, beam_size=models.beam_size, batch_size=models.batch_size
+                    ),
+                    models.asr,
+                    models.batched_asr,
+                    on_progress=on_asr_progress,
+                )
+            except BaseException:
+                embedding.cancel()
+                raise
+        words = transcript.words
+        with stage(Stage.DIARIZE):
+            diarization = diarize.assign_speakers(embedding.result(), words, diarize_opts)
     with stage(Stage.PROSODY):
         word_prosody = prosody.measure_words(audio, words)
     with stage(Stage.EMOTION):

@@ -200,6 +200,44 @@ def assign_word_speakers(
     return speakers, confidence
 
 
+@dataclass(frozen=True, slots=True)
+class SpeakerEmbeddings:
+    """Windows inside speech and their embeddings (the part that needs no transcript)."""
+
+    windows: list[Window]
+    embeddings: Embeddings
+
+
+def embed_speech(
+    audio: Audio, regions: list[SpeechRegion], opts: DiarizeSettings, encoder: VoiceEncoder
+) -> SpeakerEmbeddings:
+    """Embed sliding windows over the speech regions."""
+    windows = speech_windows(regions, audio.duration, opts.step_s)
+    return SpeakerEmbeddings(windows, embed_windows(audio, windows, encoder, opts.batch_size))
+
+
+def assign_speakers(
+    speech: SpeakerEmbeddings, words: list[AsrWord], opts: DiarizeSettings
+) -> Diarization:
+    """Cluster the windows and give every word a speaker, ids ordered by first appearance."""
+    labels = _cluster_all(speech.embeddings, opts)
+    raw, conf = assign_word_speakers(words, speech.windows, labels)
+    # Relabel by first appearance (words first, then windows no word touched).
+    order: dict[int, int] = {}
+    for lab in [*raw, *labels.tolist()]:
+        order.setdefault(int(lab), len(order))
+    turns = tuple(
+        SpeakerTurn(start=w.start, end=w.end, speaker=order[int(lab)])
+        for w, lab in zip(speech.windows, labels.tolist(), strict=True)
+    )
+    return Diarization(
+        word_speakers=tuple(order[s] for s in raw),
+        word_confidence=tuple(round(c, 3) for c in conf),
+        num_speakers=len(order),
+        turns=turns,
+    )
+
+
 def diarize(
     audio: Audio,
     regions: list[SpeechRegion],
@@ -208,21 +246,4 @@ def diarize(
     encoder: VoiceEncoder,
 ) -> Diarization:
     """Speaker of every word, ids ordered by first appearance."""
-    windows = speech_windows(regions, audio.duration, opts.step_s)
-    embeddings = embed_windows(audio, windows, encoder, opts.batch_size)
-    labels = _cluster_all(embeddings, opts)
-    raw, conf = assign_word_speakers(words, windows, labels)
-    # Relabel by first appearance (words first, then windows no word touched).
-    order: dict[int, int] = {}
-    for lab in [*raw, *labels.tolist()]:
-        order.setdefault(int(lab), len(order))
-    turns = tuple(
-        SpeakerTurn(start=w.start, end=w.end, speaker=order[int(lab)])
-        for w, lab in zip(windows, labels.tolist(), strict=True)
-    )
-    return Diarization(
-        word_speakers=tuple(order[s] for s in raw),
-        word_confidence=tuple(round(c, 3) for c in conf),
-        num_speakers=len(order),
-        turns=turns,
-    )
+    return assign_speakers(embed_speech(audio, regions, opts, encoder), words, opts)

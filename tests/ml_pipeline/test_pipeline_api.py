@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ecg_protocol import Stage
@@ -86,6 +88,19 @@ def test_other_language_on_english_only_model(models: Models) -> None:
     )
     assert result.metadata.language == "en"
     assert result.segments
+
+
+def test_batched_inference_path(models: Models) -> None:
+    # The GPU path (BatchedInferencePipeline over the VAD regions) also runs on CPU.
+    from faster_whisper import BatchedInferencePipeline
+
+    from tests.ml_pipeline.test_quality import wer
+
+    batched = dataclasses.replace(models, batched_asr=BatchedInferencePipeline(models.asr))
+    media = dialogue("wav")
+    result = run_pipeline(media.path, options=PipelineOptions(), models=batched)
+    assert wer(media.text, " ".join(s.text for s in result.segments)) <= 0.15
+    assert result.metadata.unique_speakers == 2
 
 
 def test_bundled_model_resolves_to_package_path() -> None:
