@@ -254,7 +254,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--latency-samples", type=int, default=40)
-    parser.add_argument("--max-workers", type=int, default=2)
+    parser.add_argument(
+        "--workers", default="1,2", help="worker counts to run, in order (e.g. 2,1,2,1)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/out/bench_workers.json"))
     args = parser.parse_args()
 
@@ -287,7 +289,7 @@ def main() -> None:
             redis.Redis.from_url(REDIS_URL).delete(f"{prefix}queue")  # undispatched samples
             report["throughput"] = [
                 throughput(n, args.jobs, ml_url, outpost, env, root, store)
-                for n in range(1, args.max_workers + 1)
+                for n in [int(x) for x in args.workers.split(",")]
             ]
     keys = list(store.client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:

@@ -89,14 +89,21 @@ class JobTask(Task):  # type: ignore[misc]
     ) -> None:
         if not isinstance(exc, TimeLimitExceeded) or not args:
             return
-        # Runs in the worker's main process: send from a thread, never block its event loop.
-        request = ProcessRequest.model_validate(args[0])
+        # Runs in the worker's main process: report from a thread, never block its event loop.
         threading.Thread(
-            target=fail_job,
-            args=(worker_context(), request, ErrorCode.TIMEOUT_ERROR, f"time limit {exc} exceeded"),
+            target=_report_hard_timeout,
+            args=(args[0], f"the job exceeded its hard time limit ({exc})"),
             daemon=True,
-            name=f"timeout-{request.job_id}",
+            name=f"timeout-{task_id}",
         ).start()
+
+
+def _report_hard_timeout(payload: dict[str, Any], message: str) -> None:
+    request = ProcessRequest.model_validate(payload)
+    try:
+        fail_job(worker_context(), request, ErrorCode.TIMEOUT_ERROR, message)
+    except Exception:  # logged; the backend's reconciler still finds the job quiet
+        logger.exception("job %s: could not report the hard time limit", request.job_id)
 
 
 def make_celery(settings: MLSettings) -> Celery:
@@ -150,6 +157,13 @@ class WorkerContext:
 _context: WorkerContext | None = None
 _context_pid = -1
 _context_lock = threading.Lock()
+
+
+def install_worker_context(ctx: WorkerContext | None) -> None:
+    """Use `ctx` in this process (embedding and tests); None rebuilds from the environment."""
+    global _context, _context_pid
+    with _context_lock:
+        _context, _context_pid = ctx, os.getpid()
 
 
 def _build_context(settings: MLSettings) -> WorkerContext:

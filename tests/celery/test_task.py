@@ -6,12 +6,14 @@ import threading
 import uuid
 
 import pytest
+from celery.exceptions import TimeLimitExceeded
 
 from ecg_protocol import AnalysisResult, ErrorCode, ProcessRequest
 from ml_server.celery_app import (
     TASK_NAME,
     WorkerContext,
     broker_transport_options,
+    install_worker_context,
     make_celery,
     run_delivery,
     task_limits,
@@ -20,6 +22,7 @@ from ml_server.config import MLSettings
 from ml_server.executor_celery import CeleryJobExecutor
 from ml_server.store import MLJobStatus
 from ml_server.store_redis import RedisJobStore
+from tests.support.procs import wait_for
 
 
 def _request() -> ProcessRequest:
@@ -182,3 +185,27 @@ def test_executor_forgets_a_job_the_broker_refused(settings: MLSettings) -> None
     with pytest.raises(Exception):  # noqa: B017 - kombu raises its own connection errors
         executor.submit(request)
     assert store.get(request.job_id) is None  # the backend's retry can submit it again
+
+
+def test_hard_time_limit_reports_one_timeout_failure(
+    settings: MLSettings, store: RedisJobStore
+) -> None:
+    # Celery calls on_failure in the worker's main process after killing the pool process.
+    rec = Recorder(store)
+    request = _request()
+    store.create_if_absent(request)
+    install_worker_context(_ctx(settings, store, rec))
+    try:
+        task = make_celery(settings).tasks[TASK_NAME]
+        task.on_failure(
+            TimeLimitExceeded(30), request.job_id, [request.model_dump(mode="json")], {}, None
+        )
+        wait_for(lambda: bool(rec.failures), timeout_s=10, what="the timeout report")
+        assert rec.failures == [(request.job_id, ErrorCode.TIMEOUT_ERROR)]
+        # Any other failure is the runner's to report, not the task base's.
+        task.on_failure(
+            RuntimeError("x"), request.job_id, [request.model_dump(mode="json")], {}, None
+        )
+        assert len(rec.failures) == 1
+    finally:
+        install_worker_context(None)
