@@ -300,7 +300,13 @@ def _load_models_once(**_: object) -> None:
 
     ctx = worker_context()
     started = time.monotonic()
-    celery_glue.warm_models(ctx.settings)
+    try:
+        celery_glue.warm_models(ctx.settings)
+    except Exception:
+        # No crash loop of pool processes: each job fails ML_SERVER_ERROR through the runner,
+        # and without a heartbeat /health shows no worker with models loaded.
+        logger.exception("worker process %d: loading the models failed", os.getpid())
+        return
     logger.info(
         "worker process %d: models loaded in %.1f s", os.getpid(), time.monotonic() - started
     )
