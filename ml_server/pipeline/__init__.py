@@ -9,6 +9,7 @@ cancellation between stages.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -108,10 +109,16 @@ def run_pipeline(
     # Speaker embeddings need only the audio and the speech regions, so they are computed on
     # a second thread while faster-whisper transcribes (both release the GIL); the diarize
     # stage then only waits for them, clusters and assigns words.
+    abandon = threading.Event()  # set when the job stops early: the embedding thread quits too
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecg-embed") as pool:
         with stage(Stage.TRANSCRIBE):
             embedding = pool.submit(
-                diarize.embed_speech, audio, regions, diarize_opts, models.speaker_encoder
+                diarize.embed_speech,
+                audio,
+                regions,
+                diarize_opts,
+                models.speaker_encoder,
+                lambda: abandon.is_set() or should_cancel(),
             )
             span = _TRANSCRIBE_END - STAGE_PROGRESS[Stage.TRANSCRIBE]
 
@@ -134,7 +141,7 @@ def run_pipeline(
                     on_progress=on_asr_progress,
                 )
             except BaseException:
-                embedding.cancel()
+                abandon.set()
                 raise
         words = transcript.words
         with stage(Stage.DIARIZE):

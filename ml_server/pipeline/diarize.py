@@ -2,27 +2,39 @@
 agglomerative clustering on cosine distance with an automatic speaker count, and a pure merge
 that gives each word the speaker whose windows cover it most (whisperX's assign_word_speakers).
 
-The mel spectrogram is computed once for the whole signal and every window is a slice of it;
-all windows go through the encoder in a few batches.
+Windows go through the encoder in batches (mel front end per batch, so memory stays bounded
+on long media); the pipeline runs this part on a second thread while transcription runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import librosa
 import numpy as np
 import numpy.typing as npt
 import torch
 from resemblyzer import VoiceEncoder
-from resemblyzer.audio import wav_to_mel_spectrogram
-from resemblyzer.hparams import partials_n_frames
+from resemblyzer.hparams import (
+    mel_n_channels,
+    mel_window_length,
+    mel_window_step,
+    partials_n_frames,
+    sampling_rate,
+)
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from ecg_protocol import Stage
 from ml_server.pipeline.data import AsrWord, Audio, Diarization, SpeakerTurn, SpeechRegion
+from ml_server.pipeline.errors import Cancelled
 
 MEL_FPS = 100  # resemblyzer's mel hop is 10 ms
 WINDOW_S = partials_n_frames / MEL_FPS  # 1.6 s: what the encoder was trained on
 _TARGET_DBFS = -30.0  # resemblyzer normalises utterances to this loudness
+# resemblyzer's mel front end (its wav_to_mel_spectrogram), applied per batch of windows.
+_N_FFT = sampling_rate * mel_window_length // 1000
+_HOP = sampling_rate * mel_window_step // 1000
 
 Embeddings = npt.NDArray[np.float32]
 
@@ -66,25 +78,39 @@ def speech_windows(regions: list[SpeechRegion], duration: float, step_s: float) 
 
 
 def embed_windows(
-    audio: Audio, windows: list[Window], encoder: VoiceEncoder, batch_size: int = 64
+    audio: Audio,
+    windows: list[Window],
+    encoder: VoiceEncoder,
+    batch_size: int = 64,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Embeddings:
-    """L2-normalised speaker embedding of each window, shape (n, 256)."""
+    """L2-normalised speaker embedding of each window, shape (n, 256).
+
+    Mel spectrograms are computed per batch of windows (not for the whole signal at once), so
+    memory stays bounded on hours of media. `should_stop` is polled between batches.
+    """
     if not windows:
         return np.zeros((0, 256), dtype=np.float32)
     samples = audio.samples
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
-    gain = 10 ** (_TARGET_DBFS / 20) / rms if rms > 1e-6 else 1.0
-    mel = wav_to_mel_spectrogram(samples * np.float32(gain))
-    need = max(round(w.start * MEL_FPS) for w in windows) + partials_n_frames
-    if mel.shape[0] < need:
-        mel = np.pad(mel, ((0, need - mel.shape[0]), (0, 0)))
-    idx = np.array([round(w.start * MEL_FPS) for w in windows])
-    batch = mel[idx[:, None] + np.arange(partials_n_frames)[None, :]]  # (n, 160, 40)
+    # resemblyzer normalises loudness before embedding; one gain for the whole signal keeps
+    # windows comparable with each other.
+    gain = np.float32(10 ** (_TARGET_DBFS / 20) / rms if rms > 1e-6 else 1.0)
+    span = partials_n_frames * _HOP
+    starts = np.array([round(w.start * audio.sample_rate) for w in windows])
+    need = int(starts.max()) + span
+    padded = np.pad(samples, (0, max(0, need - samples.shape[0])))
     out: list[np.ndarray] = []
     with torch.inference_mode():
-        for i in range(0, len(batch), batch_size):
-            t = torch.from_numpy(np.ascontiguousarray(batch[i : i + batch_size])).to(encoder.device)
-            out.append(encoder(t).cpu().numpy())
+        for i in range(0, len(windows), batch_size):
+            if should_stop is not None and should_stop():
+                raise Cancelled(Stage.DIARIZE)
+            chunk = padded[starts[i : i + batch_size, None] + np.arange(span)[None, :]] * gain
+            mel = librosa.feature.melspectrogram(
+                y=chunk, sr=audio.sample_rate, n_fft=_N_FFT, hop_length=_HOP, n_mels=mel_n_channels
+            )  # (b, 40, frames)
+            mels = np.ascontiguousarray(mel.transpose(0, 2, 1)[:, :partials_n_frames], np.float32)
+            out.append(encoder(torch.from_numpy(mels).to(encoder.device)).cpu().numpy())
     return np.concatenate(out).astype(np.float32)
 
 
@@ -209,11 +235,16 @@ class SpeakerEmbeddings:
 
 
 def embed_speech(
-    audio: Audio, regions: list[SpeechRegion], opts: DiarizeSettings, encoder: VoiceEncoder
+    audio: Audio,
+    regions: list[SpeechRegion],
+    opts: DiarizeSettings,
+    encoder: VoiceEncoder,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SpeakerEmbeddings:
     """Embed sliding windows over the speech regions."""
     windows = speech_windows(regions, audio.duration, opts.step_s)
-    return SpeakerEmbeddings(windows, embed_windows(audio, windows, encoder, opts.batch_size))
+    embeddings = embed_windows(audio, windows, encoder, opts.batch_size, should_stop)
+    return SpeakerEmbeddings(windows, embeddings)
 
 
 def assign_speakers(
