@@ -9,6 +9,7 @@ import pytest
 
 from tests.faults.stack import Stack
 from tests.security.servers import HOST as OUTPOST_HOST
+from tests.support.pg import create_database, drop_database
 from tests.support.seaweed import SeaweedS3
 
 JWT_SECRET = "security-suite-jwt-secret-0123456789abcdef"
@@ -16,9 +17,9 @@ MAX_UPLOAD_BYTES = 400_000
 
 
 @pytest.fixture(scope="session")
-def sec_stack(
-    tmp_path_factory: pytest.TempPathFactory, pg_url: str, seaweed: SeaweedS3
-) -> Iterator[Stack]:
+def sec_stack(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedS3) -> Iterator[Stack]:
+    # A database of its own: other folders' tests share the session's `pg_url` database.
+    pg_url, db_name = create_database("ecg_security")
     stack = Stack(root=tmp_path_factory.mktemp("security"), pg_url=pg_url, s3=seaweed)
     stack.backend_extra.update(
         {"JWT_SECRET": JWT_SECRET, "MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)}
@@ -34,6 +35,7 @@ def sec_stack(
         yield stack
     finally:
         stack.stop_all()
+        drop_database(db_name)
 
 
 @pytest.fixture(scope="session")
