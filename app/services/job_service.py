@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import Text, case, cast, delete, literal, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -139,11 +140,16 @@ class JobService:
         progress: int | None = None,
         stage: str | None = None,
         result: dict[str, Any] | None = None,
+        result_json: str | None = None,
         error_message: str | None = None,
         error_code: str | None = None,
         commit: bool = True,
     ) -> bool:
-        """Move an open job forward (guarded in SQL); False when it was final or missing."""
+        """Move an open job forward (guarded in SQL); False when it was final or missing.
+
+        `result_json` is the result already serialized (the webhook's fast path); it is stored
+        as is instead of being re-serialized from `result`.
+        """
         now = utcnow()
         values: dict[str, Any] = {"last_event_at": now, "updated_at": now}
         if status == JobStatus.PROCESSING:
@@ -158,7 +164,7 @@ class JobService:
                 status=JobStatus.COMPLETED.value,
                 progress=100,
                 stage=stage or "done",
-                result=result,
+                result=self._json_text(result_json) if result_json is not None else result,
                 error_code=None,
                 error_message=None,
             )
@@ -181,6 +187,13 @@ class JobService:
             await self.session.commit()
         return bool(getattr(res, "rowcount", 0))
 
+    def _json_text(self, text: str) -> Any:
+        # PostgreSQL parses the text into JSONB; SQLite keeps JSON as text already. Either way
+        # a 3 MB result skips a Python json.dumps round.
+        if self.session.get_bind().dialect.name == "postgresql":
+            return cast(literal(text, Text), JSONB)
+        return type_coerce(literal(text, Text), Text)
+
     async def apply_callback(
         self,
         *,
@@ -190,6 +203,7 @@ class JobService:
         progress: int,
         stage: str | None = None,
         result: dict[str, Any] | None = None,
+        result_json: str | None = None,
         error_message: str | None = None,
         error_code: str | None = None,
     ) -> TransitionResult:
@@ -207,6 +221,7 @@ class JobService:
             progress=progress,
             stage=stage,
             result=result,
+            result_json=result_json,
             error_message=error_message,
             error_code=error_code,
             commit=False,

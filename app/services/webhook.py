@@ -97,7 +97,8 @@ async def ingest_callback(
         status=status,
         progress=payload.progress,
         stage=payload.stage.value if payload.stage else None,
-        result=payload.result.to_stored() if payload.result is not None else None,
+        # The stored (start/end) shape, serialized in Rust straight from the validated model.
+        result_json=payload.result.model_dump_json() if payload.result is not None else None,
         error_message=payload.error_message,
         error_code=str(payload.error_code) if payload.error_code else None,
     )
