@@ -53,10 +53,16 @@ async function errorText(resp) {
   return `${resp.status} ${resp.statusText}`;
 }
 
+// An optional Bearer token (servers with JWT_SECRET); kept for this browser tab only.
+function authHeaders() {
+  const token = $("token").value.trim();
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
 async function api(path, options = {}) {
   let resp;
   try {
-    resp = await fetch(path, options);
+    resp = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
   } catch (err) {
     throw new Error(`Cannot reach the backend (${err.message}).`);
   }
@@ -359,6 +365,27 @@ function renderAt(t) {
   });
 }
 
+// A link cannot carry a header: with a token, downloads go through fetch and a blob.
+function wireDownloads() {
+  for (const fmt of ["srt", "vtt", "json"]) {
+    $(`dl-${fmt}`).addEventListener("click", async (e) => {
+      if (!$("token").value.trim()) return;
+      e.preventDefault();
+      const a = e.currentTarget;
+      try {
+        const resp = await fetch(a.href, { headers: authHeaders() });
+        if (!resp.ok) throw new Error(`${await errorText(resp)} (HTTP ${resp.status})`);
+        const url = URL.createObjectURL(await resp.blob());
+        const tmp = Object.assign(document.createElement("a"), { href: url, download: a.getAttribute("download") });
+        tmp.click();
+        setTimeout(() => URL.revokeObjectURL(url), 10000);
+      } catch (err) {
+        showError(`Download failed: ${err.message}`);
+      }
+    });
+  }
+}
+
 function wirePlayer() {
   const video = $("video");
   const tick = () => {
@@ -385,6 +412,7 @@ async function checkHealth() {
 
 wireDropzone();
 wirePlayer();
+wireDownloads();
 $("analyze-btn").addEventListener("click", analyze);
 checkHealth();
 setInterval(checkHealth, 15000);

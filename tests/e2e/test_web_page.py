@@ -160,3 +160,38 @@ def test_errors_are_shown_on_the_page(stack: UpStack, tmp_path: Path) -> None:
             page.screenshot(path=str(tmp_path / "web-error.png"))
         finally:
             browser.close()
+
+
+def test_sign_in_with_a_token(tmp_path: Path) -> None:
+    """With anonymous access off, the page works once given a token (downloads included)."""
+    import jwt
+    from playwright.sync_api import expect, sync_playwright
+
+    secret = "web-test-jwt-secret-0123456789abcdef"
+    env = {"JWT_SECRET": secret, "ALLOW_ANONYMOUS": "false"}
+    token = jwt.encode({"sub": "alice"}, secret, algorithm="HS256")
+    media = dialogue("webm")
+    with ecg_up(tmp_path / "stack", env) as up, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(accept_downloads=True)
+            page.goto(up.backend_url + "/")
+            page.set_input_files("#file-input", str(media.path))
+            page.click("#analyze-btn")
+            expect(page.locator("body")).to_have_attribute("data-state", "error")
+            expect(page.locator("#error")).to_contain_text("token")
+
+            page.fill("#token", token)
+            page.click("#analyze-btn")
+            page.wait_for_function(
+                "['done', 'error'].includes(document.body.dataset.state)", timeout=300_000
+            )
+            assert not page.locator("#error").is_visible(), page.locator("#error").text_content()
+            expect(page.locator("#speakers li")).to_have_count(2)
+            with page.expect_download() as info:
+                page.click("#dl-vtt")
+            saved = tmp_path / "captions.vtt"
+            info.value.save_as(saved)
+            assert saved.read_text(encoding="utf-8").startswith("WEBVTT")
+        finally:
+            browser.close()
