@@ -121,4 +121,6 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(create_app(), host=host, port=port, proxy_headers=True, log_level="info")
+    # Client addresses come from the socket; X-Forwarded-For is honoured only through the
+    # TRUST_FORWARDED_FOR setting (rate limiting must not trust any local process's header).
+    uvicorn.run(create_app(), host=host, port=port, proxy_headers=False, log_level="info")

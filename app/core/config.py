@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     webhook_strict: bool = False  # refuse callbacks that carry only X-Signature-256
     webhook_tolerance_s: int = 300
+    webhook_max_bytes: int = 64 * 1024**2  # largest callback body accepted (a result is ~3 MB)
 
     # Auth and limits.
     jwt_secret: str | None = None  # HS256 key for Bearer tokens; unset → tokens refused

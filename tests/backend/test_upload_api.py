@@ -215,3 +215,17 @@ async def test_anonymous_can_be_switched_off(sqlite_backend: Backend) -> None:
         headers=auth(new_user()),
     )
     assert r.status_code == 200
+
+
+async def test_idempotency_key_reused_for_another_file_is_409(sqlite_backend: Backend) -> None:
+    headers = {"Idempotency-Key": "same-key"}
+    first = await sqlite_backend.upload()
+    second = await sqlite_backend.upload()
+    r = await sqlite_backend.client.post(
+        "/api/upload-video/request-process", json={"fileKey": first}, headers=headers
+    )
+    assert r.status_code == 200
+    r = await sqlite_backend.client.post(
+        "/api/upload-video/request-process", json={"fileKey": second}, headers=headers
+    )
+    assert r.status_code == 409

@@ -276,3 +276,12 @@ async def test_metrics_count_outcomes(sqlite_backend: Backend) -> None:
     assert "ecg_job_processing_seconds_count" in text
     assert "ecg_job_success_rate" in text and "ecg_job_error_rate" in text
     assert "ecg_ml_requests_total" in text
+
+
+async def test_oversize_callback_body_is_413(sqlite_backend: Backend) -> None:
+    sqlite_backend.ctx.settings.webhook_max_bytes = 1000
+    job_id = await sqlite_backend.start_job()
+    payload = {**processing(job_id, 10), "message": "x" * 2000}
+    r = await sqlite_backend.callback(payload)
+    assert r.status_code == 413
+    assert (await sqlite_backend.status(job_id)).json()["progress"] == 0

@@ -14,7 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from app.api.deps import ContextDep, CurrentUser, JobsDep, RateLimitProcess, SettingsDep
-from app.services.errors import Conflict, InvalidInput, JobNotFound
+from app.services.errors import Conflict, FileTooLarge, InvalidInput, JobNotFound
 from app.services.job_service import parse_job_id
 from app.services.uploads import check_uploaded_object
 from app.services.webhook import ingest_callback
@@ -52,6 +52,8 @@ async def request_process(
     if idempotency_key:
         existing = await jobs.get_by_idempotency_key(owner=user, key=idempotency_key)
         if existing is not None:
+            if existing.file_key != body.fileKey:
+                raise Conflict("Idempotency-Key was already used for a different fileKey")
             return ProcessStarted(job_id=str(existing.job_id))
     try:
         options = ProcessOptions(min_speakers=body.min_speakers, max_speakers=body.max_speakers)
@@ -85,12 +87,27 @@ async def request_process(
     return ProcessStarted(job_id=str(job_id))
 
 
+async def read_body_limited(request: Request, limit: int) -> bytes:
+    """The raw body, refused (413) past `limit` bytes before it is all in memory."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise FileTooLarge(f"callback body over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise FileTooLarge(f"callback body over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @router.post("/result")
 async def receive_ml_results(
     request: Request, ctx: ContextDep, jobs: JobsDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """The ML server's signed callback: progress, then the result or the failure."""
-    body = await request.body()
+    body = await read_body_limited(request, settings.webhook_max_bytes)
     return await ingest_callback(
         body=body,
         headers=request.headers,
