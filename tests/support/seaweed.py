@@ -131,7 +131,11 @@ class SeaweedS3:
         log = self.log_path.open("ab")
         try:
             self.process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir, start_new_session=True
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,
             )
         finally:
             log.close()
@@ -147,7 +151,9 @@ class SeaweedS3:
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"weed mini exited early; see {self.log_path}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"weed mini exited early; see {self.log_path}:\n{self.log_tail()}"
+                )
             try:
                 names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
                 for bucket in self.buckets:
