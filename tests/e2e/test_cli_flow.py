@@ -7,6 +7,8 @@ SeaweedFS S3. Nothing is faked: the speech is espeak-ng, the model is the real t
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from tests.e2e.stack import CliRun, UpStack, ecg_up, run_analyze, word_error_rat
 from tests.product.parsers import parse_srt, parse_vtt, strip_tags, vtt_voice
 from tests.support.media import SpeechMedia, dialogue, not_media
 from tests.support.pg import temporary_database
-from tests.support.procs import free_port
+from tests.support.procs import REPO_ROOT, free_port
 from tests.support.seaweed import SeaweedS3
 
 MAX_WER = 0.15
@@ -122,3 +124,26 @@ def test_mp4_through_cli_on_postgres_and_seaweedfs_s3(seaweed: SeaweedS3, tmp_pa
             assert any(k.endswith("_dialogue.mp4") for k in keys), keys
             # Nothing went to the embedded stores.
             assert not (stack.data_dir / "ecg.db").exists()
+
+
+def test_readme_curl_block_runs_as_written(embedded: UpStack, tmp_path: Path) -> None:
+    if not (shutil.which("curl") and shutil.which("jq")):
+        pytest.skip("curl and jq are needed")
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### curl: the guide's flow by hand", 1)[1]
+    script = block.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert script.startswith("B=http://127.0.0.1:8000\n")
+    script = script.replace("B=http://127.0.0.1:8000", f"B={embedded.backend_url}", 1)
+    media = dialogue("mp4")
+    shutil.copyfile(media.path, tmp_path / "talk.mp4")
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"status":"healthy"' in done.stdout.replace(" ", "")
+    cues = parse_srt((tmp_path / "talk.srt").read_text(encoding="utf-8"))
+    assert len({c.lines[0].split("]")[0] for c in cues}) == 2
