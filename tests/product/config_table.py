@@ -41,6 +41,7 @@ MEANING: dict[str, str] = {
     "SECRET_KEY": "fallback for `WEBHOOK_SECRET_KEY` (the guide's name)",
     "WEBHOOK_STRICT": "refuse callbacks signed only with the guide's `X-Signature-256`",
     "WEBHOOK_TOLERANCE_S": "replay window of `webhook-timestamp`, seconds",
+    "WEBHOOK_MAX_BYTES": "largest callback body accepted, bytes (a 2-hour result is a few MB)",
     "JWT_SECRET": "HS256 key for Bearer tokens; unset = tokens refused, callers anonymous",
     "ALLOW_ANONYMOUS": "accept callers without a token (as user `anonymous`)",
     "RATE_LIMIT_PROCESS": "rate limit of request-process per client IP",
