@@ -86,13 +86,15 @@ def test_embedded_default_with_no_configuration(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k in keep}
     env["ECG_DATA_DIR"] = str(tmp_path / "data")
     env["FASTAPI_BASE_URL"] = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ecg_cli.main", "backend", "--port", str(port)],
-        env=env,
-        cwd=Path(__file__).parents[2],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = tmp_path / "backend.log"
+    with log_path.open("wb") as log:  # a file, not a pipe: a chatty server never blocks
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ecg_cli.main", "backend", "--port", str(port)],
+            env=env,
+            cwd=Path(__file__).parents[2],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -102,7 +104,7 @@ def test_embedded_default_with_no_configuration(tmp_path: Path) -> None:
                     break
             except httpx.HTTPError:
                 pass
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert proc.poll() is None, log_path.read_text(errors="replace")
             assert time.monotonic() < deadline, "backend did not come up"
             time.sleep(0.2)
         health = httpx.get(f"{base}/health").json()
