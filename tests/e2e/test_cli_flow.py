@@ -106,6 +106,14 @@ def test_cli_failures_are_one_clear_line(embedded: UpStack, tmp_path: Path) -> N
     assert "\n" not in line and "analysis failed: UNSUPPORTED_MEDIA" in line, line
     assert not (tmp_path / "c" / "fake.srt").exists()
 
+    # A wait that runs out: the job id and where it stood, on one line.
+    run = run_analyze(
+        embedded.backend_url, dialogue("wav", long=True).path, tmp_path / "t", "--timeout", "1"
+    )
+    assert run.returncode == 1
+    line = run.stderr.strip()
+    assert "\n" not in line and line.startswith("ecg analyze: error: timed out waiting for job")
+
     # A missing file never reaches the network.
     run = run_analyze(embedded.backend_url, tmp_path / "nope.mp4", tmp_path / "d")
     assert run.returncode == 1 and "no such file" in run.stderr
