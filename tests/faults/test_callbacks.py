@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from ecg_protocol import sign_headers
 from tests.faults.stack import SECRET, Stack
-from tests.support.procs import free_port
+from tests.support.procs import free_port, wait_for
 
 WEBHOOK = "/api/upload-video/result"
 
@@ -54,6 +55,21 @@ def _signed(
     return body, headers
 
 
+def _settled(
+    stack: Stack, base: str, job_id: str, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The replica's status answer once `done` holds (bounded by a deadline)."""
+    seen: dict[str, Any] = {}
+
+    def check() -> bool:
+        nonlocal seen
+        seen = stack.status(job_id, base_url=base)
+        return done(seen)
+
+    wait_for(check, timeout_s=10, what=f"{base} to show the settled state", interval_s=0.1)
+    return seen
+
+
 def _post(base: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
     return httpx.post(base + WEBHOOK, content=body, headers=headers, timeout=15)
 
@@ -77,7 +93,8 @@ def test_duplicate_replayed_out_of_order_and_racing_callbacks(stack: Stack) -> N
     body60, headers60 = _signed(progress(70), msg_id="msg_fixed_70")
     assert _post(b, body60, headers60).json()["status"] == "received"
     assert _post(a, *_signed(progress(40, "vad"))).status_code == 200
-    status = stack.status(job_id)
+    # Each replica caches open jobs' answers for STATUS_CACHE_TTL_S (0.5 s): wait that out.
+    status = _settled(stack, a, job_id, lambda d: d["progress"] == 70)
     assert status["status"] == "processing" and status["progress"] == 70
 
     # The same message again (a retry or a replay within the window): recognised, no effect.
@@ -117,7 +134,7 @@ def test_duplicate_replayed_out_of_order_and_racing_callbacks(stack: Stack) -> N
     assert len(answers) == 8 and all(x.startswith("200:") for x in answers), answers
     assert answers.count("200:received") == 1, answers  # exactly one completion applied
 
-    final = stack.status(job_id)
+    final = _settled(stack, a, job_id, lambda d: d["status"] == "completed")
     assert final["status"] == "completed" and final["progress"] == 100
     winner = final["result"]["segments"][0]["text"]
     assert winner in ("version 0 of the transcript", "version 1 of the transcript")
@@ -157,7 +174,7 @@ def test_duplicate_replayed_out_of_order_and_racing_callbacks(stack: Stack) -> N
         == 401
     )
 
-    again = stack.status(job_id, base_url=b)
+    again = _settled(stack, b, job_id, lambda d: d["status"] == "completed")
     assert again["status"] == "completed" and again["result"]["segments"][0]["text"] == winner
     applied = sum(p.log_text().count(f"job completed: job_id={job_id}") for p in stack.backends)
     assert applied == 1
