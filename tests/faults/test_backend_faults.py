@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 
 from tests.faults.stack import Stack
-from tests.support.procs import wait_for
+from tests.support.procs import free_port, wait_for
 
 
 def _row(pg_url: str, job_id: str) -> tuple[str, int, object]:
@@ -85,9 +85,14 @@ def test_backend_down_past_callback_retries_reconciler_fetches(stack: Stack) -> 
         what="the completed callback to be given up",
     )
 
+    # Two replicas come back; both reconcile, and the fetched result is applied once.
     stack.start_backend()
+    stack.start_backend(port=free_port())
     final = stack.wait_final(job_id, timeout_s=90)
     assert final["status"] == "completed", final
     assert final["result"]["segments"]
     record = stack.store().get(job_id)
     assert record is not None and not record.callback_delivered  # fetched, not called back
+    line = f"job completed (result fetched by reconcile) - job_id={job_id}"
+    logs = {p.log_path: p.log_text() for p in stack.backends}  # a restart shares its log
+    assert sum(text.count(line) for text in logs.values()) == 1
