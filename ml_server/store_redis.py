@@ -17,6 +17,7 @@ the redelivery of a job whose worker keeps dying) and a per-job lease
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -197,13 +198,22 @@ class RedisJobStore:
 
     def acquire_lease(self, job_id: str, owner: str, lease_s: float) -> bool:
         """Take the job's run lease (SET NX PX); False while another live worker holds it."""
-        return bool(self._r.set(self._lease_key(job_id), owner, nx=True, px=int(lease_s * 1000)))
+        taken = bool(self._r.set(self._lease_key(job_id), owner, nx=True, px=int(lease_s * 1000)))
+        if taken:
+            self._r.zadd(self._running_key, {job_id: time.time() + lease_s})
+        return taken
 
     def renew_lease(self, job_id: str, owner: str, lease_s: float) -> bool:
-        return bool(self._renew(keys=[self._lease_key(job_id)], args=[owner, int(lease_s * 1000)]))
+        renewed = bool(
+            self._renew(keys=[self._lease_key(job_id)], args=[owner, int(lease_s * 1000)])
+        )
+        if renewed:
+            self._r.zadd(self._running_key, {job_id: time.time() + lease_s})
+        return renewed
 
     def release_lease(self, job_id: str, owner: str) -> None:
-        self._release(keys=[self._lease_key(job_id)], args=[owner])
+        if self._release(keys=[self._lease_key(job_id)], args=[owner]):
+            self._r.zrem(self._running_key, job_id)
 
     def lease_owner(self, job_id: str) -> str | None:
         value = self._r.get(self._lease_key(job_id))
@@ -234,15 +244,35 @@ class RedisJobStore:
 
     # ------------------------------------------------------------------ worker registry
 
+    # Sorted sets scored by expiry time, so counting never scans the keyspace (which holds every
+    # retained job). Scores use each machine's clock; skew well under the TTLs is harmless.
+
+    @property
+    def _workers_key(self) -> str:
+        return f"{self._prefix}workers"
+
+    @property
+    def _running_key(self) -> str:
+        return f"{self._prefix}running"
+
+    def _live(self, key: str) -> int:
+        now = time.time()
+        pipe = self._r.pipeline()
+        pipe.zremrangebyscore(key, "-inf", now)
+        pipe.zcard(key)
+        return int(pipe.execute()[1])
+
     def worker_alive(self, name: str, ttl_s: float) -> None:
         """A worker process with models loaded says it is alive (refreshed by a heartbeat)."""
-        self._r.set(f"{self._prefix}worker:{name}", "1", px=int(ttl_s * 1000))
+        self._r.zadd(self._workers_key, {name: time.time() + ttl_s})
 
     def worker_gone(self, name: str) -> None:
-        self._r.delete(f"{self._prefix}worker:{name}")
+        self._r.zrem(self._workers_key, name)
 
     def live_workers(self) -> int:
-        return sum(1 for _ in self._r.scan_iter(match=f"{self._prefix}worker:*", count=500))
+        """Worker processes whose heartbeat has not expired."""
+        return self._live(self._workers_key)
 
     def running_jobs(self) -> int:
-        return sum(1 for _ in self._r.scan_iter(match=f"{self._prefix}lease:*", count=500))
+        """Jobs whose run lease is held and not expired."""
+        return self._live(self._running_key)

@@ -11,6 +11,7 @@ from ecg_protocol import AnalysisResult, ProcessRequest, Stage
 from ml_server.config import MLSettings
 from ml_server.store import MLJobStatus
 from ml_server.store_redis import RedisJobStore, redis_url_for
+from tests.support.procs import wait_for
 
 
 def _request(job_id: str | None = None) -> ProcessRequest:
@@ -156,3 +157,16 @@ def test_redis_url_selection() -> None:
     )
     with pytest.raises(ValueError, match="ML_RESULT_BACKEND_URL"):
         redis_url_for(MLSettings(ml_broker_url="amqp://guest@h//"))
+
+
+def test_worker_and_running_counts_expire(store: RedisJobStore) -> None:
+    assert store.live_workers() == 0 and store.running_jobs() == 0
+    store.worker_alive("host:1", 30)
+    store.worker_alive("host:2", 0.2)
+    job = _request().job_id
+    assert store.acquire_lease(job, "host:1", 30)
+    assert store.live_workers() == 2 and store.running_jobs() == 1
+    wait_for(lambda: store.live_workers() == 1, timeout_s=5, what="a silent worker to expire")
+    store.release_lease(job, "host:1")
+    store.worker_gone("host:1")
+    assert store.live_workers() == 0 and store.running_jobs() == 0
