@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import redis
 from celery import Celery, Task, signals
-from celery.exceptions import TimeLimitExceeded
+from celery.exceptions import Reject, TimeLimitExceeded
 
 from ecg_protocol import ErrorCode, ProcessRequest
 from ml_server.config import MLSettings, get_ml_settings
@@ -42,6 +43,8 @@ TASK_NAME = "ecg.process_job"
 _OVERHEAD_S = 120.0
 # Hard limit past the soft one: time for the failed callback after SoftTimeLimitExceeded.
 _HARD_GRACE_S = 60.0
+# Pause before requeueing a delivery that found the job store unreachable.
+_STORE_RETRY_PAUSE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +278,14 @@ def _process_job_task(task: Task, payload: dict[str, Any]) -> str:
     """Celery task `ecg.process_job`: run one job via the runner, at most once to completion."""
     request = ProcessRequest.model_validate(payload)
     owner = f"{task.request.hostname or socket.gethostname()}:{os.getpid()}:{task.request.id}"
-    return run_delivery(request, worker_context(), owner=owner)
+    try:
+        return run_delivery(request, worker_context(), owner=owner)
+    except redis.RedisError as exc:
+        # Without the job store nothing can be decided safely: put the message back (after a
+        # pause, so a store outage is not a hot loop) instead of acknowledging a lost job.
+        logger.warning("job %s: job store unavailable (%s); requeued", request.job_id, exc)
+        time.sleep(_STORE_RETRY_PAUSE_S)
+        raise Reject(str(exc), requeue=True) from exc
 
 
 _WORKER_TTL_S = 30.0

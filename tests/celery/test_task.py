@@ -6,7 +6,7 @@ import threading
 import uuid
 
 import pytest
-from celery.exceptions import TimeLimitExceeded
+from celery.exceptions import Reject, TimeLimitExceeded
 
 from ecg_protocol import AnalysisResult, ErrorCode, ProcessRequest
 from ml_server.celery_app import (
@@ -207,5 +207,21 @@ def test_hard_time_limit_reports_one_timeout_failure(
             RuntimeError("x"), request.job_id, [request.model_dump(mode="json")], {}, None
         )
         assert len(rec.failures) == 1
+    finally:
+        install_worker_context(None)
+
+
+def test_store_outage_requeues_instead_of_acknowledging(settings: MLSettings) -> None:
+    # The job store unreachable: the delivery must go back on the queue, not be acked and lost.
+    dead = settings.model_copy(update={"ml_result_backend_url": "redis://127.0.0.1:1/0"})
+    store = RedisJobStore.from_settings(dead)
+    rec = Recorder(store)
+    install_worker_context(_ctx(dead, store, rec))
+    try:
+        task = make_celery(settings).tasks[TASK_NAME]
+        with pytest.raises(Reject) as info:
+            task.run(_request().model_dump(mode="json"))
+        assert info.value.requeue is True
+        assert rec.runs == []
     finally:
         install_worker_context(None)
