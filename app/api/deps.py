@@ -33,12 +33,14 @@ class AppContext:
     process_limiter: SlidingWindowLimiter
 
 
-def get_context(request: Request) -> AppContext:
+# Cheap dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in the
+# thread pool, and on the status hot path those thread hops cost more than the answer itself.
+async def get_context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -50,15 +52,15 @@ async def get_session(
         yield session
 
 
-def get_jobs(session: Annotated[AsyncSession, Depends(get_session)]) -> JobService:
+async def get_jobs(session: Annotated[AsyncSession, Depends(get_session)]) -> JobService:
     return JobService(session)
 
 
-def get_storage(ctx: Annotated[AppContext, Depends(get_context)]) -> Storage:
+async def get_storage(ctx: Annotated[AppContext, Depends(get_context)]) -> Storage:
     return ctx.storage
 
 
-def get_current_user(
+async def get_current_user(
     settings: Annotated[Settings, Depends(get_settings)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> str:
@@ -75,7 +77,7 @@ def client_ip(request: Request, settings: Settings) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def limit_process(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) -> None:
+async def limit_process(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) -> None:
     """request-process rate limit (default 5/minute per client IP)."""
     ctx.process_limiter.hit(client_ip(request, ctx.settings))
 
