@@ -37,6 +37,11 @@ from bench._backend import SECRET, backend_env, backend_process, cpu_s, scratch_
 from bench.bench_webhook import free_port, seed_running_jobs
 from ecg_protocol import sign_headers
 
+# Below uvicorn's 5 s keep-alive timeout: with httpx's default (also 5 s) a request can go out on
+# a connection the server is closing at that instant, and fail with ReadError (seen once in a
+# 60 s run). Real callers retry such errors (the ML server's callback sender does).
+KEEPALIVE_S = 2.0
+
 
 @dataclass
 class Series:
@@ -165,12 +170,14 @@ async def drive(base_urls: list[str], ids: list[str], args: argparse.Namespace) 
         httpx.AsyncClient(
             base_url=base_urls[i % len(base_urls)],
             timeout=30,
-            limits=httpx.Limits(max_connections=1),
+            limits=httpx.Limits(max_connections=1, keepalive_expiry=KEEPALIVE_S),
         )
         for i in range(args.pollers)
     ]
     hook_client = httpx.AsyncClient(
-        base_url=base_urls[0], timeout=30, limits=httpx.Limits(max_connections=50)
+        base_url=base_urls[0],
+        timeout=30,
+        limits=httpx.Limits(max_connections=50, keepalive_expiry=KEEPALIVE_S),
     )
     try:
         # Warm-up: every connection open and the caches primed before the measured window.
