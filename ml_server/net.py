@@ -2,7 +2,9 @@
 
 Only http/https. A host is resolved and every address it resolves to must be public (not
 private, loopback, link-local, multicast, reserved or unspecified, IPv4-mapped IPv6 unwrapped)
-unless the host name or the address is listed in `ML_ALLOWED_PRIVATE_HOSTS`.
+unless the host name or the address is listed in `ML_ALLOWED_PRIVATE_HOSTS`. The names
+`localhost`, `localhost.` and `*.localhost` (RFC 6761: always loopback, whatever a resolver
+answers) are refused by name before any DNS lookup, unless the name itself is listed.
 
 The check runs twice: once on each URL (so a refusal has a clear message, and redirects are
 checked hop by hop) and again at connect time inside the HTTP transport, on the very address the
@@ -14,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +131,14 @@ class UrlGuard:
     def from_entries(cls, entries: Sequence[str], resolver: Resolver = system_resolver) -> UrlGuard:
         return cls(allow=AllowList.parse(entries), resolver=resolver)
 
+    def check_name(self, host: str) -> None:
+        """Refuse a loopback-by-definition name (RFC 6761) unless it is listed by name."""
+        if is_loopback_name(host) and not self.allow.allows_host(host):
+            raise URLNotAllowed(
+                f"{host!r} is a loopback name (RFC 6761); list it in ML_ALLOWED_PRIVATE_HOSTS "
+                "to allow it"
+            )
+
     def check_url(self, url: str, *, resolve: bool = True) -> list[IPAddress]:
         """Refuse a URL the policy forbids; return the addresses it may connect to.
 
@@ -145,6 +156,8 @@ class UrlGuard:
         host = parts.hostname
         if not host:
             raise URLNotAllowed("the URL has no host")
+        # Before DNS: a resolver may not answer `*.localhost`, or answer it differently later.
+        self.check_name(host)
         default_port = 443 if scheme == "https" else 80
         if not resolve:
             literal = _literal_ip(host)
@@ -168,6 +181,27 @@ class UrlGuard:
                     "address; list it in ML_ALLOWED_PRIVATE_HOSTS to allow it"
                 )
         return list(addresses)
+
+
+def is_loopback_name(host: str) -> bool:
+    """`localhost`, `localhost.` or any name under `.localhost` (any case or Unicode spelling)."""
+    name = _ascii_name(host).lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
+def _ascii_name(host: str) -> str:
+    # getaddrinfo IDNA-encodes a Unicode name, so `ｌｏｃａｌｈｏｓｔ` or `app。localhost` reach
+    # `localhost`: judge the name in the form the resolver sees.
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        folded = unicodedata.normalize("NFKC", host)
+        return "".join("." if ch in _IDNA_DOTS else ch for ch in folded)
+
+
+_IDNA_DOTS = frozenset("\u3002\uff0e\uff61")
 
 
 def _literal_ip(host: str) -> IPAddress | None:
@@ -196,6 +230,7 @@ class _GuardedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         try:
+            self._guard.check_name(host)
             addresses = self._guard.check_addresses(host, self._guard.resolver(host, port))
         except ResolutionError as exc:
             raise httpcore.ConnectError(str(exc)) from exc

@@ -76,21 +76,36 @@ def test_private_callback_url_is_refused(sec_stack: Stack, outpost: Outpost, url
 
 
 # RFC 6761 names: loopback by definition, though this machine's resolver may not answer them.
-LOOPBACK_NAMES = ["http://app.localhost:9/video.mp4", "http://localhost.:9/video.mp4"]
+LOOPBACK_NAMES = [
+    "http://app.localhost:9/video.mp4",
+    "http://localhost.:9/video.mp4",
+    "http://LocalHost/video.mp4",
+    "http://a.b.localhost./video.mp4",
+]
 
 
 @pytest.mark.parametrize("url", LOOPBACK_NAMES)
-def test_loopback_names_never_reach_loopback(worker: Stack, outpost: Outpost, url: str) -> None:
-    # Refused at once where the name resolves to loopback; where it does not resolve at all the
-    # job is accepted but can only fail at download. Either way nothing on loopback is fetched.
+def test_loopback_names_are_refused_by_name(sec_stack: Stack, outpost: Outpost, url: str) -> None:
+    # Refused up front by name, whatever (if anything) the resolver answers: nothing is queued.
     job_id = str(uuid.uuid4())
-    r = _process(worker, {"job_id": job_id, "video_url": url, "fastapi_base_url": outpost.base_url})
-    if r.status_code in (400, 422):
-        return
-    assert r.status_code == 202, r.text
-    final = outpost.final_for(job_id, timeout_s=60)
-    assert final["status"] == "failed"
-    assert final["error_code"] in ("URL_NOT_ALLOWED", "DOWNLOAD_ERROR"), final
+    r = _process(
+        sec_stack, {"job_id": job_id, "video_url": url, "fastapi_base_url": outpost.base_url}
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "URL_NOT_ALLOWED", r.text
+    assert _job(sec_stack, job_id).status_code == 404
+    job_id = str(uuid.uuid4())
+    r = _process(
+        sec_stack,
+        {
+            "job_id": job_id,
+            "video_url": f"{outpost.base_url}/v.mp4",
+            "fastapi_base_url": url.rsplit("/", 1)[0],
+        },
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "URL_NOT_ALLOWED", r.text
+    assert _job(sec_stack, job_id).status_code == 404
 
 
 @pytest.mark.parametrize(
