@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.deps import AppContext, ContextDep
 from app.api.errors import install_error_handlers
@@ -23,7 +26,7 @@ from app.services import metrics
 from app.services.dispatch import Dispatcher
 from app.services.rate_limit import SlidingWindowLimiter
 from app.services.status import StatusCache, StatusReader
-from app.services.storage import build_storage
+from app.services.storage import Storage, build_storage
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +70,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await dispatcher.stop()
-        await http.aclose()
-        await store.close()
-        await engine.dispose()
+        await shutdown(dispatcher=dispatcher, http=http, store=store, engine=engine)
+
+
+# Each shutdown step gets a bound: a stuck close must not keep the process (or a test) alive.
+SHUTDOWN_STEP_S = 10.0
+
+
+async def shutdown(
+    *, dispatcher: Dispatcher, http: httpx.AsyncClient, store: Storage, engine: AsyncEngine
+) -> None:
+    """Stop the dispatcher, then close the HTTP client, the storage and the engine, each bounded."""
+    await dispatcher.stop()
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("http client", http.aclose),
+        ("storage", store.close),
+        ("database engine", engine.dispose),
+    ]
+    for name, close in steps:
+        try:
+            async with asyncio.timeout(SHUTDOWN_STEP_S):
+                await close()
+        except TimeoutError:
+            logger.error("shutdown: closing the %s took over %.0fs; skipped", name, SHUTDOWN_STEP_S)
+        except (OSError, SQLAlchemyError, httpx.HTTPError) as exc:
+            logger.warning("shutdown: closing the %s failed: %s", name, exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -15,9 +15,9 @@ so a callback that raced in is never overwritten.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
@@ -25,7 +25,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 
 import httpx
 from pydantic import ValidationError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -50,6 +50,36 @@ MAX_RETRY_AFTER_S = 600.0
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def wait_event(event: asyncio.Event, *, timeout_s: float) -> bool:
+    """Wait for `event` at most `timeout_s`; True when it was set.
+
+    Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives just as the
+    awaited event fires (CPython gh-86296), so `stop()` would wait forever on a loop that never
+    saw its cancel. `asyncio.timeout` counts cancellations and always lets ours through.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await event.wait()
+    except TimeoutError:
+        return False
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], *, timeout_s: float) -> bool:
+    """Cancel `tasks` and wait for them to end, at most `timeout_s`; True when all ended."""
+    pending = {t for t in tasks if not t.done()}
+    for task in pending:
+        task.cancel()
+    if not pending:
+        return True
+    done, pending = await asyncio.wait(pending, timeout=timeout_s)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("shutdown: task %s ended with %r", task.get_name(), task.exception())
+    for task in pending:
+        logger.error("shutdown: task %s did not stop within %.1fs", task.get_name(), timeout_s)
+    return not pending
 
 
 @runtime_checkable
@@ -139,22 +169,20 @@ class Dispatcher:
         )
         self.wake()
 
-    async def stop(self, grace_s: float = 5.0) -> None:
-        """Stop claiming; let sends in flight finish for `grace_s`, then cancel them."""
-        for task in (self._loop_task, self._reconcile_task):
-            if task is not None:
-                task.cancel()
-        for task in (self._loop_task, self._reconcile_task):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    async def stop(self, grace_s: float = 5.0, timeout_s: float = 5.0) -> bool:
+        """Stop claiming; let sends in flight finish for `grace_s`, then cancel them.
+
+        Bounded: a task that outlives `timeout_s` after its cancellation is logged and left
+        behind rather than awaited forever. True when everything stopped in time.
+        """
+        loops = [t for t in (self._loop_task, self._reconcile_task) if t is not None]
         self._loop_task = self._reconcile_task = None
+        clean = await cancel_and_wait(loops, timeout_s=timeout_s)
         if self._sends:
             # A cancelled send keeps its lease: the row is retried once the lease runs out.
             _, pending = await asyncio.wait(set(self._sends), timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            clean = await cancel_and_wait(pending, timeout_s=timeout_s) and clean
+        return clean
 
     def wake(self) -> None:
         """Look for due rows now (request-process calls this after committing a job)."""
@@ -179,8 +207,34 @@ class Dispatcher:
                 task.add_done_callback(self._send_done)
             if claimed and len(claimed) == free:
                 continue  # more may be due right away
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=poll)
+            await wait_event(self._wake, timeout_s=await self._idle_timeout(poll))
+
+    async def _idle_timeout(self, poll: float) -> float:
+        """How long to sleep: until the next retry or lease is due, at most `poll`.
+
+        A retry delay shorter than the poll interval (or a dead replica's lease running out)
+        must not wait for the next poll.
+        """
+        now = utcnow()
+        try:
+            async with self._sessions() as session:
+                next_due = (
+                    await session.execute(
+                        select(func.min(Job.next_attempt_at)).where(
+                            Job.status.in_(OPEN),
+                            Job.dispatched_at.is_(None),
+                            Job.next_attempt_at > now,
+                        )
+                    )
+                ).scalar_one_or_none()
+        except (SQLAlchemyError, OSError) as exc:
+            logger.warning("dispatch: reading the next due time failed: %s", exc)
+            return poll
+        if next_due is None:
+            return poll
+        if next_due.tzinfo is None:  # SQLite hands back naive UTC
+            next_due = next_due.replace(tzinfo=UTC)
+        return max(0.01, min(poll, (next_due - now).total_seconds() + 0.01))
 
     def _send_done(self, task: asyncio.Task[None]) -> None:
         self._sends.discard(task)
