@@ -1,6 +1,9 @@
-"""The one place where domain errors and validation errors become HTTP answers.
+"""The one place where domain errors, validation errors and database outages become HTTP
+answers, and where their bodies are declared for the OpenAPI document.
 
-Bad input of any kind is a clear 4xx with a JSON body; a 500 only ever means a bug, and it is
+Bad input of any kind is a clear 4xx with a JSON body: 422 only for request validation (its
+`detail` is a list), every other refusal an `ErrorBody` (`detail` is a string). A database
+that is down or restarting is a 503 with `Retry-After`. A 500 only ever means a bug, and it is
 logged with its traceback but never shows internals to the client.
 """
 
@@ -12,7 +15,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError
+from sqlalchemy.exc import OperationalError as SAOperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.services.errors import DomainError, RateLimited
@@ -21,6 +27,54 @@ logger = logging.getLogger(__name__)
 
 # Inputs can be megabytes (a whole result); error lists keep only where and why.
 _MAX_ERRORS = 20
+# What a client (or the ML server's callback retry) is told to wait while the database is away.
+DB_RETRY_AFTER_S = 5
+
+
+class ErrorBody(BaseModel):
+    """Every refusal other than request validation; some errors add fields (e.g. max_bytes)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="stable code, e.g. INVALID_INPUT, JOB_NOT_FOUND")
+    detail: str = Field(description="what was wrong, for a person")
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """422: the request did not match the declared schema (FastAPI's shape, plus `error`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(default="VALIDATION_ERROR")
+    detail: list[ValidationIssue]
+
+
+_DESCRIPTIONS: dict[int, str] = {
+    400: "invalid input (e.g. a malformed file key, an empty file, min over max speakers)",
+    401: "missing or invalid token or signature",
+    403: "not allowed",
+    404: "not found (another user's job or key reads the same)",
+    409: "conflict with the job's state or an earlier request",
+    413: "over the size limit",
+    415: "content type not accepted",
+    429: "rate limited; see Retry-After",
+    503: "a dependency (the database) is unavailable; retry after Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route or router: these refusals as `ErrorBody`, and 422."""
+    out: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses
+    }
+    out[422] = {"model": ValidationErrorBody, "description": "request validation failed"}
+    return out
 
 
 def clean_errors(errors: Any) -> list[dict[str, Any]]:
@@ -67,11 +121,52 @@ async def _pydantic_validation(request: Request, exc: Exception) -> JSONResponse
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return JSONResponse(
         status_code=exc.status_code,
-        content={"error": "HTTP_ERROR", "detail": exc.detail},
+        content={"error": "HTTP_ERROR", "detail": detail},
         headers=dict(exc.headers or {}),
     )
+
+
+def _unavailable(detail: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=503,
+        content={
+            "error": "DATABASE_UNAVAILABLE",
+            "detail": detail,
+            "retry_after": DB_RETRY_AFTER_S,
+        },
+        headers={"Retry-After": str(DB_RETRY_AFTER_S)},
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database that is down, restarting or out of connections: 503, never a 500."""
+    if isinstance(exc, IntegrityError):
+        # Two requests raced on a unique key: the caller may simply retry.
+        logger.warning("conflict on %s %s: %s", request.method, request.url.path, exc.orig)
+        body = {"error": "CONFLICT", "detail": "the request conflicts with a concurrent one"}
+        return JSONResponse(status_code=409, content=body)
+    if isinstance(exc, DataError):
+        logger.warning(
+            "database refused a value on %s %s: %s", request.method, request.url.path, exc.orig
+        )
+        body = {"error": "INVALID_INPUT", "detail": "a value is not acceptable to the database"}
+        return JSONResponse(status_code=400, content=body)
+    if isinstance(exc, SAOperationalError | DisconnectionError | PoolTimeoutError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    else:
+        # Not an outage by type (ProgrammingError, InternalError…): keep the traceback.
+        logger.exception("database error on %s %s", request.method, request.url.path)
+    return _unavailable("the database is unavailable; retry shortly")
+
+
+async def _connection_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("connection failure on %s %s: %s", request.method, request.url.path, exc)
+    return _unavailable("a backing service is unreachable; retry shortly")
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -87,4 +182,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(ValidationError, _pydantic_validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for db_error in (DBAPIError, DisconnectionError, PoolTimeoutError):
+        app.add_exception_handler(db_error, _database_error)
+    app.add_exception_handler(ConnectionError, _connection_error)
     app.add_exception_handler(Exception, _unexpected)

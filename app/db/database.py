@@ -52,8 +52,14 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> A
             cur.close()
 
         return engine
+    # pre_ping: after a PostgreSQL restart every pooled connection is dead; each checkout tests
+    # its connection first and reconnects, so the first requests after the restart succeed.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_recycle=1800,
+        pool_pre_ping=True,
     )
 
 

@@ -18,7 +18,9 @@ class DomainError(Exception):
 
 
 class InvalidInput(DomainError):
-    status_code = 422
+    """Well-formed but unacceptable input: 400 (422 is reserved for schema validation)."""
+
+    status_code = 400
     code = "INVALID_INPUT"
 
 

@@ -133,7 +133,7 @@ def test_path_traversal_impossible(tmp_path: Path, key: str) -> None:
 async def test_traversal_through_the_route(sqlite_backend: Backend) -> None:
     for path in ("/storage/..%2F..%2Fetc%2Fpasswd", "/storage/videos/%2e%2e/%2e%2e/secret"):
         r = await sqlite_backend.client.get(path + "?expires=9999999999&sig=x")
-        assert r.status_code in (403, 404, 422)
+        assert r.status_code in (400, 403, 404)
 
 
 async def test_write_stream_direct_limit(tmp_path: Path) -> None:

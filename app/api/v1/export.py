@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.api.deps import CurrentUser, JobsDep
+from app.api.errors import error_responses
 from app.services.captions import DEFAULT_MAX_LINE_LENGTH, CaptionFormat, render
 from app.services.errors import Conflict, JobNotFound
 from app.services.job_service import parse_job_id
@@ -46,9 +47,7 @@ def _download_name(result: AnalysisResult, job_id: str, fmt: str) -> str:
                 "application/json": {},
             }
         },
-        404: {"description": "unknown job, or another user's job"},
-        409: {"description": "the job has not completed"},
-        422: {"description": "unknown format or bad max_line_length"},
+        **error_responses(401, 404, 409, 503),
     },
 )
 async def export_result(

@@ -12,11 +12,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from app.api.deps import ContextDep, CurrentUser, JobsDep
+from app.api.errors import error_responses
 from app.services.errors import JobNotFound
 from app.services.job_service import OPEN, as_utc, parse_job_id
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=error_responses(401, 404, 503))
 _background: set[asyncio.Task[None]] = set()
 
 

@@ -14,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from app.api.deps import ContextDep, CurrentUser, JobsDep, RateLimitProcess, SettingsDep
+from app.api.errors import error_responses
 from app.services.errors import Conflict, FileTooLarge, InvalidInput, JobNotFound
 from app.services.job_service import parse_job_id
 from app.services.uploads import check_uploaded_object
@@ -21,7 +22,7 @@ from app.services.webhook import ingest_callback
 from ecg_protocol import ProcessOptions
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/upload-video", tags=["ml"])
+router = APIRouter(prefix="/api/upload-video", tags=["ml"], responses=error_responses(401, 503))
 
 
 class ProcessVideoRequest(BaseModel):
@@ -40,7 +41,24 @@ class ProcessStarted(BaseModel):
     job_id: str
 
 
-@router.post("/request-process", dependencies=[RateLimitProcess])
+class MLHealth(BaseModel):
+    """The guide's ML health answer; 503 carries `error` instead of `response`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    ml_server_url: str | None
+    response_time_ms: float | None = None
+    http_status: int | None = None
+    response: str | None = None
+    error: str | None = None
+
+
+@router.post(
+    "/request-process",
+    dependencies=[RateLimitProcess],
+    responses=error_responses(400, 404, 409, 413, 415, 429),
+)
 async def request_process(
     body: ProcessVideoRequest,
     user: CurrentUser,
@@ -102,7 +120,7 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("/result")
+@router.post("/result", responses=error_responses(400, 404, 413))
 async def receive_ml_results(
     request: Request, ctx: ContextDep, jobs: JobsDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -117,7 +135,11 @@ async def receive_ml_results(
     )
 
 
-@router.get("/status/{job_id}")
+@router.get(
+    "/status/{job_id}",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}, **error_responses(404)},
+)
 async def get_job_status(job_id: str, user: CurrentUser, ctx: ContextDep) -> Response:
     """The guide's status shape plus stage, error and timestamps (pre-serialized bytes)."""
     jid = parse_job_id(job_id)
@@ -127,7 +149,13 @@ async def get_job_status(job_id: str, user: CurrentUser, ctx: ContextDep) -> Res
     return Response(content=body, media_type="application/json")
 
 
-@router.get("/ml-server/health")
+@router.get(
+    "/ml-server/health",
+    responses={
+        200: {"model": MLHealth},
+        503: {"model": MLHealth, "description": "the ML server is down, slow or unset"},
+    },
+)
 async def check_ml_server_health(ctx: ContextDep) -> JSONResponse:
     """Ask the ML server's /health (10 s timeout); 503 with the error when it is not healthy."""
     url = ctx.settings.model_server_url

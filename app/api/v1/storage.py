@@ -11,10 +11,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from app.api.deps import ContextDep
+from app.api.errors import error_responses
 from app.services.errors import FileNotFound, NotFound, UnsupportedContentType
 from app.services.local_storage import LocalStorage
 
-router = APIRouter(prefix="/storage", tags=["storage"])
+router = APIRouter(
+    prefix="/storage", tags=["storage"], responses=error_responses(400, 403, 404, 413, 415)
+)
 
 
 def _local(ctx: ContextDep) -> LocalStorage:

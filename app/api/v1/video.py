@@ -8,11 +8,14 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from app.api.deps import CurrentUser, SettingsDep, StorageDep
+from app.api.errors import error_responses
 from app.services.storage import make_file_key
 from app.services.uploads import normalize_content_type
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/upload-video", tags=["upload"])
+router = APIRouter(
+    prefix="/api/upload-video", tags=["upload"], responses=error_responses(400, 401, 415)
+)
 
 
 class GenerateUrlRequest(BaseModel):
