@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from ecg_protocol import ErrorCode, ProcessRequest, SignatureError, verify_signature
 from ml_server import metrics
 from ml_server.config import MLSettings
-from ml_server.executor import JobExecutor, publish_stats
+from ml_server.executor import JobExecutor, QueueUnavailable, publish_stats
 from ml_server.net import ResolutionError, UrlGuard, URLNotAllowed
 from ml_server.store import JobRecord, JobStore, MLJobStatus
 
@@ -61,6 +61,26 @@ class Accepted(BaseModel):
     status: MLJobStatus
 
 
+class Refused(BaseModel):
+    """Every refusal of `POST /process`: words for a person, a stable code for a program."""
+
+    detail: str
+    error_code: str
+
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Refused, "description": "URL_NOT_ALLOWED: a URL is not http(s) or is private"},
+    401: {"model": Refused, "description": "INVALID_SIGNATURE"},
+    413: {"model": Refused, "description": "REQUEST_TOO_LARGE"},
+    422: {"model": Refused, "description": "INVALID_REQUEST (with `errors`)"},
+    503: {
+        "model": Refused,
+        "description": "QUEUE_UNAVAILABLE (the broker is down; nothing kept, retry after the "
+        "Retry-After header) or ML_SERVER_ERROR (shutting down)",
+    },
+}
+
+
 def _version() -> str:
     try:
         return version("ecg")
@@ -68,9 +88,13 @@ def _version() -> str:
         return "unknown"
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+def _error(
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     return JSONResponse(
-        status_code=status, content={"detail": message, "error_code": code, **extra}
+        status_code=status,
+        content={"detail": message, "error_code": code, **extra},
+        headers=headers,
     )
 
 
@@ -93,7 +117,7 @@ class _Refused(Exception):
         self.message = message
 
 
-@router.post("/process", status_code=202, response_model=Accepted)
+@router.post("/process", status_code=202, response_model=Accepted, responses=_REFUSALS)
 async def process(
     request: Request, settings: SettingsDep, store: StoreDep, executor: ExecutorDep
 ) -> Response:
@@ -126,9 +150,26 @@ async def process(
     except _Refused as exc:
         logger.warning("refused job_id=%s: %s", job.job_id, exc.message)
         return _error(400, ErrorCode.URL_NOT_ALLOWED.value, exc.message)
+    # The store and a Celery publish do network I/O: keep them off the event loop.
+    return await run_in_threadpool(_accept, store, executor, job)
+
+
+def _accept(store: JobStore, executor: JobExecutor, job: ProcessRequest) -> JSONResponse:
+    """Record and queue the job once; a duplicate id reports the existing job's status."""
     if store.create_if_absent(job):
         try:
             executor.submit(job)
+        except QueueUnavailable as exc:
+            # Nothing was kept (the executor forgot the record): the backend's retry resubmits.
+            logger.warning("job_id=%s not accepted: %s", job.job_id, exc.message)
+            return _error(
+                503,
+                "QUEUE_UNAVAILABLE",
+                exc.message,
+                headers={"Retry-After": str(exc.retry_after_s)},
+                job_id=job.job_id,
+                retry_after_s=exc.retry_after_s,
+            )
         except RuntimeError as exc:
             # Shutting down: the backend retries the dispatch against a live server.
             store.update(

@@ -38,10 +38,24 @@ class ExecutorStats:
     models_loaded: bool
 
 
+class QueueUnavailable(Exception):
+    """`submit` could not hand the job to its queue now (the broker is down); nothing is kept.
+
+    The API answers 503 with Retry-After, so the backend's dispatch retry submits it again.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+
 class JobExecutor(Protocol):
     """Runs accepted jobs somewhere; `submit` never blocks on the work itself."""
 
-    def submit(self, request: ProcessRequest) -> None: ...
+    def submit(self, request: ProcessRequest) -> None:
+        """Queue the job; raises `QueueUnavailable` (job forgotten) or `RuntimeError` (stopping)."""
+        ...
 
     def stats(self) -> ExecutorStats: ...
 

@@ -9,23 +9,48 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from celery import Celery
 
 from ecg_protocol import ProcessRequest
 from ml_server.celery_app import TASK_NAME, make_celery, task_limits
 from ml_server.config import MLSettings
-from ml_server.executor import ExecutorStats
+from ml_server.executor import ExecutorStats, QueueUnavailable
 from ml_server.store_redis import RedisJobStore
 
 logger = logging.getLogger(__name__)
 
-# Publishing retries briefly: a broker blip should not fail the request, a dead broker should.
+# The publish runs inside `POST /process`, so its wait is bounded: one quick reconnect covers a
+# broker blip (a dropped pooled connection), a dead broker fails the request at once with 503.
+# Worst case ≈ (1 + max_retries) × PUBLISH_TIMEOUT_S + interval_max (a silent, blackholed broker);
+# a refused connection fails in milliseconds.
+PUBLISH_TIMEOUT_S = 2.0
 _PUBLISH_RETRY: dict[str, Any] = {
-    "max_retries": 3,
-    "interval_start": 0.2,
-    "interval_step": 0.5,
-    "interval_max": 1.0,
+    "max_retries": 1,
+    "interval_start": 0.0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
 }
+# What the 503 tells the backend to wait before dispatching again.
+RETRY_AFTER_S = 5
+# The queue-length read behind /health and /metrics.
+STATS_TIMEOUT_S = 0.5
+
+
+def make_publisher(settings: MLSettings) -> Celery:
+    """The API process's Celery app: the workers' configuration, with short broker timeouts.
+
+    The workers keep the longer ones (a worker may wait for its broker; a request may not).
+    """
+    app = make_celery(settings)
+    app.conf.broker_connection_timeout = PUBLISH_TIMEOUT_S  # AMQP connect + handshake
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options,
+        # Redis: connect, and each command (a publish is one LPUSH).
+        "socket_connect_timeout": PUBLISH_TIMEOUT_S,
+        "socket_timeout": PUBLISH_TIMEOUT_S,
+    }
+    return app
 
 
 class CeleryJobExecutor:
@@ -36,11 +61,13 @@ class CeleryJobExecutor:
     ) -> None:
         self._settings = settings
         self._store = store
-        self._app = app or make_celery(settings)
+        self._app = app or make_publisher(settings)
         self._limits = task_limits(settings)
+        self._broker_redis = _depth_client(settings.ml_broker_url or "")
 
     def submit(self, request: ProcessRequest) -> None:
-        """Enqueue the job (task id = job id); on a broker failure forget it and raise."""
+        """Enqueue the job (task id = job id); on a broker failure forget it and raise
+        `QueueUnavailable`."""
         try:
             self._app.send_task(
                 TASK_NAME,
@@ -52,11 +79,24 @@ class CeleryJobExecutor:
                 retry=True,
                 retry_policy=_PUBLISH_RETRY,
             )
-        except Exception:
+        except Exception as exc:
             # The job was recorded before submit: drop it so the backend's retry can resubmit.
-            logger.exception("job %s could not be queued", request.job_id)
-            self._store.discard_if_queued(request.job_id)
-            raise
+            logger.error(
+                "job_id=%s could not be queued (broker unavailable): %s: %s",
+                request.job_id,
+                type(exc).__name__,
+                exc,
+            )
+            try:
+                self._store.discard_if_queued(request.job_id)
+            except Exception:
+                # The store is down too: a retry then finds a queued record and queues nothing;
+                # the backend's reconciler re-dispatches the job once it stays quiet.
+                logger.exception("job_id=%s: could not forget the unqueued job", request.job_id)
+            raise QueueUnavailable(
+                f"the job queue is unavailable ({type(exc).__name__}: {exc}); retry later",
+                retry_after_s=RETRY_AFTER_S,
+            ) from exc
         logger.info("job %s queued on %s", request.job_id, self._settings.ml_celery_queue)
 
     def stats(self) -> ExecutorStats:
@@ -65,21 +105,34 @@ class CeleryJobExecutor:
             workers = self._store.live_workers()
             running = self._store.running_jobs()
             depth = self._queue_depth()
-        except Exception:
-            logger.warning("Celery stats unavailable", exc_info=True)
+        except Exception as exc:
+            # One line, no traceback: /health is polled, and a down broker is not a bug.
+            logger.warning("Celery stats unavailable: %s: %s", type(exc).__name__, exc)
             return ExecutorStats(workers=0, queue_depth=0, running=0, models_loaded=False)
         return ExecutorStats(
             workers=workers, queue_depth=depth, running=running, models_loaded=workers > 0
         )
 
     def _queue_depth(self) -> int:
-        broker = self._settings.ml_broker_url or ""
-        if not broker.startswith(("redis://", "rediss://")):
+        if self._broker_redis is None:
             return 0
-        with self._app.connection_for_write() as conn:
-            client = conn.default_channel.client
-            return int(client.llen(self._settings.ml_celery_queue))
+        return int(self._broker_redis.llen(self._settings.ml_celery_queue))
 
     def shutdown(self, *, grace_s: float = 10.0) -> None:
         """Nothing runs here; close the broker connections."""
         self._app.close()
+        if self._broker_redis is not None:
+            self._broker_redis.close()
+
+
+def _depth_client(broker: str) -> redis.Redis | None:
+    """A Redis client for the queue length on a Redis broker (None for any other broker).
+
+    Its own short timeouts, not kombu's reconnect loop: /health must answer promptly (showing
+    zeros) while the broker is down or hung.
+    """
+    if not broker.startswith(("redis://", "rediss://")) or ";" in broker:  # ";": failover list
+        return None
+    return redis.Redis.from_url(
+        broker, socket_connect_timeout=STATS_TIMEOUT_S, socket_timeout=STATS_TIMEOUT_S
+    )

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 
 from ml_server.api import router
 from ml_server.config import MLSettings
@@ -65,7 +66,37 @@ def create_app(
     app = FastAPI(title="ECG ML Server", lifespan=lifespan)
     app.state.settings = settings
     app.include_router(router)
+    if settings.ml_broker_url:
+        _answer_store_outage_with_503(app)
     return app
+
+
+STORE_RETRY_AFTER_S = 5
+
+
+def _answer_store_outage_with_503(app: FastAPI) -> None:
+    """Celery mode: the shared Redis job store unreachable is a 503 the backend retries."""
+    import redis
+
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        logger.error(
+            "job store unavailable on %s %s: %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            exc,
+        )
+        return JSONResponse(
+            status_code=503,
+            content={
+                "detail": f"the job store is unavailable ({type(exc).__name__}); retry later",
+                "error_code": "STORE_UNAVAILABLE",
+                "retry_after_s": STORE_RETRY_AFTER_S,
+            },
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        )
+
+    app.add_exception_handler(redis.RedisError, store_unavailable)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8080) -> None:
