@@ -115,7 +115,11 @@ def verify_signature(
         except ValueError as exc:
             raise SignatureError("bad_timestamp", "webhook-timestamp is not an integer") from exc
         current = time.time() if now is None else now
-        if abs(current - ts) > tolerance_s:
+        try:
+            stale = abs(current - ts) > tolerance_s
+        except OverflowError:  # too large for a float: far outside any window
+            stale = True
+        if stale:
             raise SignatureError(
                 "stale_timestamp", f"webhook-timestamp is outside the ±{tolerance_s}s window"
             )

@@ -88,10 +88,18 @@ def _version() -> str:
         return "unknown"
 
 
+class _AsciiJSON(JSONResponse):
+    """Escapes everything outside ASCII: a refusal may quote input that is not valid UTF-8
+    (a lone surrogate), which the default rendering cannot encode (a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, default=str).encode()
+
+
 def _error(
     status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    return JSONResponse(
+    return _AsciiJSON(
         status_code=status,
         content={"detail": message, "error_code": code, **extra},
         headers=headers,
@@ -138,9 +146,14 @@ async def process(
             return _error(401, "INVALID_SIGNATURE", exc.message, reason=exc.reason)
     try:
         job = ProcessRequest.model_validate(json.loads(body))
+    except RecursionError:
+        return _error(422, "INVALID_REQUEST", "invalid request body: nested too deeply")
     except (ValueError, ValidationError) as exc:
+        # Without the inputs: they may hold NaN, lone surrogates or the whole body.
         errors = (
-            json.loads(exc.json(include_url=False)) if isinstance(exc, ValidationError) else None
+            exc.errors(include_url=False, include_input=False, include_context=False)
+            if isinstance(exc, ValidationError)
+            else None
         )
         return _error(422, "INVALID_REQUEST", f"invalid request body: {exc}"[:500], errors=errors)
     guard = UrlGuard.from_entries(settings.allowed_private_hosts)

@@ -159,10 +159,11 @@ class UrlGuard:
         # Before DNS: a resolver may not answer `*.localhost`, or answer it differently later.
         self.check_name(host)
         default_port = 443 if scheme == "https" else 80
+        literal = _literal_ip(host)
+        if literal is not None:
+            # Judged as written, even where the resolver cannot parse it (`fe80::1%25eth0`).
+            self.check_addresses(host, [literal])
         if not resolve:
-            literal = _literal_ip(host)
-            if literal is not None:
-                self.check_addresses(host, [literal])
             return [] if literal is None else [literal]
         return self.check_addresses(host, self.resolver(host, port or default_port))
 
