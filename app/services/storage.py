@@ -16,6 +16,7 @@ from app.core.config import Settings
 
 KEY_PREFIX = "videos"
 MAX_FILENAME_CHARS = 120
+MAX_KEY_PART_CHARS = 255
 # What a stored key may contain: the sanitizer's charset plus the separators it adds.
 _KEY_RE = re.compile(r"^[A-Za-z0-9._@-]+(/[A-Za-z0-9._@-]+)*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -92,7 +93,11 @@ def is_safe_key(file_key: str) -> bool:
     """A key the sanitizer could have produced: no traversal, no odd characters."""
     if len(file_key) > 1024 or not _KEY_RE.match(file_key):
         return False
-    return all(part not in (".", "..") for part in file_key.split("/"))
+    # A part longer than a file name may be (255) is no key of ours, and on local storage it
+    # would be an OSError (ENAMETOOLONG) rather than a clear 400.
+    return all(
+        part not in (".", "..") and len(part) <= MAX_KEY_PART_CHARS for part in file_key.split("/")
+    )
 
 
 def build_storage(settings: Settings) -> Storage:

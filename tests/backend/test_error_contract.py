@@ -56,3 +56,13 @@ async def test_invalid_callback_body_is_422_list(sqlite_backend: Backend) -> Non
     r = await sqlite_backend.callback({"job_id": "x", "status": "exploded", "progress": 500})
     assert r.status_code == 422, r.text
     assert isinstance(ValidationErrorBody.model_validate(r.json()).detail, list)
+
+
+async def test_overlong_key_part_is_400_not_500(sqlite_backend: Backend) -> None:
+    # Once the caller's folder exists, a 300-character part used to reach stat() on local
+    # storage and fail with ENAMETOOLONG (a 500).
+    await sqlite_backend.upload()
+    key = "videos/anonymous/" + "a" * 300 + ".mp4"
+    r = await sqlite_backend.client.post("/api/upload-video/request-process", json={"fileKey": key})
+    assert r.status_code == 400, r.text
+    assert ErrorBody.model_validate(r.json()).error == "INVALID_INPUT"
