@@ -106,6 +106,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after_s)
     if exc.status_code == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if exc.status_code == 503:
+        headers["Retry-After"] = "5"
     return JSONResponse(status_code=exc.status_code, content=body, headers=headers)
 
 

@@ -76,6 +76,13 @@ class RateLimited(DomainError):
         self.retry_after_s = retry_after_s
 
 
+class StorageUnavailable(DomainError):
+    """The object store did not answer (S3 down or unreachable): retry later, nothing changed."""
+
+    status_code = 503
+    code = "STORAGE_UNAVAILABLE"
+
+
 class WebhookMisuse(DomainError):
     """A frontend called the ML server's webhook instead of the status endpoint (guide)."""
 

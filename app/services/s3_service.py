@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from app.core.config import Settings
+from app.services.errors import StorageUnavailable
 from app.services.storage import ObjectInfo
 
 if TYPE_CHECKING:
@@ -92,7 +93,12 @@ class S3Service:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in _MISSING:
                 return None
-            raise
+            logger.warning("S3 HEAD %s failed: %s", file_key, code or exc)
+            raise StorageUnavailable(f"object storage refused the check ({code})") from exc
+        except BotoCoreError as exc:
+            # Endpoint down, DNS, timeouts: an outage, not the client's fault.
+            logger.warning("S3 unreachable on HEAD %s: %s", file_key, exc)
+            raise StorageUnavailable("object storage is unreachable; retry shortly") from exc
         return ObjectInfo(size=int(head["ContentLength"]), content_type=head.get("ContentType"))
 
     async def head_object(self, file_key: str) -> ObjectInfo | None:
@@ -103,7 +109,10 @@ class S3Service:
         return await self.head_object(file_key) is not None
 
     async def delete_object(self, file_key: str) -> None:
-        await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=file_key)
+        try:
+            await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=file_key)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageUnavailable("object storage did not delete the object") from exc
 
     async def close(self) -> None:
         self.client.close()

@@ -17,6 +17,7 @@ from app.models.job import Job
 from app.services.s3_service import S3Service
 from tests.backend.conftest import Backend, make_settings, open_backend
 from tests.support.fake_ml import FakeMLServer
+from tests.support.procs import free_port as pick_free_port
 from tests.support.seaweed import SeaweedS3
 
 
@@ -166,3 +167,30 @@ async def test_unknown_key_on_s3_is_404(s3_backend: Backend) -> None:
         json={"fileKey": f"videos/anonymous/{uuid.uuid4().hex}_nothing.mp4"},
     )
     assert r.status_code == 404
+
+
+async def test_s3_outage_is_503_and_creates_no_job(
+    sqlite_url: str, tmp_path: Path, fake_ml: FakeMLServer
+) -> None:
+    # An endpoint nothing listens on: the object store is down, the request is not at fault.
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        model_server_url=fake_ml.url,
+        s3_bucket_name="ecg-down",
+        s3_endpoint_url=f"http://127.0.0.1:{pick_free_port()}",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+    )
+    async for b in open_backend(settings):
+        r = await b.client.post(
+            "/api/upload-video/request-process",
+            json={"fileKey": "videos/anonymous/20240101_120000_abcdef12_video.mp4"},
+        )
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "STORAGE_UNAVAILABLE"
+        assert r.headers["retry-after"] == "5"
+        async with b.ctx.session_factory() as s:
+            n = (await s.execute(select(func.count()).select_from(Job))).scalar_one()
+        assert n == 0
+        assert fake_ml.process_requests() == []
