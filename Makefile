@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSDEPS := ffmpeg espeak-ng sox chromium
+SYSDEPS := ffmpeg espeak-ng sox chromium jq curl
 PYTEST_ARGS ?=
 # `ecg up` options for `make run`, e.g. UP_ARGS="--backend-port 9000 --ml-port 9080"
 UP_ARGS ?=
@@ -22,9 +22,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# System tools the tests use: ffmpeg/espeak-ng/sox make test media, chromium runs the web test.
+# System tools the tests use: ffmpeg/espeak-ng/sox make test media, chromium runs the web test,
+# curl and jq run the README's curl walk-through.
 sysdeps:
-	@missing=""; for t in ffmpeg espeak-ng sox chromium; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(SYSDEPS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
