@@ -9,6 +9,9 @@ Delivery guarantees, and why each setting is there:
 - Redis `visibility_timeout`: a message whose whole worker died is redelivered after this long.
   It must exceed the longest legitimate run, or a live job would be handed to a second worker; it
   is therefore derived from the same bound as the time limits (see `task_limits`).
+- A whole worker lost (no requeue) would wait out the visibility timeout: the API process
+  instead re-publishes a job whose lease expired (`CeleryJobExecutor.rescue_orphans`), and the
+  lease and attempt count below keep that from running it twice or forever.
 - Attempts are counted per job in the shared store; a job delivered more than ML_MAX_ATTEMPTS
   times (its worker died each time) fails with WORKER_LOST instead of looping forever.
 - A finished job is never run again: the store keeps final states final, a redelivered task
@@ -239,6 +242,8 @@ def run_delivery(request: ProcessRequest, ctx: WorkerContext, *, owner: str) -> 
     if store.is_final(job_id):
         logger.info("job %s already final; delivery acknowledged without running", job_id)
         return "already_final"
+    # Before the lease: a running-set entry always has a payload the API can re-publish.
+    store.save_payload(request)
     if not _wait_for_lease(store, job_id, owner, settings.ml_job_lease_s):
         logger.info(
             "job %s is running on %s; this delivery is dropped", job_id, store.lease_owner(job_id)

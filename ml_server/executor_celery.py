@@ -7,6 +7,7 @@ ML stack. Workers (`ecg worker`, any number, any machine) run the jobs.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
@@ -69,16 +70,7 @@ class CeleryJobExecutor:
         """Enqueue the job (task id = job id); on a broker failure forget it and raise
         `QueueUnavailable`."""
         try:
-            self._app.send_task(
-                TASK_NAME,
-                args=[request.model_dump(mode="json")],
-                task_id=request.job_id,
-                queue=self._settings.ml_celery_queue,
-                soft_time_limit=self._limits.soft_s,
-                time_limit=self._limits.hard_s,
-                retry=True,
-                retry_policy=_PUBLISH_RETRY,
-            )
+            self._publish(request)
         except Exception as exc:
             # The job was recorded before submit: drop it so the backend's retry can resubmit.
             logger.error(
@@ -98,6 +90,69 @@ class CeleryJobExecutor:
                 retry_after_s=RETRY_AFTER_S,
             ) from exc
         logger.info("job %s queued on %s", request.job_id, self._settings.ml_celery_queue)
+
+    def _publish(self, request: ProcessRequest) -> None:
+        self._app.send_task(
+            TASK_NAME,
+            args=[request.model_dump(mode="json")],
+            task_id=request.job_id,
+            queue=self._settings.ml_celery_queue,
+            soft_time_limit=self._limits.soft_s,
+            time_limit=self._limits.hard_s,
+            retry=True,
+            retry_policy=_PUBLISH_RETRY,
+        )
+
+    @property
+    def rescue_interval_s(self) -> float:
+        """How often `rescue_orphans` runs: half a lease."""
+        return max(0.5, self._settings.ml_job_lease_s / 2)
+
+    def rescue_orphans(self, now: float | None = None) -> list[str]:
+        """Re-publish jobs whose whole worker died; returns the job ids re-published.
+
+        A job's lease is renewed every third of ML_JOB_LEASE_S while it runs; one that expired
+        more than a lease ago (and whose record is not final) has lost its worker. Its message is
+        only redelivered after the visibility timeout (hours), so publish it again now. Each
+        rescue is claimed atomically in Redis (several API replicas may run this) and pushes the
+        job's next check a lease + grace ahead; the delivery guard (lease, final state, attempt
+        count) keeps the extra message from running the job twice or past ML_MAX_ATTEMPTS.
+        With no live worker nothing could take the job: wait, rather than pile up messages.
+        """
+        lease = self._settings.ml_job_lease_s
+        now = time.time() if now is None else now
+        cutoff = now - lease  # grace of one lease: clock skew, a renewal late under load
+        candidates = self._store.orphan_candidates(cutoff)
+        if not candidates or self._store.live_workers() == 0:
+            return []
+        rescued: list[str] = []
+        for job_id in candidates:
+            record = self._store.get(job_id)
+            if record is None or record.status.is_final:
+                self._store.forget_running(job_id)
+                continue
+            if not self._store.claim_orphan(job_id, cutoff, now + 2 * lease):
+                continue  # still leased, or another replica rescued it
+            request = self._store.payload(job_id)
+            if request is None:
+                logger.warning("job_id=%s: orphaned, but no payload to re-publish", job_id)
+                self._store.forget_running(job_id)
+                continue
+            try:
+                self._publish(request)
+            except Exception as exc:  # claimed: the next check after 2 leases tries again
+                logger.warning(
+                    "job_id=%s: orphan rescue could not publish: %s: %s",
+                    job_id,
+                    type(exc).__name__,
+                    exc,
+                )
+                continue
+            logger.warning(
+                "job_id=%s: its worker was lost (lease expired); re-published (rescue)", job_id
+            )
+            rescued.append(job_id)
+        return rescued
 
     def stats(self) -> ExecutorStats:
         """Live workers (their heartbeats in Redis), queue depth (Redis broker only), running."""

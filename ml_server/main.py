@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import uvicorn
@@ -34,6 +34,16 @@ async def _purge_loop(store: JobStore, interval_s: float) -> None:
             logger.info("purged %d expired jobs", purged)
 
 
+async def _rescue_loop(rescue: Callable[[], list[str]], interval_s: float) -> None:
+    """Celery mode: re-publish jobs whose whole worker died (`rescue_orphans`)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(rescue)
+        except Exception as exc:  # Redis away: one line, the next tick tries again
+            logger.warning("orphan rescue failed: %s: %s", type(exc).__name__, exc)
+
+
 def create_app(
     settings: MLSettings | None = None,
     *,
@@ -54,13 +64,19 @@ def create_app(
         app.state.executor = job_executor
         interval = min(PURGE_INTERVAL_S, max(1.0, settings.ml_result_retention_s / 4))
         purger = asyncio.create_task(_purge_loop(job_store, interval))
+        loops = [purger]
+        rescue = getattr(job_executor, "rescue_orphans", None)
+        if rescue is not None:
+            period = float(getattr(job_executor, "rescue_interval_s", 15.0))
+            loops.append(asyncio.create_task(_rescue_loop(rescue, period)))
         logger.info("ML server ready (workers=%d)", job_executor.stats().workers)
         try:
             yield
         finally:
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            for loop in loops:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
             await asyncio.to_thread(job_executor.shutdown)
 
     app = FastAPI(title="ECG ML Server", lifespan=lifespan)

@@ -12,6 +12,8 @@ retention period (refreshed on every write). Writes are atomic across processes 
 Beyond the JobStore protocol the Celery task uses `incr_attempts` (deliveries per job, to bound
 the redelivery of a job whose worker keeps dying) and a per-job lease
 (`acquire_lease`/`renew_lease`/`release_lease`) so two deliveries of one job never run at once.
+The running set (job → lease expiry) and the saved task payload let the API process re-publish a
+job whose whole worker died (`orphan_candidates`/`claim_orphan`/`payload`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ return 0
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
+"""
+# Claim an orphan for rescue: its running-set score (lease expiry) is older than the cutoff and
+# its lease key is gone. Moving the score forward is the claim, so of several API replicas only
+# one re-publishes the job per expiry.
+_CLAIM_ORPHAN = """
+local score = redis.call('zscore', KEYS[1], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
+if redis.call('exists', KEYS[2]) == 1 then return 0 end
+redis.call('zadd', KEYS[1], ARGV[3], ARGV[1])
+return 1
 """
 _INCR = """
 local n = redis.call('incr', KEYS[1])
@@ -78,6 +90,7 @@ class RedisJobStore:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._incr = client.register_script(_INCR)
+        self._claim_orphan = client.register_script(_CLAIM_ORPHAN)
 
     @classmethod
     def from_settings(cls, settings: MLSettings) -> RedisJobStore:
@@ -106,6 +119,9 @@ class RedisJobStore:
 
     def _attempts_key(self, job_id: str) -> str:
         return f"{self._prefix}attempts:{job_id}"
+
+    def _payload_key(self, job_id: str) -> str:
+        return f"{self._prefix}payload:{job_id}"
 
     # ------------------------------------------------------------------ JobStore protocol
 
@@ -213,7 +229,42 @@ class RedisJobStore:
 
     def release_lease(self, job_id: str, owner: str) -> None:
         if self._release(keys=[self._lease_key(job_id)], args=[owner]):
-            self._r.zrem(self._running_key, job_id)
+            pipe = self._r.pipeline()
+            pipe.zrem(self._running_key, job_id)
+            pipe.delete(self._payload_key(job_id))
+            pipe.execute()
+
+    # ------------------------------------------------------------------ orphan rescue
+
+    def save_payload(self, request: ProcessRequest) -> None:
+        """Keep the task payload of a job being delivered, so the API can re-publish it."""
+        self._r.set(self._payload_key(request.job_id), request.model_dump_json(), ex=self._ttl)
+
+    def payload(self, job_id: str) -> ProcessRequest | None:
+        raw = self._r.get(self._payload_key(job_id))
+        return ProcessRequest.model_validate_json(raw) if raw is not None else None
+
+    def orphan_candidates(self, cutoff: float, limit: int = 100) -> list[str]:
+        """Running-set members whose lease expired before `cutoff` (epoch seconds)."""
+        return [
+            str(m)
+            for m in self._r.zrangebyscore(self._running_key, "-inf", cutoff, start=0, num=limit)
+        ]
+
+    def claim_orphan(self, job_id: str, cutoff: float, next_check: float) -> bool:
+        """Atomically claim one rescue of `job_id`: True only if its lease expired before
+        `cutoff` and is not held now; its score moves to `next_check`, so the next claim can
+        only come after that (one rescue per expiry, whatever the number of rescuers)."""
+        return bool(
+            self._claim_orphan(
+                keys=[self._running_key, self._lease_key(job_id)],
+                args=[job_id, cutoff, next_check],
+            )
+        )
+
+    def forget_running(self, job_id: str) -> None:
+        """Drop a job from the running set (final or expired: nothing to rescue)."""
+        self._r.zrem(self._running_key, job_id)
 
     def lease_owner(self, job_id: str) -> str | None:
         value = self._r.get(self._lease_key(job_id))
@@ -274,5 +325,8 @@ class RedisJobStore:
         return self._live(self._workers_key)
 
     def running_jobs(self) -> int:
-        """Jobs whose run lease is held and not expired."""
-        return self._live(self._running_key)
+        """Jobs whose run lease is held and not expired.
+
+        Expired entries are kept (not trimmed like workers): they are the orphans the API's
+        rescue looks for, and it removes them."""
+        return int(self._r.zcount(self._running_key, time.time(), "+inf"))

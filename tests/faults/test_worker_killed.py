@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 from tests.faults.stack import Stack
 
@@ -31,6 +32,36 @@ def test_worker_killed_mid_job_completes_after_redelivery(stack: Stack) -> None:
     assert status["result"]["segments"], "the redelivered run produced a transcript"
     assert stack.store().attempts(job_id) == 2  # delivered twice, run to completion once
     assert stack.completions(job_id) == 1
+
+
+def test_whole_worker_lost_is_rescued_long_before_the_visibility_timeout(stack: Stack) -> None:
+    # A lost machine: the worker's main process and pool die together (no requeue), and its
+    # message would come back only after an hour. The API's orphan rescue sees the job's lease
+    # expire and re-publishes it; a fresh worker runs it once.
+    stack.ml_extra["ML_VISIBILITY_TIMEOUT_S"] = "3600"
+    stack.ml_extra["ML_JOB_LEASE_S"] = "3"
+    stack.start_backend()
+    stack.start_ml()
+    first = stack.start_worker("first")
+    job_id = stack.submit()
+    stack.wait_ml(
+        job_id, lambda r: r["status"] == "processing" and r["progress"] >= 10, "mid-pipeline"
+    )
+    first.kill()  # SIGKILL the whole process group
+    killed_at = time.monotonic()
+    assert stack.store().attempts(job_id) == 1
+
+    stack.start_worker("second")
+    status = stack.wait_final(job_id, timeout_s=90)
+    took = time.monotonic() - killed_at
+
+    assert status["status"] == "completed", status
+    assert status["result"]["segments"]
+    assert took < 90, took
+    assert stack.store().attempts(job_id) == 2  # the rescued delivery ran it, once
+    assert stack.completions(job_id) == 1
+    assert stack.ml is not None
+    assert f"job_id={job_id}: its worker was lost" in stack.ml.log_text()
 
 
 def test_pool_process_killed_is_requeued_at_once(stack: Stack) -> None:
