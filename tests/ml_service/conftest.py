@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,9 @@ def request_body(job_id: str, video_url: str, receiver_url: str, **extra: Any) -
     }
 
 
-@pytest.fixture(scope="session")
-def ml_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServer]:
-    root = tmp_path_factory.mktemp("ml-server")
-    tmp_dir = root / "tmp"
-    tmp_dir.mkdir()
+@contextmanager
+def start_ml_server(root: Path, tmp_dir: Path) -> Iterator[MLServer]:
+    """`ecg ml-server` as a real process on a free port, healthy before it is handed out."""
     port = free_port()
     env = {**SERVER_ENV, "ECG_DATA_DIR": str(root / "data"), "TMPDIR": str(tmp_dir)}
     proc = ManagedProcess(
@@ -91,6 +90,15 @@ def ml_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServer]:
         base = f"http://127.0.0.1:{port}"
         proc.wait_http_ok(f"{base}/health", timeout_s=60)
         yield MLServer(proc=proc, base_url=base, tmp_dir=tmp_dir)
+
+
+@pytest.fixture(scope="session")
+def ml_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServer]:
+    root = tmp_path_factory.mktemp("ml-server")
+    tmp_dir = root / "tmp"
+    tmp_dir.mkdir()
+    with start_ml_server(root, tmp_dir) as server:
+        yield server
 
 
 @pytest.fixture

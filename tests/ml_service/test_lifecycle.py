@@ -5,26 +5,16 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from tests.ml_service.conftest import SERVER_ENV, MLServer, new_job_id, request_body
+from tests.ml_service.conftest import new_job_id, request_body, start_ml_server
 from tests.ml_service.servers import CallbackReceiver, MediaServer
-from tests.support.procs import ManagedProcess, ecg_command, free_port, wait_for
+from tests.support.procs import wait_for
 
 
 def test_sigterm_with_a_running_job_exits_without_a_final_callback(
     tmp_path: Path, receiver: CallbackReceiver, media_server: MediaServer
 ) -> None:
-    port = free_port()
-    env = {**SERVER_ENV, "ECG_DATA_DIR": str(tmp_path / "data"), "TMPDIR": str(tmp_path)}
-    proc = ManagedProcess(
-        ecg_command("ml-server", "--port", str(port)),
-        env=env,
-        log_path=tmp_path / "ml.log",
-        name="ml-server",
-    )
-    with proc:
-        base = f"http://127.0.0.1:{port}"
-        proc.wait_http_ok(f"{base}/health", timeout_s=60)
-        server = MLServer(proc=proc, base_url=base, tmp_dir=tmp_path)
+    with start_ml_server(tmp_path, tmp_path) as server:
+        proc = server.proc
         job_id = new_job_id()
         slow = media_server.url(f"/trickle?s=60&id={job_id}")
         assert server.post(request_body(job_id, slow, receiver.base_url)).status_code == 202

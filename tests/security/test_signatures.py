@@ -44,18 +44,18 @@ def _cases(payload: dict[str, Any]) -> dict[str, tuple[bytes, dict[str, str]]]:
     }
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "unsigned",
-        "forged",
-        "stale",
-        "future",
-        "tampered-body",
-        "incomplete-headers",
-        "empty-signature",
-    ],
-)
+BAD_SIGNATURE_CASES = [
+    "unsigned",
+    "forged",
+    "stale",
+    "future",
+    "tampered-body",
+    "incomplete-headers",
+    "empty-signature",
+]
+
+
+@pytest.mark.parametrize("case", BAD_SIGNATURE_CASES)
 def test_ml_server_refuses_badly_signed_process(sec_stack: Stack, case: str) -> None:
     job_id = str(uuid.uuid4())
     body, headers = _cases(
@@ -70,18 +70,7 @@ def test_ml_server_refuses_badly_signed_process(sec_stack: Stack, case: str) -> 
     assert httpx.get(f"{sec_stack.ml_url}/jobs/{job_id}", timeout=10).status_code == 404
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "unsigned",
-        "forged",
-        "stale",
-        "future",
-        "tampered-body",
-        "incomplete-headers",
-        "empty-signature",
-    ],
-)
+@pytest.mark.parametrize("case", BAD_SIGNATURE_CASES)
 def test_backend_refuses_badly_signed_callbacks(sec_stack: Stack, case: str) -> None:
     body, headers = _cases({"job_id": str(uuid.uuid4()), "status": "processing", "progress": 5})[
         case
