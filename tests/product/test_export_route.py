@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pysubs2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,6 +18,7 @@ from app.services.job_service import JobService
 from ecg_protocol import JobStatus
 from tests.product.parsers import parse_srt, parse_vtt, vtt_voice
 from tests.product.test_captions import make_result
+from tests.support.results import caption_result
 
 
 @pytest.fixture
@@ -102,3 +104,27 @@ def test_bad_format_and_line_length_are_422(client: TestClient) -> None:
     assert client.get(f"/api/upload-video/result/{job}?format=docx").status_code == 422
     resp = client.get(f"/api/upload-video/result/{job}?format=srt&max_line_length=3")
     assert resp.status_code == 422
+
+
+def test_text_formats_ass_and_layout_options(client: TestClient) -> None:
+    job = add_job(client, status=JobStatus.PENDING, result=caption_result().to_stored())
+    base = f"/api/upload-video/result/{job}"
+    for fmt, ctype in (
+        ("txt", "text/plain"),
+        ("tsv", "text/tab-separated-values"),
+        ("ass", "text/x-ssa"),
+    ):
+        resp = client.get(base, params={"format": fmt})
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["content-type"].startswith(ctype)
+        # The storage key's date and random prefix stay out of the download's name.
+        assert f'filename="talk.{fmt}"' in resp.headers["content-disposition"]
+    ass = pysubs2.SSAFile.from_string(client.get(base, params={"format": "ass"}).text)
+    assert {e.style for e in ass.events} == {"SPEAKER_00", "SPEAKER_01"}
+    one_line = parse_srt(client.get(base, params={"format": "srt", "max_line_count": 1}).text)
+    assert all(len(c.lines) == 1 for c in one_line)
+    karaoke = client.get(base, params={"format": "vtt", "highlight_words": "true"}).text
+    assert karaoke.count("<u>") == sum(len(s.words) for s in caption_result().segments)
+    bare = client.get(base, params={"format": "srt", "speaker_labels": "false"}).text
+    assert "SPEAKER" not in bare and parse_srt(bare)
+    assert client.get(base, params={"format": "srt", "max_line_count": 0}).status_code == 422
