@@ -24,7 +24,7 @@ from app.core.config import Settings, get_settings
 from app.db.database import create_engine, create_session_factory, run_migrations
 from app.services import metrics
 from app.services.dispatch import Dispatcher
-from app.services.rate_limit import SlidingWindowLimiter
+from app.services.rate_limit import ProcessLimiter
 from app.services.status import StatusCache, StatusReader
 from app.services.storage import Storage, build_storage
 
@@ -58,7 +58,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http=http,
         dispatcher=dispatcher,
         status=StatusReader(engine, cache),
-        process_limiter=SlidingWindowLimiter.from_spec(settings.rate_limit_process),
+        process_limiter=ProcessLimiter(
+            settings.rate_limit_process, settings.rate_limit_storage_url
+        ),
     )
     await dispatcher.start()
     logger.info(

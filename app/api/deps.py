@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.services.auth import authenticate
 from app.services.job_service import JobService
-from app.services.rate_limit import SlidingWindowLimiter
+from app.services.rate_limit import ProcessLimiter
 from app.services.status import StatusReader
 from app.services.storage import Storage
 
@@ -30,7 +30,7 @@ class AppContext:
     http: httpx.AsyncClient
     dispatcher: Any  # app.services.dispatch.Dispatcher (owned by the dispatch module)
     status: StatusReader
-    process_limiter: SlidingWindowLimiter
+    process_limiter: ProcessLimiter
 
 
 # Cheap dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in the
@@ -79,7 +79,7 @@ def client_ip(request: Request, settings: Settings) -> str:
 
 async def limit_process(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) -> None:
     """request-process rate limit (default 5/minute per client IP)."""
-    ctx.process_limiter.hit(client_ip(request, ctx.settings))
+    await ctx.process_limiter.hit(client_ip(request, ctx.settings))
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]

@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     # Auth and limits.
     jwt_secret: str | None = None  # HS256 key for Bearer tokens; unset → tokens refused
     allow_anonymous: bool = True
-    rate_limit_process: str = "5/minute"
+    rate_limit_process: str = "5/minute"  # per client IP; "0/minute" turns it off
+    # Shared counter store for several replicas (redis://host:6379/0); unset → per replica.
+    rate_limit_storage_url: str | None = None
     trust_forwarded_for: bool = False
 
     # Dispatch and reconciliation (§6).

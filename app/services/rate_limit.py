@@ -1,68 +1,98 @@
-"""Sliding-window rate limiter, in process.
+"""Per-client rate limit of request-process, on the `limits` library (moving window).
 
-Each backend replica counts on its own: with N replicas behind a balancer a client gets up to
-N times the limit. That is the documented trade-off for needing no shared store.
+With `RATE_LIMIT_STORAGE_URL` (e.g. `redis://host:6379/0`) every backend replica counts in one
+shared store, so a client gets the limit once, not once per replica; without it each replica
+counts in memory. A store that cannot be reached lets requests through (logged): a broken limiter
+must not stop all processing.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-import re
 import time
-from collections import deque
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.storage import storage_from_string
 
 from app.services.errors import RateLimited
 
-_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
-_SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
-# Bound the table: beyond this many clients the idle ones are dropped first.
-MAX_CLIENTS = 100_000
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "ecg-rate"
 
 
-def parse_rate(spec: str) -> tuple[int, float]:
-    """`"5/minute"` → (5, 60.0); also `"10/30second"`."""
-    m = _SPEC.match(spec.lower())
-    if not m:
-        raise ValueError(f"rate limit {spec!r} is not like '5/minute'")
-    count, mult, unit = int(m.group(1)), m.group(2), m.group(3)
-    return count, _PERIODS[unit] * (int(mult) if mult else 1)
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """What a client may still do in the current window."""
+
+    limit: int
+    remaining: int
+    window_s: int
+    retry_after_s: int  # 0 when `remaining` > 0
 
 
-class SlidingWindowLimiter:
-    """At most `limit` hits per `window_s` per key; `limit` 0 disables it."""
+def parse_rate(spec: str) -> RateLimitItem | None:
+    """`"5/minute"`, `"10 per 30 seconds"` → a limit; a count of 0 → None (no limit)."""
+    try:
+        item = parse(spec)
+    except ValueError as exc:
+        raise ValueError(f"rate limit {spec!r} is not like '5/minute'") from exc
+    return item if item.amount > 0 else None
 
-    def __init__(self, limit: int, window_s: float) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._hits: dict[str, deque[float]] = {}
 
-    @classmethod
-    def from_spec(cls, spec: str) -> SlidingWindowLimiter:
-        return cls(*parse_rate(spec))
+def _storage(url: str | None) -> Storage:
+    if not url:
+        return MemoryStorage()
+    # The async storages are named `async+<scheme>`; redis-py is the client this project pins.
+    scheme = url if url.startswith("async+") else f"async+{url}"
+    options: dict[str, str | float | bool] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+    if scheme.startswith(("async+redis", "async+rediss")):
+        options["implementation"] = "redispy"
+    store = storage_from_string(scheme, wrap_exceptions=True, key_prefix=KEY_PREFIX, **options)
+    if not isinstance(store, Storage):
+        raise ValueError(f"RATE_LIMIT_STORAGE_URL {url!r} names no async storage")
+    return store
 
-    def hit(self, key: str, now: float | None = None) -> None:
-        """Count one request for `key`, or raise `RateLimited` with the seconds to wait."""
-        if self.limit <= 0:
+
+class ProcessLimiter:
+    """At most `spec` request-process calls per client; `hit` raises `RateLimited`."""
+
+    def __init__(self, spec: str, storage_url: str | None = None) -> None:
+        self.item = parse_rate(spec)
+        self.storage = _storage(storage_url)
+        self._limiter = MovingWindowRateLimiter(self.storage)
+
+    async def hit(self, client: str) -> None:
+        """Count one request for `client`, or raise `RateLimited` with the seconds to wait."""
+        if self.item is None:
             return
-        now = time.monotonic() if now is None else now
-        hits = self._hits.get(key)
-        if hits is None:
-            if len(self._hits) >= MAX_CLIENTS:
-                self._evict(now)
-            hits = self._hits[key] = deque()
-        while hits and hits[0] <= now - self.window_s:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            retry = max(1, math.ceil(hits[0] + self.window_s - now))
-            raise RateLimited(
-                f"too many requests: limit is {self.limit} per {self.window_s:g}s",
-                retry_after_s=retry,
-            )
-        hits.append(now)
+        try:
+            allowed = await self._limiter.hit(self.item, "process", client)
+            if allowed:
+                return
+            stats = await self._limiter.get_window_stats(self.item, "process", client)
+        except StorageError as exc:
+            logger.warning("rate limit store unreachable, request let through: %s", exc)
+            return
+        raise RateLimited(
+            f"too many requests: limit is {self.item}",
+            retry_after_s=max(1, math.ceil(stats.reset_time - time.time())),
+        )
 
-    def _evict(self, now: float) -> None:
-        stale = [k for k, h in self._hits.items() if not h or h[-1] <= now - self.window_s]
-        for k in stale:
-            del self._hits[k]
-        if len(self._hits) >= MAX_CLIENTS:
-            self._hits.clear()
+    async def capacity(self, client: str) -> Capacity | None:
+        """The client's remaining requests in the window, without counting one; None: no limit."""
+        if self.item is None:
+            return None
+        window = self.item.get_expiry()
+        try:
+            stats = await self._limiter.get_window_stats(self.item, "process", client)
+        except StorageError as exc:
+            logger.warning("rate limit store unreachable: %s", exc)
+            return Capacity(self.item.amount, self.item.amount, window, 0)
+        retry = 0 if stats.remaining > 0 else max(1, math.ceil(stats.reset_time - time.time()))
+        return Capacity(self.item.amount, stats.remaining, window, retry)

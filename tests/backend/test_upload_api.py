@@ -172,10 +172,12 @@ async def test_idempotency_key_returns_the_same_job(backend: Backend) -> None:
 
 
 async def test_rate_limit_429_with_retry_after(sqlite_backend: Backend) -> None:
-    from app.services.rate_limit import SlidingWindowLimiter
+    from app.services.rate_limit import ProcessLimiter
 
-    sqlite_backend.ctx.process_limiter = SlidingWindowLimiter.from_spec("5/minute")
+    sqlite_backend.ctx.process_limiter = ProcessLimiter("5/minute")
     key = await sqlite_backend.upload()
+    cap = (await sqlite_backend.client.get("/api/upload-video/capacity")).json()
+    assert cap == {"limited": True, "limit": 5, "remaining": 5, "window_s": 60, "retry_after_s": 0}
     codes = []
     for _ in range(6):
         r = await sqlite_backend.client.post(
@@ -185,6 +187,10 @@ async def test_rate_limit_429_with_retry_after(sqlite_backend: Backend) -> None:
     assert codes == [200] * 5 + [429]
     assert 1 <= int(r.headers["Retry-After"]) <= 60
     assert r.json()["error"] == "RATE_LIMITED"
+    # A client can see that before uploading: nothing left, and how long to wait.
+    full = await sqlite_backend.client.get("/api/upload-video/capacity")
+    assert full.json()["remaining"] == 0
+    assert 1 <= full.json()["retry_after_s"] == int(full.headers["Retry-After"]) <= 60
 
 
 async def test_invalid_tokens_are_401(sqlite_backend: Backend) -> None:

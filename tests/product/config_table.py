@@ -44,7 +44,11 @@ MEANING: dict[str, str] = {
     "WEBHOOK_MAX_BYTES": "largest callback body accepted, bytes (a 2-hour result is a few MB)",
     "JWT_SECRET": "HS256 key for Bearer tokens; unset = tokens refused, callers anonymous",
     "ALLOW_ANONYMOUS": "accept callers without a token (as user `anonymous`)",
-    "RATE_LIMIT_PROCESS": "rate limit of request-process per client IP",
+    "RATE_LIMIT_PROCESS": "rate limit of request-process per client IP (`0/minute`: none; "
+    "a single local user of `ecg up` may raise it, e.g. `RATE_LIMIT_PROCESS=60/minute ecg up`)",
+    "RATE_LIMIT_STORAGE_URL": "shared store of the rate-limit counts (`redis://host:6379/0`) so "
+    "replicas enforce one limit; unset = each replica counts in memory; unreachable = requests "
+    "pass (logged)",
     "TRUST_FORWARDED_FOR": "take the client IP from `X-Forwarded-For` (behind a proxy)",
     "DISPATCH_RETRY_DELAYS": "seconds between dispatch attempts (guide: 5 s, 10 s)",
     "DISPATCH_POLL_INTERVAL_S": "how often the dispatcher looks for due jobs, seconds",

@@ -69,9 +69,7 @@ async def export_result(
     job_id: str,
     jobs: JobsDep,
     user: CurrentUser,
-    format: Annotated[
-        CaptionFormat, Query(description="srt, vtt, json, txt, tsv or ass")
-    ] = "json",
+    format: Annotated[CaptionFormat, Query(description="srt, vtt, json, txt, tsv or ass")] = "json",
     max_line_length: Annotated[
         int, Query(ge=10, le=200, description="caption line length limit")
     ] = DEFAULT_MAX_LINE_LENGTH,

@@ -1,13 +1,14 @@
-"""`POST /api/upload-video/generate-url` (guide §1): an upload URL and the key to process."""
+"""`POST /api/upload-video/generate-url` (guide §1): an upload URL and the key to process;
+`GET /api/upload-video/capacity` (ext): may this client start a job now (before it uploads)?"""
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from app.api.deps import CurrentUser, SettingsDep, StorageDep
+from app.api.deps import ContextDep, CurrentUser, SettingsDep, StorageDep, client_ip
 from app.api.errors import error_responses
 from app.services.storage import make_file_key
 from app.services.uploads import normalize_content_type
@@ -46,4 +47,29 @@ async def generate_presigned_url(
         expires_in=settings.s3_presigned_url_expire,
         url=url,
         fileKey=key,
+    )
+
+
+class CapacityResponse(BaseModel):
+    limited: bool  # false: no rate limit on request-process
+    limit: int | None = None  # requests per window
+    remaining: int | None = None
+    window_s: int | None = None
+    retry_after_s: int = 0  # wait this long before request-process when remaining is 0
+
+
+@router.get("/capacity")
+async def capacity(request: Request, response: Response, ctx: ContextDep) -> CapacityResponse:
+    """How many request-process calls this client has left in the window (none is counted)."""
+    cap = await ctx.process_limiter.capacity(client_ip(request, ctx.settings))
+    if cap is None:
+        return CapacityResponse(limited=False)
+    if cap.retry_after_s:
+        response.headers["Retry-After"] = str(cap.retry_after_s)
+    return CapacityResponse(
+        limited=True,
+        limit=cap.limit,
+        remaining=cap.remaining,
+        window_s=cap.window_s,
+        retry_after_s=cap.retry_after_s,
     )
