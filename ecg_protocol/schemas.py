@@ -72,6 +72,11 @@ class ProcessOptions(_Model):
 
     min_speakers: int | None = Field(default=None, ge=1, le=32)
     max_speakers: int | None = Field(default=None, ge=1, le=32)
+    # Decoding hints, as OpenAI's and faster-whisper's APIs name them; None = the server default.
+    task: Literal["transcribe", "translate"] | None = None  # translate: English text out
+    prompt: str | None = Field(default=None, max_length=2000)  # faster-whisper initial_prompt
+    hotwords: str | None = Field(default=None, max_length=1000)
+    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _ordered(self) -> ProcessOptions:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.services.errors import DomainError, RateLimited
+from app.services.errors import AnalysisFailed, DomainError, RateLimited, StillProcessing
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,9 @@ _DESCRIPTIONS: dict[int, str] = {
     413: "over the size limit",
     415: "content type not accepted",
     429: "rate limited; see Retry-After",
+    502: "the analysis failed (error_code says how)",
     503: "a dependency (the database) is unavailable; retry after Retry-After",
+    504: "still processing past the wait; poll the status of job_id",
 }
 
 
@@ -98,9 +100,27 @@ def validation_response(errors: Any, *, extra: dict[str, Any] | None = None) -> 
     return JSONResponse(status_code=422, content=body)
 
 
+OPENAI_PREFIX = "/v1/"  # the OpenAI-compatible routes answer errors in OpenAI's shape
+
+
+def _openai_error(code: str, message: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's `{"error": {"message", "type", "param", "code"}}`, our extras beside them."""
+    return {
+        "error": {
+            "message": message,
+            "type": code.lower(),
+            "param": None,
+            "code": extra.get("error_code") or code,
+            **extra,
+        }
+    }
+
+
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     body: dict[str, Any] = {"error": exc.code, "detail": exc.message, **exc.extra}
+    if request.url.path.startswith(OPENAI_PREFIX):
+        body = _openai_error(exc.code, exc.message, exc.extra)
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after_s)
@@ -108,11 +128,20 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if exc.status_code == 503:
         headers["Retry-After"] = "5"
+    if isinstance(exc, AnalysisFailed | StillProcessing):
+        # OpenAI's clients retry 5xx by re-sending the file, which would start a second job;
+        # this header (which they honour) says a retry cannot help.
+        headers["x-should-retry"] = "false"
     return JSONResponse(status_code=exc.status_code, content=body, headers=headers)
 
 
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if request.url.path.startswith(OPENAI_PREFIX):
+        detail = clean_errors(exc.errors())
+        message = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in detail)
+        body = _openai_error("VALIDATION_ERROR", message, {"detail": detail})
+        return JSONResponse(status_code=422, content=body)
     return validation_response(exc.errors())
 
 

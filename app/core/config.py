@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # Auth and limits.
     jwt_secret: str | None = None  # HS256 key for Bearer tokens; unset → tokens refused
     allow_anonymous: bool = True
+    # How long the one-call API (`POST /v1/audio/transcriptions`) holds the request open.
+    sync_wait_timeout_s: float = 900.0
     rate_limit_process: str = "5/minute"  # per client IP; "0/minute" turns it off
     # Shared counter store for several replicas (redis://host:6379/0); unset → per replica.
     rate_limit_storage_url: str | None = None

@@ -93,3 +93,24 @@ class WebhookMisuse(DomainError):
 class ServiceUnavailable(DomainError):
     status_code = 503
     code = "SERVICE_UNAVAILABLE"
+
+
+class MediaRejected(DomainError):
+    """A one-call request whose job failed on its input; `error_code` is the pipeline's code."""
+
+    status_code = 400
+    code = "MEDIA_REJECTED"
+
+
+class AnalysisFailed(DomainError):
+    """A one-call request whose job failed in the analysis; `error_code` says how."""
+
+    status_code = 502
+    code = "ANALYSIS_FAILED"
+
+
+class StillProcessing(DomainError):
+    """A one-call request that outlived its wait; the job goes on and can be polled."""
+
+    status_code = 504
+    code = "STILL_PROCESSING"

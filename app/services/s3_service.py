@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import boto3
 from botocore.config import Config
@@ -113,6 +113,20 @@ class S3Service:
             await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=file_key)
         except (BotoCoreError, ClientError) as exc:
             raise StorageUnavailable("object storage did not delete the object") from exc
+
+    async def put_file(self, file_key: str, content_type: str, fileobj: BinaryIO) -> None:
+        """Upload a file the backend received (multipart, in managed parts for large ones)."""
+        try:
+            await asyncio.to_thread(
+                self.client.upload_fileobj,
+                fileobj,
+                self.bucket,
+                file_key,
+                ExtraArgs={"ContentType": content_type},
+            )
+        except (BotoCoreError, ClientError) as exc:
+            logger.warning("S3 upload of %s failed: %s", file_key, exc)
+            raise StorageUnavailable("object storage did not store the upload") from exc
 
     async def close(self) -> None:
         self.client.close()

@@ -10,7 +10,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from app.core.config import Settings
 
@@ -57,6 +57,10 @@ class Storage(Protocol):
 
     async def delete_object(self, file_key: str) -> None:
         """Remove the object; a missing one is not an error."""
+        ...
+
+    async def put_file(self, file_key: str, content_type: str, fileobj: BinaryIO) -> None:
+        """Store a file the backend itself received (the one-call API), from its start."""
         ...
 
     async def close(self) -> None:

@@ -7,6 +7,7 @@ SeaweedFS S3. Nothing is faked: the speech is espeak-ng, the model is the real t
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import uuid
@@ -155,3 +156,7 @@ def test_readme_curl_block_runs_as_written(embedded: UpStack, tmp_path: Path) ->
     assert '"status":"healthy"' in done.stdout.replace(" ", "")
     cues = parse_srt((tmp_path / "talk.srt").read_text(encoding="utf-8"))
     assert len({c.lines[0].split("]")[0] for c in cues}) == 2
+    one_call = json.loads((tmp_path / "talk.verbose.json").read_text(encoding="utf-8"))
+    assert one_call["language"] == "english" and one_call["duration"] > 0
+    assert len({w["speaker"] for w in one_call["words"]}) == 2
+    assert all(w["end"] >= w["start"] and "volume_db" in w for w in one_call["words"])

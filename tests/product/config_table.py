@@ -44,6 +44,8 @@ MEANING: dict[str, str] = {
     "WEBHOOK_MAX_BYTES": "largest callback body accepted, bytes (a 2-hour result is a few MB)",
     "JWT_SECRET": "HS256 key for Bearer tokens; unset = tokens refused, callers anonymous",
     "ALLOW_ANONYMOUS": "accept callers without a token (as user `anonymous`)",
+    "SYNC_WAIT_TIMEOUT_S": "seconds `POST /v1/audio/transcriptions` waits for its job before "
+    "answering 504 with the `job_id` to poll (the job goes on)",
     "RATE_LIMIT_PROCESS": "rate limit of request-process per client IP (`0/minute`: none; "
     "a single local user of `ecg up` may raise it, e.g. `RATE_LIMIT_PROCESS=60/minute ecg up`)",
     "RATE_LIMIT_STORAGE_URL": "shared store of the rate-limit counts (`redis://host:6379/0`) so "

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
 
 from app.api.deps import AppContext, ContextDep, CurrentUser, JobsDep, RateLimitProcess, SettingsDep
 from app.api.errors import error_responses
 from app.services.auth import authenticate
 from app.services.errors import Conflict, FileTooLarge, InvalidInput, JobNotFound
 from app.services.job_service import parse_job_id
+from app.services.processing import start_processing
 from app.services.uploads import check_uploaded_object
 from app.services.webhook import ingest_callback
 from ecg_protocol import ProcessOptions
@@ -81,28 +80,17 @@ async def request_process(
     await check_uploaded_object(
         storage=ctx.storage, settings=ctx.settings, owner=user, file_key=body.fileKey
     )
-    job_id = uuid.uuid4()
-    video_url = ctx.storage.generate_download_url(
-        body.fileKey, ctx.settings.s3_presigned_url_expire
+    job_id = await start_processing(
+        jobs=jobs,
+        storage=ctx.storage,
+        settings=ctx.settings,
+        dispatcher=ctx.dispatcher,
+        owner=user,
+        file_key=body.fileKey,
+        language=body.language,
+        options=options.model_dump(exclude_none=True),
+        idempotency_key=idempotency_key,
     )
-    try:
-        await jobs.create_job(
-            job_id=job_id,
-            file_key=body.fileKey,
-            video_url=video_url,
-            owner=user,
-            language=body.language.lower(),
-            options=options.model_dump(exclude_none=True) or None,
-            idempotency_key=idempotency_key,
-        )
-    except IntegrityError as exc:
-        # A concurrent request with the same Idempotency-Key won the insert.
-        existing = await jobs.get_by_idempotency_key(owner=user, key=idempotency_key or "")
-        if existing is None:
-            raise Conflict("could not create the job; retry") from exc
-        return ProcessStarted(job_id=str(existing.job_id))
-    logger.info("new processing request: job_id=%s key=%s owner=%s", job_id, body.fileKey, user)
-    ctx.dispatcher.wake()
     return ProcessStarted(job_id=str(job_id))
 
 

@@ -1,0 +1,203 @@
+"""OpenAI-compatible one-call transcription: `POST /v1/audio/transcriptions` and `/translations`.
+
+The official `openai` client works unchanged with `base_url=http://host:8000/v1`. Each call is
+an ordinary job (stored upload, job row, rate limit, owner): the request is held open until the
+job is final, as OpenAI's is, and the job stays readable through the status and export routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Form, Header, Response, UploadFile
+
+from app.api.deps import ContextDep, JobsDep, RateLimitProcess, SettingsDep
+from app.api.errors import error_responses
+from app.core.config import Settings
+from app.services.auth import ANONYMOUS, authenticate
+from app.services.errors import AnalysisFailed, FileTooLarge, MediaRejected, StillProcessing
+from app.services.openai_compat import (
+    MEDIA_TYPES,
+    ResponseFormat,
+    Task,
+    transcription_body,
+    wait_for_final,
+)
+from app.services.processing import start_processing
+from app.services.storage import make_file_key
+from app.services.uploads import normalize_content_type
+from ecg_protocol import AnalysisResult, ErrorCode, JobStatus, ProcessOptions
+
+logger = logging.getLogger(__name__)
+router = APIRouter(
+    prefix="/v1/audio",
+    tags=["openai-compatible"],
+    responses=error_responses(400, 401, 413, 415, 429, 502, 503, 504),
+)
+
+# Failures caused by the file itself answer 400, as OpenAI's API does for bad audio.
+_INPUT_CODES = frozenset(
+    {
+        ErrorCode.UNSUPPORTED_MEDIA,
+        ErrorCode.NO_AUDIO_TRACK,
+        ErrorCode.FILE_TOO_LARGE,
+        ErrorCode.DOWNLOAD_ERROR,
+        "UNSUPPORTED_LANGUAGE",
+        "MEDIA_CRASHED",
+    }
+)
+
+
+async def openai_user(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> str:
+    """The caller: OpenAI clients always send `Bearer <api key>`; without JWT_SECRET (no
+    accounts on this server) that key names nobody and the caller is anonymous."""
+    if not settings.jwt_secret and settings.allow_anonymous:
+        return ANONYMOUS
+    return authenticate(authorization, settings)
+
+
+OpenAIUser = Annotated[str, Depends(openai_user)]
+
+
+def _content_type(upload: UploadFile, settings: Settings) -> str:
+    """The part's type when accepted, else the one its file name implies (clients often send
+    application/octet-stream)."""
+    declared = (upload.content_type or "").split(";")[0].strip().lower()
+    if declared in settings.content_types:
+        return declared
+    guessed, _ = mimetypes.guess_type(upload.filename or "")
+    return normalize_content_type(guessed or declared or "application/octet-stream", settings)
+
+
+async def _transcribe(
+    *,
+    ctx: ContextDep,
+    jobs: JobsDep,
+    user: str,
+    file: UploadFile,
+    task: Task,
+    language: str | None,
+    options: ProcessOptions,
+    response_format: ResponseFormat,
+    granularities: list[str],
+) -> Response:
+    settings = ctx.settings
+    if file.size is not None and file.size > settings.max_upload_bytes:
+        raise FileTooLarge(
+            f"file is {file.size} bytes, over the limit of {settings.max_upload_bytes} bytes",
+            max_bytes=settings.max_upload_bytes,
+        )
+    content_type = _content_type(file, settings)
+    key = make_file_key(user, file.filename or "audio")
+    await ctx.storage.put_file(key, content_type, file.file)
+    job_id = await start_processing(
+        jobs=jobs,
+        storage=ctx.storage,
+        settings=settings,
+        dispatcher=ctx.dispatcher,
+        owner=user,
+        file_key=key,
+        language=language or "auto",
+        options=options.model_dump(exclude_none=True),
+    )
+    job = await wait_for_final(
+        ctx.session_factory, job_id=job_id, owner=user, timeout_s=settings.sync_wait_timeout_s
+    )
+    if job is None:
+        raise StillProcessing(
+            f"job {job_id} is still processing; poll GET /api/upload-video/status/{job_id}",
+            job_id=str(job_id),
+        )
+    if job.status != JobStatus.COMPLETED.value or job.result is None:
+        error = MediaRejected if job.error_code in _INPUT_CODES else AnalysisFailed
+        raise error(
+            job.error_message or "the analysis failed",
+            job_id=str(job_id),
+            error_code=job.error_code,
+        )
+    body = transcription_body(
+        AnalysisResult.model_validate(job.result),
+        response_format,
+        task=task,
+        granularities=granularities,
+    )
+    logger.info("one-call %s job_id=%s format=%s", task, job_id, response_format)
+    return Response(
+        content=body.encode("utf-8"),
+        media_type=MEDIA_TYPES[response_format],
+        headers={"X-ECG-Job-Id": str(job_id)},
+    )
+
+
+FormatForm = Annotated[ResponseFormat, Form(description="json, text, srt, vtt or verbose_json")]
+PromptForm = Annotated[
+    str | None, Form(max_length=2000, description="text to steer the style (initial_prompt)")
+]
+TemperatureForm = Annotated[float, Form(ge=0.0, le=1.0)]
+ModelForm = Annotated[
+    str, Form(max_length=200, description="accepted for compatibility; the server's model runs")
+]
+
+
+@router.post("/transcriptions", dependencies=[RateLimitProcess], response_class=Response)
+async def create_transcription(
+    ctx: ContextDep,
+    jobs: JobsDep,
+    user: OpenAIUser,
+    file: UploadFile,
+    model: ModelForm = "whisper-1",
+    language: Annotated[
+        str | None, Form(pattern=r"^[A-Za-z]{2,8}$", description="ISO-639-1 code; unset: auto")
+    ] = None,
+    prompt: PromptForm = None,
+    response_format: FormatForm = "json",
+    timestamp_granularities: Annotated[
+        list[Literal["word", "segment"]] | None, Form(alias="timestamp_granularities[]")
+    ] = None,
+    temperature: TemperatureForm = 0.0,
+    hotwords: Annotated[str | None, Form(max_length=1000)] = None,
+) -> Response:
+    """Transcribe an audio or video file in one call (OpenAI's API, plus speakers, loudness,
+    pitch and emotion in verbose_json)."""
+    options = ProcessOptions(prompt=prompt, hotwords=hotwords, temperature=temperature or None)
+    return await _transcribe(
+        ctx=ctx,
+        jobs=jobs,
+        user=user,
+        file=file,
+        task="transcribe",
+        language=language,
+        options=options,
+        response_format=response_format,
+        granularities=list(timestamp_granularities or ["segment"]),
+    )
+
+
+@router.post("/translations", dependencies=[RateLimitProcess], response_class=Response)
+async def create_translation(
+    ctx: ContextDep,
+    jobs: JobsDep,
+    user: OpenAIUser,
+    file: UploadFile,
+    model: ModelForm = "whisper-1",
+    prompt: PromptForm = None,
+    response_format: FormatForm = "json",
+    temperature: TemperatureForm = 0.0,
+) -> Response:
+    """Translate speech into English text in one call (OpenAI's API)."""
+    options = ProcessOptions(task="translate", prompt=prompt, temperature=temperature or None)
+    return await _transcribe(
+        ctx=ctx,
+        jobs=jobs,
+        user=user,
+        file=file,
+        task="translate",
+        language=None,
+        options=options,
+        response_format=response_format,
+        granularities=["segment"],
+    )

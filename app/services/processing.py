@@ -1,0 +1,61 @@
+"""Starting a job: the one path from a stored upload to a `pending` row the dispatcher sends.
+
+request-process and the one-call OpenAI-compatible endpoint both start jobs here.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Protocol
+
+from sqlalchemy.exc import IntegrityError
+
+from app.core.config import Settings
+from app.services.errors import Conflict
+from app.services.job_service import JobService
+from app.services.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+
+class Waker(Protocol):
+    def wake(self) -> None: ...
+
+
+async def start_processing(
+    *,
+    jobs: JobService,
+    storage: Storage,
+    settings: Settings,
+    dispatcher: Waker,
+    owner: str,
+    file_key: str,
+    language: str,
+    options: dict[str, Any] | None,
+    idempotency_key: str | None = None,
+) -> uuid.UUID:
+    """Write the `pending` job row for an upload already checked, then wake the dispatcher.
+
+    With an `Idempotency-Key` a concurrent twin may win the insert: its job id is returned.
+    """
+    job_id = uuid.uuid4()
+    video_url = storage.generate_download_url(file_key, settings.s3_presigned_url_expire)
+    try:
+        await jobs.create_job(
+            job_id=job_id,
+            file_key=file_key,
+            video_url=video_url,
+            owner=owner,
+            language=language.lower(),
+            options=options or None,
+            idempotency_key=idempotency_key,
+        )
+    except IntegrityError as exc:
+        existing = await jobs.get_by_idempotency_key(owner=owner, key=idempotency_key or "")
+        if existing is None:
+            raise Conflict("could not create the job; retry") from exc
+        return existing.job_id
+    logger.info("new processing request: job_id=%s key=%s owner=%s", job_id, file_key, owner)
+    dispatcher.wake()
+    return job_id
