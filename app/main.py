@@ -23,6 +23,7 @@ from app.api.v1 import export, jobs, ml_video, openai, storage, video
 from app.core.config import Settings, get_settings
 from app.db.database import create_engine, create_session_factory, run_migrations
 from app.services import metrics
+from app.services.client_webhooks import Notifier
 from app.services.dispatch import Dispatcher
 from app.services.rate_limit import ProcessLimiter
 from app.services.status import StatusCache, StatusReader
@@ -50,6 +51,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         final_ttl_s=settings.status_cache_final_ttl_s,
         max_bytes=settings.status_cache_max_bytes,
     )
+    notifier = Notifier(settings=settings, session_factory=session_factory)
     app.state.ctx = AppContext(
         settings=settings,
         engine=engine,
@@ -61,8 +63,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         process_limiter=ProcessLimiter(
             settings.rate_limit_process, settings.rate_limit_storage_url
         ),
+        notifier=notifier,
     )
     await dispatcher.start()
+    await notifier.start()
     logger.info(
         "backend ready: storage=%s database=%s ml_server=%s",
         store.kind,
@@ -72,6 +76,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await notifier.stop()
         await shutdown(dispatcher=dispatcher, http=http, store=store, engine=engine)
 
 

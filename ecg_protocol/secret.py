@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 SECRET_FILE = "webhook_secret"  # noqa: S105 - a file name, not a secret
+CLIENT_SECRET_FILE = "client_webhook_secret"  # noqa: S105 - a file name, not a secret
+
+
+def new_whsec() -> str:
+    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes (what their SDKs take)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 def default_data_dir() -> Path:
@@ -19,20 +27,22 @@ def default_data_dir() -> Path:
     return base / "ecg"
 
 
-def load_or_create_secret(data_dir: Path) -> str:
-    """Read the secret kept in `data_dir`, creating it (mode 0600) on first use."""
+def load_or_create_secret(
+    data_dir: Path, name: str = SECRET_FILE, factory: Callable[[], str] | None = None
+) -> str:
+    """Read the secret `name` kept in `data_dir`, creating it (mode 0600) on first use."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / SECRET_FILE
+    path = data_dir / name
     try:
         value = path.read_text(encoding="utf-8").strip()
         if value:
             return value
     except FileNotFoundError:
         pass
-    value = secrets.token_urlsafe(32)
+    value = factory() if factory is not None else secrets.token_urlsafe(32)
     # Write a private temp file, then link it into place: link() fails if another process won
     # the race, and a reader never sees a half-written secret.
-    tmp = data_dir / f".{SECRET_FILE}.{secrets.token_hex(8)}.tmp"
+    tmp = data_dir / f".{name}.{secrets.token_hex(8)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(value)

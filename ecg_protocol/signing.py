@@ -42,7 +42,17 @@ class VerifiedSignature:
 
 
 def _key(secret: str) -> bytes:
+    # A Standard Webhooks secret (`whsec_<base64>`) keys the HMAC with its decoded bytes, so
+    # their SDKs verify our messages; any other secret is used as its UTF-8 bytes.
+    if secret.startswith(WHSEC_PREFIX):
+        try:
+            return base64.b64decode(secret[len(WHSEC_PREFIX) :], validate=True)
+        except ValueError:
+            pass  # not base64 after all: an ordinary secret that happens to start so
     return secret.encode("utf-8")
+
+
+WHSEC_PREFIX = "whsec_"
 
 
 def hex_signature(body: bytes, secret: str) -> str:

@@ -126,17 +126,22 @@ class UrlGuard:
 
     allow: AllowList = AllowList()
     resolver: Resolver = system_resolver
+    setting: str = "ML_ALLOWED_PRIVATE_HOSTS"  # named in refusals: where to list a host
 
     @classmethod
-    def from_entries(cls, entries: Sequence[str], resolver: Resolver = system_resolver) -> UrlGuard:
-        return cls(allow=AllowList.parse(entries), resolver=resolver)
+    def from_entries(
+        cls,
+        entries: Sequence[str],
+        resolver: Resolver = system_resolver,
+        setting: str = "ML_ALLOWED_PRIVATE_HOSTS",
+    ) -> UrlGuard:
+        return cls(allow=AllowList.parse(entries), resolver=resolver, setting=setting)
 
     def check_name(self, host: str) -> None:
         """Refuse a loopback-by-definition name (RFC 6761) unless it is listed by name."""
         if is_loopback_name(host) and not self.allow.allows_host(host):
             raise URLNotAllowed(
-                f"{host!r} is a loopback name (RFC 6761); list it in ML_ALLOWED_PRIVATE_HOSTS "
-                "to allow it"
+                f"{host!r} is a loopback name (RFC 6761); list it in {self.setting} to allow it"
             )
 
     def check_url(self, url: str, *, resolve: bool = True) -> list[IPAddress]:
@@ -179,7 +184,7 @@ class UrlGuard:
             if not is_public(ip) and not self.allow.allows_ip(ip):
                 raise URLNotAllowed(
                     f"{host!r} resolves to {ip}, a private, loopback, link-local or reserved "
-                    "address; list it in ML_ALLOWED_PRIVATE_HOSTS to allow it"
+                    f"address; list it in {self.setting} to allow it"
                 )
         return list(addresses)
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.services.auth import authenticate
+from app.services.client_webhooks import Notifier
 from app.services.job_service import JobService
 from app.services.rate_limit import ProcessLimiter
 from app.services.status import StatusReader
@@ -31,6 +32,7 @@ class AppContext:
     dispatcher: Any  # app.services.dispatch.Dispatcher (owned by the dispatch module)
     status: StatusReader
     process_limiter: ProcessLimiter
+    notifier: Notifier
 
 
 # Cheap dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in the

@@ -40,6 +40,23 @@ class ErrorBody(BaseModel):
     detail: str = Field(description="what was wrong, for a person")
 
 
+class OpenAIError(BaseModel):
+    """OpenAI's error object; ours adds fields (job_id, error_code, detail)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """Every refusal of the OpenAI-compatible `/v1` routes, validation included."""
+
+    error: OpenAIError
+
+
 class ValidationIssue(BaseModel):
     loc: list[str | int]
     msg: str
@@ -77,6 +94,15 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
     out[422] = {"model": ValidationErrorBody, "description": "request validation failed"}
     return out
+
+
+def openai_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for the `/v1` routes: these refusals and 422, in OpenAI's shape."""
+    descriptions = {**_DESCRIPTIONS, 422: "request validation failed"}
+    return {
+        status: {"model": OpenAIErrorBody, "description": descriptions[status]}
+        for status in (*statuses, 422)
+    }
 
 
 def clean_errors(errors: Any) -> list[dict[str, Any]]:

@@ -8,7 +8,12 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ecg_protocol.secret import default_data_dir, load_or_create_secret
+from ecg_protocol.secret import (
+    CLIENT_SECRET_FILE,
+    default_data_dir,
+    load_or_create_secret,
+    new_whsec,
+)
 
 DEFAULT_CONTENT_TYPES = (
     "video/mp4,video/quicktime,video/webm,video/x-matroska,video/x-msvideo,video/mpeg,"
@@ -53,6 +58,13 @@ class Settings(BaseSettings):
     # Auth and limits.
     jwt_secret: str | None = None  # HS256 key for Bearer tokens; unset → tokens refused
     allow_anonymous: bool = True
+    # Client webhooks: request-process's `webhook_url` hears job.completed / job.failed.
+    client_webhook_secret: str | None = None  # whsec_…; unset → generated once in the data dir
+    webhook_allowed_private_hosts: str = ""  # comma-separated hosts/CIDRs allowed to be private
+    client_webhook_max_attempts: int = Field(default=8, ge=1)
+    client_webhook_backoff_s: float = Field(default=5.0, gt=0)  # doubles per attempt, ≤ 1 h
+    client_webhook_timeout_s: float = Field(default=10.0, gt=0)
+
     # How long the one-call API (`POST /v1/audio/transcriptions`) holds the request open.
     sync_wait_timeout_s: float = 900.0
     rate_limit_process: str = "5/minute"  # per client IP; "0/minute" turns it off
@@ -96,6 +108,16 @@ class Settings(BaseSettings):
             return self.database_url
         self.ecg_data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite+aiosqlite:///{self.ecg_data_dir / 'ecg.db'}"
+
+    def client_webhook_signing_secret(self) -> str:
+        """`CLIENT_WEBHOOK_SECRET`, else a `whsec_` secret generated once in the data dir."""
+        return self.client_webhook_secret or load_or_create_secret(
+            self.ecg_data_dir, CLIENT_SECRET_FILE, new_whsec
+        )
+
+    @property
+    def webhook_private_hosts(self) -> list[str]:
+        return [h.strip() for h in self.webhook_allowed_private_hosts.split(",") if h.strip()]
 
     def signing_secret(self) -> str:
         """`WEBHOOK_SECRET_KEY`, else `SECRET_KEY`, else the one kept in the data dir."""

@@ -50,9 +50,17 @@ class Job(Base):
     last_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     redispatch_count: Mapped[int] = mapped_column(Integer, default=0)
 
+    # Client webhook outbox: the caller's `webhook_url` hears `job.completed`/`job.failed` once
+    # the job is final, retried with backoff, driven from the row like dispatch.
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    notify_state: Mapped[str | None] = mapped_column(String(16))  # pending|delivered|failed
+    notify_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    notify_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
     __table_args__ = (
         Index("ix_jobs_dispatch", "status", "next_attempt_at"),
         Index("uq_jobs_owner_idempotency", "owner", "idempotency_key", unique=True),
+        Index("ix_jobs_notify", "notify_state", "notify_next_at"),
     )
 
 

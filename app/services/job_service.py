@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Text, case, cast, delete, literal, select, type_coerce, update
+from sqlalchemy import Text, case, cast, delete, literal, or_, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +34,14 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+class NotifyState(StrEnum):
+    """Where a job's client webhook stands (None: the caller asked for none)."""
+
+    PENDING = "pending"  # not yet delivered; due once the job is final
+    DELIVERED = "delivered"
+    FAILED = "failed"  # every attempt failed
 
 
 class Transition(StrEnum):
@@ -78,6 +86,7 @@ class JobService:
         idempotency_key: str | None = None,
         status: JobStatus = JobStatus.PENDING,
         progress: int = 0,
+        webhook_url: str | None = None,
     ) -> Job:
         """Insert and commit a job row; `IntegrityError` if the idempotency key is taken."""
         job = Job(
@@ -92,6 +101,9 @@ class JobService:
             idempotency_key=idempotency_key,
             dispatch_attempts=0,
             redispatch_count=0,
+            webhook_url=webhook_url,
+            notify_state=NotifyState.PENDING.value if webhook_url else None,
+            notify_attempts=0,
         )
         self.session.add(job)
         try:
@@ -131,6 +143,52 @@ class JobService:
         await self.session.execute(delete(WebhookEvent).where(WebhookEvent.job_id == job_id))
         await self.session.commit()
         return bool(getattr(res, "rowcount", 0))
+
+    async def claim_notifications(
+        self, *, now: datetime, lease_s: float, limit: int = 20
+    ) -> list[Job]:
+        """Final jobs whose client webhook is due, each claimed for `lease_s`.
+
+        The claim is a compare-and-set on `notify_attempts`, so of several replicas exactly one
+        sends each attempt; a sender that dies leaves the lease to run out and be claimed again.
+        """
+        due = (
+            select(Job.job_id, Job.notify_attempts)
+            .where(
+                Job.notify_state == NotifyState.PENDING.value,
+                Job.status.in_(FINAL),
+                or_(Job.notify_next_at.is_(None), Job.notify_next_at <= now),
+            )
+            .limit(limit)
+        )
+        claimed: list[uuid.UUID] = []
+        for job_id, attempts in (await self.session.execute(due)).all():
+            res = await self.session.execute(
+                update(Job)
+                .where(Job.job_id == job_id, Job.notify_attempts == attempts)
+                .values(
+                    notify_attempts=attempts + 1, notify_next_at=now + timedelta(seconds=lease_s)
+                )
+            )
+            if getattr(res, "rowcount", 0):
+                claimed.append(job_id)
+        await self.session.commit()
+        if not claimed:
+            return []
+        return list(
+            (await self.session.execute(select(Job).where(Job.job_id.in_(claimed)))).scalars()
+        )
+
+    async def finish_notification(
+        self, *, job_id: uuid.UUID, state: NotifyState, retry_at: datetime | None = None
+    ) -> None:
+        """Record an attempt's outcome: delivered, failed for good, or (pending) due again."""
+        await self.session.execute(
+            update(Job)
+            .where(Job.job_id == job_id, Job.notify_state == NotifyState.PENDING.value)
+            .values(notify_state=state.value, notify_next_at=retry_at)
+        )
+        await self.session.commit()
 
     async def update_job_status(
         self,

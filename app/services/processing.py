@@ -34,6 +34,7 @@ async def start_processing(
     language: str,
     options: dict[str, Any] | None,
     idempotency_key: str | None = None,
+    webhook_url: str | None = None,
 ) -> uuid.UUID:
     """Write the `pending` job row for an upload already checked, then wake the dispatcher.
 
@@ -50,6 +51,7 @@ async def start_processing(
             language=language.lower(),
             options=options or None,
             idempotency_key=idempotency_key,
+            webhook_url=webhook_url,
         )
     except IntegrityError as exc:
         existing = await jobs.get_by_idempotency_key(owner=owner, key=idempotency_key or "")

@@ -44,6 +44,14 @@ MEANING: dict[str, str] = {
     "WEBHOOK_MAX_BYTES": "largest callback body accepted, bytes (a 2-hour result is a few MB)",
     "JWT_SECRET": "HS256 key for Bearer tokens; unset = tokens refused, callers anonymous",
     "ALLOW_ANONYMOUS": "accept callers without a token (as user `anonymous`)",
+    "CLIENT_WEBHOOK_SECRET": "Standard Webhooks secret (`whsec_…`) signing the events sent to "
+    "a job's `webhook_url`; unset = generated once into the data dir (`client_webhook_secret`)",
+    "WEBHOOK_ALLOWED_PRIVATE_HOSTS": "comma-separated hosts/CIDRs a `webhook_url` may resolve to "
+    "although private or loopback (same rules as `ML_ALLOWED_PRIVATE_HOSTS`)",
+    "CLIENT_WEBHOOK_MAX_ATTEMPTS": "deliveries of one client webhook event before it is given up",
+    "CLIENT_WEBHOOK_BACKOFF_S": "seconds before the second delivery; doubles per attempt, at "
+    "most one hour",
+    "CLIENT_WEBHOOK_TIMEOUT_S": "timeout of one client webhook delivery, seconds",
     "SYNC_WAIT_TIMEOUT_S": "seconds `POST /v1/audio/transcriptions` waits for its job before "
     "answering 504 with the `job_id` to poll (the job goes on)",
     "RATE_LIMIT_PROCESS": "rate limit of request-process per client IP (`0/minute`: none; "

@@ -14,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from app.api.deps import AppContext, ContextDep, CurrentUser, JobsDep, RateLimitProcess, SettingsDep
 from app.api.errors import error_responses
 from app.services.auth import authenticate
+from app.services.client_webhooks import check_webhook_url
 from app.services.errors import Conflict, FileTooLarge, InvalidInput, JobNotFound
 from app.services.job_service import parse_job_id
 from app.services.processing import start_processing
@@ -34,6 +35,8 @@ class ProcessVideoRequest(BaseModel):
     language: str = Field(default="auto", pattern=r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?$")
     min_speakers: int | None = Field(default=None, ge=1, le=32)
     max_speakers: int | None = Field(default=None, ge=1, le=32)
+    # Where to POST job.completed / job.failed (Standard Webhooks, CLIENT_WEBHOOK_SECRET).
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
 class ProcessStarted(BaseModel):
@@ -80,6 +83,8 @@ async def request_process(
     await check_uploaded_object(
         storage=ctx.storage, settings=ctx.settings, owner=user, file_key=body.fileKey
     )
+    if body.webhook_url:
+        await check_webhook_url(body.webhook_url, ctx.settings)
     job_id = await start_processing(
         jobs=jobs,
         storage=ctx.storage,
@@ -90,6 +95,7 @@ async def request_process(
         language=body.language,
         options=options.model_dump(exclude_none=True),
         idempotency_key=idempotency_key,
+        webhook_url=body.webhook_url,
     )
     return ProcessStarted(job_id=str(job_id))
 

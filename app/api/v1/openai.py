@@ -14,9 +14,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Form, Header, Response, UploadFile
 
 from app.api.deps import ContextDep, JobsDep, RateLimitProcess, SettingsDep
-from app.api.errors import error_responses
+from app.api.errors import openai_error_responses
 from app.core.config import Settings
 from app.services.auth import ANONYMOUS, authenticate
+from app.services.client_webhooks import check_webhook_url
 from app.services.errors import AnalysisFailed, FileTooLarge, MediaRejected, StillProcessing
 from app.services.openai_compat import (
     MEDIA_TYPES,
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/v1/audio",
     tags=["openai-compatible"],
-    responses=error_responses(400, 401, 413, 415, 429, 502, 503, 504),
+    responses=openai_error_responses(400, 401, 413, 415, 429, 502, 503, 504),
 )
 
 # Failures caused by the file itself answer 400, as OpenAI's API does for bad audio.
@@ -84,6 +85,7 @@ async def _transcribe(
     options: ProcessOptions,
     response_format: ResponseFormat,
     granularities: list[str],
+    webhook_url: str | None = None,
 ) -> Response:
     settings = ctx.settings
     if file.size is not None and file.size > settings.max_upload_bytes:
@@ -92,6 +94,8 @@ async def _transcribe(
             max_bytes=settings.max_upload_bytes,
         )
     content_type = _content_type(file, settings)
+    if webhook_url:
+        await check_webhook_url(webhook_url, settings)
     key = make_file_key(user, file.filename or "audio")
     await ctx.storage.put_file(key, content_type, file.file)
     job_id = await start_processing(
@@ -103,6 +107,7 @@ async def _transcribe(
         file_key=key,
         language=language or "auto",
         options=options.model_dump(exclude_none=True),
+        webhook_url=webhook_url,
     )
     job = await wait_for_final(
         ctx.session_factory, job_id=job_id, owner=user, timeout_s=settings.sync_wait_timeout_s
@@ -138,6 +143,9 @@ PromptForm = Annotated[
     str | None, Form(max_length=2000, description="text to steer the style (initial_prompt)")
 ]
 TemperatureForm = Annotated[float, Form(ge=0.0, le=1.0)]
+WebhookForm = Annotated[
+    str | None, Form(max_length=2048, description="also POST job.completed/failed here")
+]
 ModelForm = Annotated[
     str, Form(max_length=200, description="accepted for compatibility; the server's model runs")
 ]
@@ -160,6 +168,7 @@ async def create_transcription(
     ] = None,
     temperature: TemperatureForm = 0.0,
     hotwords: Annotated[str | None, Form(max_length=1000)] = None,
+    webhook_url: WebhookForm = None,
 ) -> Response:
     """Transcribe an audio or video file in one call (OpenAI's API, plus speakers, loudness,
     pitch and emotion in verbose_json)."""
@@ -174,6 +183,7 @@ async def create_transcription(
         options=options,
         response_format=response_format,
         granularities=list(timestamp_granularities or ["segment"]),
+        webhook_url=webhook_url,
     )
 
 
