@@ -1,10 +1,11 @@
-"""`ecg analyze VIDEO`: the guide's client flow from a terminal.
+"""`ecg analyze FILE [FILE …]`: the guide's client flow from a terminal, like whisperX's CLI.
 
+Per file: a capacity check (so a rate limit is waited out before uploading, not after) →
 generate-url → PUT the file to the presigned URL (streamed, with a progress bar) →
-request-process → poll the status (stage and progress bar) → fetch the result through the
-backend's export endpoint and write `--json`, `--srt`, `--vtt`. Any failure ends in ONE line on
-stderr and a non-zero exit: the backend is down, the file is refused, the job failed (with its
-error code), or the wait timed out.
+request-process (a 429 waits its `Retry-After`) → poll the status (stage and progress bar) →
+fetch every asked format through the backend's export endpoint into `-o DIR` (all of them by
+default). Any failure ends in ONE line on stderr per file and a non-zero exit: the backend is
+down, the file is refused, the job failed (with its error code), or the wait timed out.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ POLL_MAX_S = 0.5  # a capped backoff keeps the wait after completion under half 
 OUTAGE_GRACE_S = 60.0  # how long polling rides out a backend that does not answer
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+MAX_RATE_LIMIT_WAITS = 3  # 429s answered by waiting, per file
+FORMATS = ("srt", "vtt", "txt", "tsv", "json", "ass")  # what the export endpoint writes
+DEFAULT_BACKEND = "http://127.0.0.1:8000"
 
 # Types the backend accepts (§3.1) for extensions mimetypes does not know everywhere.
 _EXTRA_TYPES = {
@@ -58,15 +62,39 @@ class AnalyzeError(Exception):
 
 
 @dataclass(frozen=True)
+class CaptionLayout:
+    """The export endpoint's layout parameters (None: the server's default)."""
+
+    max_line_width: int | None = None
+    max_line_count: int | None = None
+    highlight_words: bool = False
+    speaker_labels: bool = True
+
+    def params(self) -> dict[str, str | int]:
+        out: dict[str, str | int] = {}
+        if self.max_line_width is not None:
+            out["max_line_length"] = self.max_line_width
+        if self.max_line_count is not None:
+            out["max_line_count"] = self.max_line_count
+        if self.highlight_words:
+            out["highlight_words"] = "true"
+        if not self.speaker_labels:
+            out["speaker_labels"] = "false"
+        return out
+
+
+@dataclass(frozen=True)
 class AnalyzeOptions:
     video: Path
-    backend: str = "http://127.0.0.1:8000"
+    backend: str = DEFAULT_BACKEND
     language: str = "auto"
     min_speakers: int | None = None
     max_speakers: int | None = None
+    prompt: str | None = None
     token: str | None = None
     timeout_s: float = 3600.0
     outputs: dict[str, Path] = field(default_factory=dict)  # format → path
+    layout: CaptionLayout = field(default_factory=CaptionLayout)
     quiet: bool = False
 
 
@@ -160,15 +188,39 @@ class _Client:
         _check(resp, "upload")
         progress.update(task, completed=size)
 
-    def request_process(self, file_key: str) -> str:
+    def wait_for_capacity(self, deadline: float) -> None:
+        """Wait out the request-process rate limit before uploading anything."""
+        resp = self.http.get(self.url("/api/upload-video/capacity"), headers=self.auth)
+        if resp.status_code == 404:
+            return  # an older backend without the check: request-process still answers 429
+        body: dict[str, Any] = _check(resp, "capacity check").json()
+        wait = float(body.get("retry_after_s") or 0)
+        if body.get("limited") and body.get("remaining") == 0 and wait > 0:
+            self._sleep_for_limit(wait, deadline)
+
+    def _sleep_for_limit(self, wait: float, deadline: float) -> None:
+        if time.monotonic() + wait > deadline:
+            raise AnalyzeError(
+                f"rate limited by the backend for {wait:.0f}s, past the --timeout; try later"
+            )
+        # Said even with --quiet (which only drops the bars): a silent pause looks like a hang.
+        print(f"ecg analyze: rate limited; waiting {wait:.0f}s", file=sys.stderr)
+        time.sleep(wait)
+
+    def request_process(self, file_key: str, deadline: float) -> str:
         body: dict[str, Any] = {"fileKey": file_key, "language": self.opts.language}
-        if self.opts.min_speakers is not None:
-            body["min_speakers"] = self.opts.min_speakers
-        if self.opts.max_speakers is not None:
-            body["max_speakers"] = self.opts.max_speakers
-        resp = self.http.post(
-            self.url("/api/upload-video/request-process"), json=body, headers=self.auth
-        )
+        for name in ("min_speakers", "max_speakers", "prompt"):
+            value = getattr(self.opts, name)
+            if value is not None:
+                body[name] = value
+        for _ in range(MAX_RATE_LIMIT_WAITS):
+            resp = self.http.post(
+                self.url("/api/upload-video/request-process"), json=body, headers=self.auth
+            )
+            if resp.status_code != 429:
+                break
+            # The upload is already stored: wait and ask again instead of failing the file.
+            self._sleep_for_limit(float(resp.headers.get("Retry-After") or 1), deadline)
         job_id = _check(resp, "processing request").json().get("job_id")
         if not isinstance(job_id, str):
             raise AnalyzeError("processing request answered without a job_id")
@@ -188,7 +240,7 @@ class _Client:
     def export(self, job_id: str, fmt: str) -> bytes:
         resp = self.http.get(
             self.url(f"/api/upload-video/result/{job_id}"),
-            params={"format": fmt},
+            params={"format": fmt, **self.opts.layout.params()},
             headers=self.auth,
         )
         return _check(resp, f"{fmt} export").content
@@ -282,6 +334,7 @@ def analyze(opts: AnalyzeOptions, http: httpx.Client | None = None) -> AnalyzeOu
     http = http or httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
     client = _Client(opts, http)
     try:
+        client.wait_for_capacity(deadline)
         urls = client.generate_url(video.name, content_type)
         presigned = urls.get("presigned_url") or urls.get("url")
         file_key = urls.get("file_key") or urls.get("fileKey")
@@ -289,7 +342,7 @@ def analyze(opts: AnalyzeOptions, http: httpx.Client | None = None) -> AnalyzeOu
             raise AnalyzeError("upload URL answer lacks presigned_url/file_key")
         with _progress(opts.quiet) as progress:
             client.upload(presigned, video, content_type, progress)
-        job_id = client.request_process(file_key)
+        job_id = client.request_process(file_key, deadline)
         status = _wait(client, job_id, deadline, opts.quiet)
         written: dict[str, Path] = {}
         for fmt, path in opts.outputs.items():
@@ -315,23 +368,58 @@ def analyze(opts: AnalyzeOptions, http: httpx.Client | None = None) -> AnalyzeOu
             http.close()
 
 
-def options_from_args(args: argparse.Namespace) -> AnalyzeOptions:
-    outputs = {
+def _outputs(args: argparse.Namespace, video: Path, stem: str) -> dict[str, Path]:
+    """Format → path: `--json/--srt/--vtt PATH` alone write just those; otherwise every
+    `--output-format` (default all) goes to `-o DIR` as `<stem>.<format>`."""
+    explicit = {
         fmt: Path(p)
         for fmt, p in (("json", args.json_path), ("srt", args.srt_path), ("vtt", args.vtt_path))
         if p
     }
-    return AnalyzeOptions(
-        video=Path(args.video),
-        backend=args.backend,
-        language=args.language,
-        min_speakers=args.min_speakers,
-        max_speakers=args.max_speakers,
-        token=args.token or os.environ.get("ECG_TOKEN") or None,
-        timeout_s=args.timeout,
-        outputs=outputs,
-        quiet=args.quiet,
+    if explicit and args.output_format is None:
+        return explicit
+    chosen = args.output_format or "all"
+    formats = FORMATS if chosen == "all" else (chosen,)
+    out_dir = Path(args.output_dir)
+    return {**{fmt: out_dir / f"{stem}.{fmt}" for fmt in formats}, **explicit}
+
+
+def _stems(videos: list[Path]) -> list[str]:
+    """Output names per input: the file's stem, made unique when two inputs share one."""
+    seen: dict[str, int] = {}
+    out: list[str] = []
+    for video in videos:
+        n = seen.get(video.stem, 0)
+        seen[video.stem] = n + 1
+        out.append(video.stem if n == 0 else f"{video.stem}-{n + 1}")
+    return out
+
+
+def options_from_args(args: argparse.Namespace) -> list[AnalyzeOptions]:
+    """One AnalyzeOptions per input file."""
+    videos = [Path(v) for v in args.videos]
+    layout = CaptionLayout(
+        max_line_width=args.max_line_width,
+        max_line_count=args.max_line_count,
+        highlight_words=args.highlight_words,
+        speaker_labels=not args.no_speaker_labels,
     )
+    return [
+        AnalyzeOptions(
+            video=video,
+            backend=args.backend,
+            language=args.language,
+            min_speakers=args.min_speakers,
+            max_speakers=args.max_speakers,
+            prompt=args.prompt,
+            token=args.token or os.environ.get("ECG_TOKEN") or None,
+            timeout_s=args.timeout,
+            outputs=_outputs(args, video, stem),
+            layout=layout,
+            quiet=args.quiet,
+        )
+        for video, stem in zip(videos, _stems(videos), strict=True)
+    ]
 
 
 def _summary(outcome: AnalyzeOutcome) -> str:
@@ -348,17 +436,22 @@ def _summary(outcome: AnalyzeOutcome) -> str:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    """`ecg analyze` entry point: 0 on success, non-zero with one line on stderr on failure."""
+    """`ecg analyze` entry point: 0 when every file succeeded, else 1 (one line per failure)."""
     # The progress bars tell the story; per-request log lines would bury the one error line.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        outcome = analyze(options_from_args(args))
-    except AnalyzeError as exc:
-        print(f"ecg analyze: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("ecg analyze: interrupted", file=sys.stderr)
-        return 130
-    print(_summary(outcome))
-    return 0
+    failed = 0
+    all_opts = options_from_args(args)
+    for opts in all_opts:
+        prefix = f"{opts.video}: " if len(all_opts) > 1 else ""
+        try:
+            outcome = analyze(opts)
+        except AnalyzeError as exc:
+            print(f"ecg analyze: error: {prefix}{exc}", file=sys.stderr)
+            failed += 1
+            continue
+        except KeyboardInterrupt:
+            print("ecg analyze: interrupted", file=sys.stderr)
+            return 130
+        print(prefix + _summary(outcome))
+    return EXIT_FAILED if failed else 0

@@ -93,7 +93,7 @@ def run_analyze(
     """`ecg analyze VIDEO --backend URL --json … --srt … --vtt …` as a subprocess."""
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = {fmt: out_dir / f"{video.stem}.{fmt}" for fmt in formats}
-    args = [str(video), "--backend", backend_url, *extra]
+    args = [str(video), "--backend", backend_url, "-o", str(out_dir), *extra]
     for fmt, path in outputs.items():
         args += [f"--{fmt}", str(path)]
     proc = subprocess.run(

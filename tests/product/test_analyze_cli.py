@@ -54,10 +54,39 @@ def test_options_from_args_reads_token_from_env(monkeypatch: pytest.MonkeyPatch)
     args = build_parser().parse_args(
         ["analyze", "v.mp4", "--srt", "o.srt", "--vtt", "o.vtt", "--min-speakers", "2"]
     )
-    opts = options_from_args(args)
+    [opts] = options_from_args(args)
     assert opts.token == "tok"
     assert opts.outputs == {"srt": Path("o.srt"), "vtt": Path("o.vtt")}
     assert opts.min_speakers == 2 and opts.max_speakers is None
+
+
+def test_every_format_into_the_output_dir_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECG_BACKEND", "http://gpu-box:8000")
+    args = build_parser().parse_args(["analyze", "a/talk.mp4", "b/talk.mp4", "c.wav", "-o", "out"])
+    first, second, third = options_from_args(args)
+    assert first.backend == "http://gpu-box:8000"
+    assert set(first.outputs) == {"srt", "vtt", "txt", "tsv", "json", "ass"}
+    assert first.outputs["ass"] == Path("out/talk.ass")
+    assert second.outputs["srt"] == Path("out/talk-2.srt")  # two inputs named alike
+    assert third.outputs["json"] == Path("out/c.json")
+    one = build_parser().parse_args(
+        ["analyze", "t.mp4", "-f", "srt", "--highlight-words", "--max-line-width", "30"]
+    )
+    [opts] = options_from_args(one)
+    assert opts.outputs == {"srt": Path("t.srt")}
+    assert opts.layout.params() == {"max_line_length": 30, "highlight_words": "true"}
+
+
+def test_version_and_user_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("ecg ")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert "who said each word" in text and "ecg analyze talk.mp4" in text
+    assert "lazily" not in text  # the module docstring is for developers
 
 
 def test_missing_file_fails_before_any_request(tmp_path: Path) -> None:

@@ -35,6 +35,9 @@ class ProcessVideoRequest(BaseModel):
     language: str = Field(default="auto", pattern=r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?$")
     min_speakers: int | None = Field(default=None, ge=1, le=32)
     max_speakers: int | None = Field(default=None, ge=1, le=32)
+    # Decoding hints passed to faster-whisper (initial_prompt, hotwords).
+    prompt: str | None = Field(default=None, max_length=2000)
+    hotwords: str | None = Field(default=None, max_length=1000)
     # Where to POST job.completed / job.failed (Standard Webhooks, CLIENT_WEBHOOK_SECRET).
     webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
 
@@ -77,7 +80,12 @@ async def request_process(
                 raise Conflict("Idempotency-Key was already used for a different fileKey")
             return ProcessStarted(job_id=str(existing.job_id))
     try:
-        options = ProcessOptions(min_speakers=body.min_speakers, max_speakers=body.max_speakers)
+        options = ProcessOptions(
+            min_speakers=body.min_speakers,
+            max_speakers=body.max_speakers,
+            prompt=body.prompt,
+            hotwords=body.hotwords,
+        )
     except ValueError as exc:
         raise InvalidInput("min_speakers must not exceed max_speakers") from exc
     await check_uploaded_object(
