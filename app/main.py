@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.deps import AppContext, ContextDep
 from app.api.errors import install_error_handlers
-from app.api.v1 import export, jobs, ml_video, openai, storage, video
+from app.api.v1 import export, jobs, ml_video, openai, speakers, storage, video
 from app.core.config import Settings, get_settings
 from app.db.database import create_engine, create_session_factory, run_migrations
 from app.services import metrics
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(storage.router)
     app.include_router(openai.router)
+    app.include_router(speakers.router)
 
     @app.get("/health", tags=["ops"])
     async def health(ctx: ContextDep) -> JSONResponse:

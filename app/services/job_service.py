@@ -144,6 +144,22 @@ class JobService:
         await self.session.commit()
         return bool(getattr(res, "rowcount", 0))
 
+    async def set_speaker_names(
+        self, *, job_id: uuid.UUID, owner: str, names: dict[str, str]
+    ) -> dict[str, str] | None:
+        """Store the owner's names for the job's speakers (merged, empty name = cleared);
+        the names now in force, or None when the job is not the owner's."""
+        job = await self.get_job(job_id=job_id, owner=owner)
+        if job is None:
+            return None
+        merged = {**(job.speaker_names or {}), **names}
+        kept = {k: v for k, v in merged.items() if v}
+        await self.session.execute(
+            update(Job).where(Job.job_id == job_id).values(speaker_names=kept or None)
+        )
+        await self.session.commit()
+        return kept
+
     async def claim_notifications(
         self, *, now: datetime, lease_s: float, limit: int = 20
     ) -> list[Job]:

@@ -13,7 +13,12 @@ const EMOJI = {
 const POLL_MS = 400;
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, jobId: null, result: null, colors: {}, volume: null, segIndex: -1, clock: null };
+const state = {
+  file: null, jobId: null, result: null, colors: {}, volume: null, segIndex: -1, clock: null,
+  names: {}, plotMode: "all", plotSeg: 0, plot: null,
+};
+const HISTORY_KEY = "ecg.history";
+const HISTORY_MAX = 20;
 
 function setState(name) { document.body.dataset.state = name; }
 
@@ -176,7 +181,9 @@ async function analyze() {
       body: JSON.stringify(body),
     });
     state.jobId = job.job_id;
+    state.names = {};
     const status = await poll(job.job_id);
+    remember(job.job_id, file.name);
     showResult(status.result, file);
   } catch (err) {
     showError(err.message);
@@ -198,6 +205,8 @@ async function poll(jobId) {
 }
 
 // ------------------------------------------------------------------ result display
+
+function nameOf(id) { return state.names[id] || id; }
 
 function speakerColor(id) {
   if (!(id in state.colors)) state.colors[id] = PALETTE[Object.keys(state.colors).length % PALETTE.length];
@@ -236,6 +245,7 @@ function el(tag, cls, text) {
   return n;
 }
 
+// `file` is the local file just analysed; a permalink (file null) plays the stored upload.
 function showResult(result, file) {
   state.result = result;
   state.colors = {};
@@ -247,21 +257,10 @@ function showResult(result, file) {
 
   const video = $("video");
   if (video.dataset.url) URL.revokeObjectURL(video.dataset.url);
-  video.dataset.url = URL.createObjectURL(file);
-  video.src = video.dataset.url;
+  video.dataset.url = file ? URL.createObjectURL(file) : "";
+  video.src = file ? video.dataset.url : `/api/jobs/${state.jobId}/media`;
 
-  // Speakers with their talk time.
-  const talk = {};
-  segments.forEach((s) => { talk[s.speaker.speaker_id] = (talk[s.speaker.speaker_id] || 0) + (s.end - s.start); });
-  const spk = $("speakers");
-  spk.innerHTML = "";
-  Object.keys(state.colors).forEach((id) => {
-    const li = el("li", "speaker");
-    li.dataset.speaker = id;
-    li.style.setProperty("--speaker", state.colors[id]);
-    li.append(el("span", "swatch"), el("span", "name", id), el("span", "talk", `${fmtTime(talk[id])} spoken`));
-    spk.appendChild(li);
-  });
+  renderSpeakers(segments);
 
   // Transcript list; a click seeks the player there.
   const list = $("segment-list");
@@ -272,7 +271,7 @@ function showResult(result, file) {
     li.dataset.speaker = s.speaker.speaker_id;
     li.style.setProperty("--speaker", speakerColor(s.speaker.speaker_id));
     const head = el("div", "seg-head");
-    head.append(el("span", "spk", s.speaker.speaker_id), el("span", "", `${emotionBadge(s.emotion)}  ${fmtTime(s.start)}–${fmtTime(s.end)}`));
+    head.append(el("span", "spk", nameOf(s.speaker.speaker_id)), el("span", "", `${emotionBadge(s.emotion)}  ${fmtTime(s.start)}–${fmtTime(s.end)}`));
     li.append(head, el("div", "seg-text", s.text.trim()));
     li.addEventListener("click", () => seek(s.start + 0.01));
     list.appendChild(li);
@@ -289,17 +288,173 @@ function showResult(result, file) {
   summary.innerHTML = "";
   stats.forEach(([k, v]) => { const d = el("div", "stat", k); d.prepend(el("b", "", String(v))); summary.appendChild(d); });
 
-  for (const fmt of ["srt", "vtt", "json"]) {
+  const stem = ((file && file.name) || (meta.filename || "video").replace(/^\d{8}_\d{6}_[0-9a-f]{8}_/, "")).replace(/\.[^.]+$/, "");
+  for (const fmt of DOWNLOADS) {
     const a = $(`dl-${fmt}`);
     a.href = `${API}/result/${state.jobId}?format=${fmt}`;
-    a.setAttribute("download", `${(file.name || "video").replace(/\.[^.]+$/, "")}.${fmt}`);
+    a.setAttribute("download", `${stem}.${fmt}`);
   }
 
+  state.plotMode = "all";
+  state.plotSeg = 0;
+  drawVoice();
   $("results").hidden = false;
   $("status-line").textContent = `Done: ${segments.length} segments, ${Object.keys(state.colors).length} speakers.`;
   setState("done");
   $("analyze-btn").disabled = false;
   renderAt(0);
+}
+
+// Speakers with their talk time; a click on a name renames the speaker for this job.
+function renderSpeakers(segments) {
+  const talk = {};
+  segments.forEach((s) => { talk[s.speaker.speaker_id] = (talk[s.speaker.speaker_id] || 0) + (s.end - s.start); });
+  const spk = $("speakers");
+  spk.innerHTML = "";
+  Object.keys(state.colors).forEach((id) => {
+    const li = el("li", "speaker");
+    li.dataset.speaker = id;
+    li.style.setProperty("--speaker", state.colors[id]);
+    const name = el("span", "name", nameOf(id));
+    name.title = `${id} — click to rename`;
+    name.addEventListener("click", () => startRename(li, name, id));
+    li.append(el("span", "swatch"), name, el("span", "talk", `${fmtTime(talk[id])} spoken`));
+    spk.appendChild(li);
+  });
+}
+
+function startRename(li, name, id) {
+  const input = Object.assign(document.createElement("input"), { className: "rename", value: nameOf(id), maxLength: 64 });
+  name.replaceWith(input);
+  input.focus();
+  input.select();
+  let done = false;
+  const finish = async (save) => {
+    if (done) return;
+    done = true;
+    if (save && input.value.trim() !== nameOf(id)) {
+      try {
+        const body = await api(`/api/jobs/${state.jobId}/speakers`, {
+          method: "PUT",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ names: { [id]: input.value.trim() } }),
+        });
+        state.names = body.names || {};
+      } catch (err) {
+        showError(`Rename failed: ${err.message}`);
+      }
+    }
+    refreshNames();
+  };
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") finish(true);
+    if (e.key === "Escape") finish(false);
+  });
+  input.addEventListener("blur", () => finish(true));
+}
+
+// Every place a speaker is named: the list, the transcript, the timeline and the caption.
+function refreshNames() {
+  const segments = state.result ? state.result.segments : [];
+  renderSpeakers(segments);
+  document.querySelectorAll("#segment-list li").forEach((li) => {
+    li.querySelector(".spk").textContent = nameOf(li.dataset.speaker);
+  });
+  drawVoice();
+  state.segIndex = -2;  // redraw the caption with the new name
+  renderAt(currentTime());
+}
+
+function currentTime() {
+  const video = $("video");
+  return video.readyState >= 1 && !video.error ? video.currentTime : (state.clock || 0);
+}
+
+// The timeline (who talks when) and the loudness/pitch plot of the clip or of one segment.
+function drawVoice() {
+  if (!state.result) return;
+  const segments = state.result.segments || [];
+  const duration = (state.result.metadata || {}).duration || 0;
+  renderTimeline($("timeline"), segments, duration, speakerColor, nameOf, (i) => {
+    state.plotMode = "seg";
+    state.plotSeg = i;
+    drawPlot();
+    seek(segments[i].start + 0.01);
+  });
+  drawPlot();
+}
+
+function drawPlot() {
+  const segments = state.result.segments || [];
+  const words = segments.flatMap((s) => s.words.map((w) => ({ ...w, speaker_id: w.speaker_id || s.speaker.speaker_id })));
+  let t0 = 0;
+  let t1 = Math.max((state.result.metadata || {}).duration || 0, ...segments.map((s) => s.end), 0.001);
+  const seg = segments[state.plotSeg];
+  if (state.plotMode === "seg" && seg) { t0 = seg.start; t1 = seg.end; }
+  state.plot = renderPlot($("prosody-plot"), words, t0, t1, speakerColor);
+  $("plot-range").textContent = state.plotMode === "seg" && seg
+    ? `· ${nameOf(seg.speaker.speaker_id)}, ${fmtTime(t0)}–${fmtTime(t1)}` : "· whole clip";
+  $("plot-all").classList.toggle("active", state.plotMode !== "seg");
+  $("plot-seg").classList.toggle("active", state.plotMode === "seg");
+  document.querySelectorAll("#timeline .turn").forEach((b) => {
+    b.classList.toggle("current", state.plotMode === "seg" && Number(b.dataset.index) === state.plotSeg);
+  });
+}
+
+function wirePlot() {
+  $("plot-all").addEventListener("click", () => { state.plotMode = "all"; if (state.result) drawPlot(); });
+  $("plot-seg").addEventListener("click", () => {
+    state.plotMode = "seg";
+    if (state.segIndex >= 0) state.plotSeg = state.segIndex;
+    if (state.result) drawPlot();
+  });
+}
+
+// ------------------------------------------------------------------ history and permalinks
+
+function loadHistory() {
+  try { return JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]"); } catch (_) { return []; }
+}
+
+function remember(jobId, name) {
+  const items = [{ id: jobId, name, at: new Date().toISOString() }, ...loadHistory().filter((h) => h.id !== jobId)];
+  localStorage.setItem(HISTORY_KEY, JSON.stringify(items.slice(0, HISTORY_MAX)));
+  window.history.replaceState(null, "", `?job=${encodeURIComponent(jobId)}`);
+  renderHistory();
+}
+
+function renderHistory() {
+  const items = loadHistory();
+  $("history-card").hidden = !items.length;
+  const list = $("history");
+  list.innerHTML = "";
+  for (const h of items) {
+    const li = el("li");
+    const a = el("a", "", h.name || h.id);
+    a.href = `?job=${encodeURIComponent(h.id)}`;
+    li.append(a, el("span", "muted small", new Date(h.at).toLocaleString()));
+    list.appendChild(li);
+  }
+}
+
+// `?job=<id>`: show that job (waiting for it if it is still running) — a reload keeps the result.
+async function openPermalink() {
+  const jobId = new URLSearchParams(window.location.search).get("job");
+  if (!jobId) return;
+  state.jobId = jobId;
+  $("progress").hidden = false;
+  try {
+    setState("processing");
+    const status = await poll(jobId);
+    try {
+      state.names = (await api(`/api/jobs/${jobId}/speakers`)).names || {};
+    } catch (_) {
+      state.names = {};
+    }
+    showResult(status.result, null);
+  } catch (err) {
+    showError(err.message);
+  }
 }
 
 function seek(t) {
@@ -333,7 +488,7 @@ function renderAt(t) {
       cue.style.setProperty("--speaker", color);
       cue.dataset.speaker = s.speaker.speaker_id;
       const who = el("div", "who");
-      who.append(el("span", "speaker-name", s.speaker.speaker_id));
+      who.append(el("span", "speaker-name", nameOf(s.speaker.speaker_id)));
       if (s.emotion && s.emotion.label) who.append(el("span", "emotion", emotionBadge(s.emotion)));
       const line = el("div", "line");
       const words = s.words.length ? s.words : [{ word: s.text, start: s.start, end: s.end }];
@@ -354,6 +509,7 @@ function renderAt(t) {
       if (item) { item.classList.add("current"); item.scrollIntoView({ block: "nearest" }); }
     }
   }
+  updatePlayhead($("timeline"), t);
   if (i < 0) return;
   const words = state.result.segments[i].words;
   box.querySelectorAll(".word").forEach((span) => {
@@ -366,8 +522,10 @@ function renderAt(t) {
 }
 
 // A link cannot carry a header: with a token, downloads go through fetch and a blob.
+const DOWNLOADS = ["srt", "vtt", "json", "ass", "txt"];
+
 function wireDownloads() {
-  for (const fmt of ["srt", "vtt", "json"]) {
+  for (const fmt of DOWNLOADS) {
     $(`dl-${fmt}`).addEventListener("click", async (e) => {
       if (!$("token").value.trim()) return;
       e.preventDefault();
@@ -413,6 +571,9 @@ async function checkHealth() {
 wireDropzone();
 wirePlayer();
 wireDownloads();
+wirePlot();
+renderHistory();
+openPermalink();
 $("analyze-btn").addEventListener("click", analyze);
 checkHealth();
 setInterval(checkHealth, 15000);

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page
 
 from tests.e2e.stack import UpStack, ecg_up
 from tests.support.media import dialogue
@@ -123,11 +124,14 @@ def test_upload_analyze_and_play_with_captions(stack: UpStack, tmp_path: Path) -
                 " return v.readyState >= 2 && !v.seeking && !v.error; }",
                 timeout=30_000,
             )
+            check_voice_views(page, stack)
             shot = tmp_path / "web-page.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
             OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(shot, OUTPUT_DIR / "web-page.png")
+            check_permalink_after_reload(page)
+            page.screenshot(path=str(OUTPUT_DIR / "web-page-permalink.png"), full_page=True)
         finally:
             browser.close()
     assert not [e for e in console_errors if "favicon" not in e], console_errors
@@ -195,3 +199,68 @@ def test_sign_in_with_a_token(tmp_path: Path) -> None:
             assert saved.read_text(encoding="utf-8").startswith("WEBVTT")
         finally:
             browser.close()
+
+
+def check_voice_views(page: Page, stack: UpStack) -> None:
+    """The speaker timeline seeks, the loudness/pitch plot follows it, and a rename sticks."""
+    from playwright.sync_api import expect
+
+    segments = page.evaluate("() => state.result.segments.length")
+    expect(page.locator("#timeline .lane")).to_have_count(2)
+    expect(page.locator("#timeline .turn")).to_have_count(segments)
+    turn = page.locator("#timeline .turn").nth(2)
+    index = int(turn.get_attribute("data-index") or "0")
+    turn.click()
+    seg = page.evaluate(f"() => state.result.segments[{index}]")
+    expect(page.locator("#captions .cue")).to_have_attribute(
+        "data-speaker", seg["speaker"]["speaker_id"]
+    )
+    plot = page.evaluate("() => state.plot")
+    assert plot["t0"] == seg["start"] and plot["t1"] == seg["end"]
+    assert plot["words"] == len(seg["words"]) and plot["loud"] > 0
+    expect(page.locator("#plot-seg")).to_have_class("chip active")
+    page.click("#plot-all")
+    total = page.evaluate("() => state.result.segments.reduce((n, s) => n + s.words.length, 0)")
+    assert page.evaluate("() => state.plot.words") == total
+    drawn = page.evaluate(
+        """() => { const c = document.getElementById('prosody-plot');
+                   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                   let n = 0;
+                   for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+                   return n; }"""
+    )
+    assert drawn > 2000, drawn
+
+    # Rename the first speaker: every view shows the name, and the export uses it.
+    first = page.locator("#speakers li").nth(0)
+    speaker_id = first.get_attribute("data-speaker") or ""
+    first.locator(".name").click()
+    page.fill("#speakers input.rename", "Alice Example")
+    page.keyboard.press("Enter")
+    expect(page.locator("#speakers li").nth(0).locator(".name")).to_have_text("Alice Example")
+    expect(page.locator(f"#timeline .lane[data-speaker='{speaker_id}'] .lane-label")).to_have_text(
+        "Alice Example"
+    )
+    job_id = page.evaluate("() => state.jobId")
+    srt = page.request.get(f"{stack.backend_url}/api/upload-video/result/{job_id}?format=srt")
+    assert "[Alice Example]" in srt.text()
+
+
+def check_permalink_after_reload(page: Page) -> None:
+    """A reload keeps the result (?job=…), the names and the history, and plays the upload."""
+    from playwright.sync_api import expect
+
+    job_id = page.evaluate("() => state.jobId")
+    assert page.url.endswith(f"?job={job_id}")
+    page.reload()
+    page.wait_for_function("document.body.dataset.state === 'done'", timeout=60_000)
+    expect(page.locator("#speakers li").nth(0).locator(".name")).to_have_text("Alice Example")
+    expect(page.locator("#history li")).to_have_count(1)
+    assert page.locator("#history a").get_attribute("href") == f"?job={job_id}"
+    src = page.evaluate("() => document.getElementById('video').getAttribute('src')")
+    assert src == f"/api/jobs/{job_id}/media"
+    page.wait_for_function(
+        "() => { const v = document.getElementById('video');"
+        " return v.readyState >= 1 && !v.error; }",
+        timeout=30_000,
+    )

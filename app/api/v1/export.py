@@ -19,6 +19,7 @@ from app.services.captions import (
     CaptionFormat,
     CaptionOptions,
     render,
+    with_speaker_names,
 )
 from app.services.errors import Conflict, JobNotFound
 from app.services.job_service import parse_job_id
@@ -93,6 +94,9 @@ async def export_result(
         )
     result = AnalysisResult.model_validate(job.result)
     opts = CaptionOptions(max_line_length, max_line_count, speaker_labels, highlight_words)
+    if format != "json" and job.speaker_names:
+        # Captions show the names users gave the speakers; JSON keeps the stable ids.
+        result = with_speaker_names(result, job.speaker_names)
     body = render(result, format, opts)
     logger.info("export job_id=%s format=%s bytes=%d", job_id, format, len(body))
     name = _download_name(result, job_id, format)

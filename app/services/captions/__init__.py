@@ -22,6 +22,21 @@ from ecg_protocol import AnalysisResult
 
 CaptionFormat = Literal["srt", "vtt", "json", "txt", "tsv", "ass"]
 
+
+def with_speaker_names(result: AnalysisResult, names: dict[str, str]) -> AnalysisResult:
+    """The result with the given display names in place of speaker ids (for captions)."""
+    if not names:
+        return result
+    data = result.model_dump()
+    for segment in data["segments"]:
+        sid = segment["speaker"]["speaker_id"]
+        segment["speaker"]["speaker_id"] = names.get(sid, sid)
+        for word in segment["words"]:
+            if word.get("speaker_id"):
+                word["speaker_id"] = names.get(word["speaker_id"], word["speaker_id"])
+    return AnalysisResult.model_validate(data)
+
+
 __all__ = [
     "DEFAULT_MAX_LINES",
     "DEFAULT_MAX_LINE_LENGTH",
@@ -38,6 +53,7 @@ __all__ = [
     "to_tsv",
     "to_txt",
     "to_vtt",
+    "with_speaker_names",
 ]
 
 
