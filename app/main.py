@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import AppContext, ContextDep
 from app.api.errors import install_error_handlers
 from app.api.v1 import export, jobs, ml_video, storage, video
@@ -97,12 +98,29 @@ async def shutdown(
             logger.warning("shutdown: closing the %s failed: %s", name, exc)
 
 
+WEBHOOK_PATH = "/api/upload-video/result"
+
+
+def body_limits(settings: Settings) -> Callable[[str], int | None]:
+    """Each path's body limit, read at request time (tests may change the settings)."""
+
+    def limit_for(path: str) -> int | None:
+        if path == WEBHOOK_PATH:
+            return settings.webhook_max_bytes
+        if path.startswith("/storage/"):
+            return None  # uploads stream to disk, bounded by MAX_UPLOAD_BYTES there
+        return settings.max_json_body_bytes
+
+    return limit_for
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The backend app for `settings` (default: from the environment)."""
     settings = settings or get_settings()
     app = FastAPI(title="ECG Backend", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
 
     app.include_router(video.router)
     app.include_router(ml_video.router)
