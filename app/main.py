@@ -157,12 +157,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the backend with uvicorn (used by `ecg backend`)."""
-    import uvicorn
+    """Run the backend with uvicorn (used by `ecg backend`), header-read and idle timeouts on."""
+    from ecg_protocol.serving import run_server
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # Client addresses come from the socket; X-Forwarded-For is honoured only through the
     # TRUST_FORWARDED_FOR setting (rate limiting must not trust any local process's header).
-    uvicorn.run(create_app(), host=host, port=port, proxy_headers=False, log_level="info")
+    run_server(create_app(), host=host, port=port, proxy_headers=False, log_level="info")
