@@ -69,7 +69,9 @@ class Settings(BaseSettings):
     reconcile_max_redispatch: int = 2
     # A dispatched job whose ML server cannot be reached fails ML_SERVER_UNREACHABLE once it has
     # gone unheard for max(ML_UNREACHABLE_DEADLINE_S, factor × media duration); the duration is
-    # read with ffprobe, and the deadline alone applies when it cannot be read.
+    # read with ffprobe, and the deadline alone applies when it cannot be read. Policy, not
+    # fitted: 30 min covers an ML server restart or redeploy; 3× the media length is headroom
+    # over the slowest supported setup (large Whisper on CPU ≈ real time; docs/protocol.md).
     ml_unreachable_deadline_s: float = 1800.0
     ml_unreachable_duration_factor: float = 3.0
 
