@@ -621,3 +621,22 @@ async def test_unreachable_deadline_grows_with_the_media_duration(
     # Unheard since the dispatch (the failure itself stamps last_event_at).
     assert job.dispatched_at is not None and job.updated_at is not None
     assert (_utc(job.updated_at) - _utc(job.dispatched_at)).total_seconds() >= 4.0
+
+
+async def test_every_request_to_the_ml_server_carries_the_standard_headers(
+    h: Harness, fake: FakeMLServer
+) -> None:
+    """The fake verifies strictly (all three webhook-* headers): dispatch and lookups pass."""
+    [jid] = await h.add_jobs()
+    d = await h.dispatcher(_reconciling(h, fake.url, reconcile_interval_s=3600.0))
+    await wait_for(dispatched(h, jid), what="dispatch")
+    fake.set_running(str(jid))
+
+    async def looked_up() -> bool:
+        return await d.reconciler.reconcile_once() > 0
+
+    await wait_for(looked_up, what="a reconcile round")
+    methods = {r.method for r in fake.received if r.job_id == str(jid)}
+    assert methods == {"POST", "GET"}
+    assert fake.all_verified()
+    assert all(r.msg_id for r in fake.received)
