@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import AppContext, ContextDep
 from app.api.errors import install_error_handlers
 from app.api.v1 import export, jobs, ml_video, openai, speakers, storage, video
@@ -104,12 +105,34 @@ async def shutdown(
             logger.warning("shutdown: closing the %s failed: %s", name, exc)
 
 
+WEBHOOK_PATH = "/api/upload-video/result"
+OPENAI_AUDIO_PREFIX = "/v1/audio/"
+MULTIPART_OVERHEAD = 64 * 1024  # form fields and part headers around the one-call upload
+
+
+def body_limits(settings: Settings) -> Callable[[str], int | None]:
+    """Each path's body limit, read at request time (tests may change the settings)."""
+
+    def limit_for(path: str) -> int | None:
+        if path == WEBHOOK_PATH:
+            return settings.webhook_max_bytes
+        if path.startswith("/storage/"):
+            return None  # uploads stream to disk, bounded by MAX_UPLOAD_BYTES there
+        if path.startswith(OPENAI_AUDIO_PREFIX):
+            # The one-call API carries the media itself (multipart).
+            return settings.max_upload_bytes + MULTIPART_OVERHEAD
+        return settings.max_json_body_bytes
+
+    return limit_for
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The backend app for `settings` (default: from the environment)."""
     settings = settings or get_settings()
     app = FastAPI(title="ECG Backend", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
 
     app.include_router(video.router)
     app.include_router(ml_video.router)
@@ -148,12 +171,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the backend with uvicorn (used by `ecg backend`)."""
-    import uvicorn
+    """Run the backend with uvicorn (used by `ecg backend`), header-read and idle timeouts on."""
+    from ecg_protocol.serving import run_server
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # Client addresses come from the socket; X-Forwarded-For is honoured only through the
     # TRUST_FORWARDED_FOR setting (rate limiting must not trust any local process's header).
-    uvicorn.run(create_app(), host=host, port=port, proxy_headers=False, log_level="info")
+    run_server(create_app(), host=host, port=port, proxy_headers=False, log_level="info")

@@ -26,6 +26,7 @@ from ecg_protocol.signing import (
     SIGNATURE_HEADER,
     SignatureError,
     VerifiedSignature,
+    check_headers,
     sign_headers,
     verify_signature,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "Stage",
     "VerifiedSignature",
     "Word",
+    "check_headers",
     "normalize_timestamp_fields",
     "sign_headers",
     "verify_signature",

@@ -28,3 +28,4 @@ class ErrorCode(StrEnum):
     # Backend-side outcomes.
     DISPATCH_REJECTED = "DISPATCH_REJECTED"
     JOB_LOST = "JOB_LOST"
+    ML_SERVER_UNREACHABLE = "ML_SERVER_UNREACHABLE"

@@ -61,7 +61,9 @@ class Stage(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    # Numbers on the wire are finite: a NaN or an infinity is refused at validation, in both
+    # directions, so nothing non-finite is ever stored or served (JSON has no such numbers).
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- backend → ML

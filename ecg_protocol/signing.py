@@ -4,6 +4,8 @@ Every signed request carries the guide's `X-Signature-256: sha256=<hex>` over th
 the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
 `webhook-signature: v1,<base64>` over `"{id}.{timestamp}.{body}"`). The receiver verifies raw
 bytes before parsing, compares in constant time and refuses timestamps outside the window.
+Strict by default: a message with only `X-Signature-256` (no timestamp, so replayable) is
+accepted only when the receiver opts in with `strict=False`.
 """
 
 from __future__ import annotations
@@ -92,23 +94,78 @@ def _get(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def check_headers(
+    headers: Mapping[str, str],
+    *,
+    tolerance_s: int = DEFAULT_TOLERANCE_S,
+    strict: bool = True,
+    now: float | None = None,
+) -> None:
+    """Refuse what the headers alone show to be unacceptable, before the body is read.
+
+    Missing or incomplete signature headers, a malformed or stale timestamp, and (when
+    `strict`) a request signed only with the guide's `X-Signature-256` raise `SignatureError`;
+    a receiver calls this first so an unsigned request never costs it the body.
+    """
+    msg_id = _get(headers, ID_HEADER)
+    ts_raw = _get(headers, TIMESTAMP_HEADER)
+    sig_std = _get(headers, WEBHOOK_SIGNATURE_HEADER)
+    if msg_id and ts_raw and sig_std:
+        _timestamp_within(ts_raw, tolerance_s, now)
+        return
+    if msg_id or ts_raw or sig_std:
+        raise SignatureError(
+            "incomplete_headers",
+            "webhook-id, webhook-timestamp and webhook-signature must be sent together",
+        )
+    if _get(headers, SIGNATURE_HEADER) is None:
+        raise SignatureError("missing_signature", "the request is not signed")
+    if strict:
+        # X-Signature-256 alone has no timestamp: a captured message could be replayed forever.
+        raise SignatureError(
+            "strict_mode",
+            "the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature) "
+            "are required; X-Signature-256 alone is accepted only where legacy signatures "
+            "are allowed",
+        )
+
+
+def _timestamp_within(ts_raw: str, tolerance_s: int, now: float | None) -> int:
+    try:
+        ts = int(ts_raw)
+    except ValueError as exc:
+        raise SignatureError("bad_timestamp", "webhook-timestamp is not an integer") from exc
+    current = time.time() if now is None else now
+    try:
+        stale = abs(current - ts) > tolerance_s
+    except OverflowError:  # too large for a float: far outside any window
+        stale = True
+    if stale:
+        raise SignatureError(
+            "stale_timestamp", f"webhook-timestamp is outside the ±{tolerance_s}s window"
+        )
+    return ts
+
+
 def verify_signature(
     body: bytes,
     headers: Mapping[str, str],
     secret: str,
     *,
     tolerance_s: int = DEFAULT_TOLERANCE_S,
-    strict: bool = False,
+    strict: bool = True,
     now: float | None = None,
 ) -> VerifiedSignature:
     """Check `body` against its signature headers; raise `SignatureError` unless valid.
 
-    With the Standard Webhooks headers present they are authoritative (and the guide's header,
-    if also present, must match too). A request with only the guide's header is accepted unless
-    `strict`, for compatibility with the guide's ML server; it carries no replay protection.
+    Strict by default: the Standard Webhooks headers are required, and they are authoritative
+    (the guide's header, if also present, must match too). `strict=False` also accepts a request
+    signed only with the guide's `X-Signature-256`, for a guide-era peer; that is weaker: it
+    carries no timestamp and no id, so it has no replay protection.
     """
     if not secret:
         raise SignatureError("no_secret", "no signing secret is configured")
+    check_headers(headers, tolerance_s=tolerance_s, strict=strict, now=now)
     msg_id = _get(headers, ID_HEADER)
     ts_raw = _get(headers, TIMESTAMP_HEADER)
     sig_std = _get(headers, WEBHOOK_SIGNATURE_HEADER)
@@ -120,35 +177,12 @@ def verify_signature(
         raise SignatureError("bad_signature", f"{SIGNATURE_HEADER} does not match the body")
 
     if msg_id and ts_raw and sig_std:
-        try:
-            ts = int(ts_raw)
-        except ValueError as exc:
-            raise SignatureError("bad_timestamp", "webhook-timestamp is not an integer") from exc
-        current = time.time() if now is None else now
-        try:
-            stale = abs(current - ts) > tolerance_s
-        except OverflowError:  # too large for a float: far outside any window
-            stale = True
-        if stale:
-            raise SignatureError(
-                "stale_timestamp", f"webhook-timestamp is outside the ±{tolerance_s}s window"
-            )
+        ts = _timestamp_within(ts_raw, tolerance_s, now)
         expected = standard_signature(body, secret, msg_id, ts).encode()
         # The header may list several space-separated signatures (key rotation).
         for candidate in sig_std.split():
             if hmac.compare_digest(expected, candidate.encode()):
                 return VerifiedSignature(msg_id=msg_id, timestamp=ts, scheme="standard-webhooks")
         raise SignatureError("bad_signature", "webhook-signature does not match the body")
-
-    if msg_id or ts_raw or sig_std:
-        raise SignatureError(
-            "incomplete_headers",
-            "webhook-id, webhook-timestamp and webhook-signature must be sent together",
-        )
-    if sig_hex is None:
-        raise SignatureError("missing_signature", "the request is not signed")
-    if strict:
-        raise SignatureError(
-            "strict_mode", "strict mode requires the Standard Webhooks headers with a timestamp"
-        )
+    # Only the guide's header, matching, and the caller allowed it (`strict=False`).
     return VerifiedSignature(msg_id=None, timestamp=None, scheme="x-signature-256")

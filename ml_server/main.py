@@ -8,10 +8,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from ecg_protocol.serving import run_server
 from ml_server.api import router
 from ml_server.config import MLSettings
 from ml_server.executor import JobExecutor, make_executor, make_store
@@ -118,4 +118,4 @@ def _answer_store_outage_with_503(app: FastAPI) -> None:
 def serve(host: str = "127.0.0.1", port: int = 8080) -> None:
     """Run the ML server with uvicorn (`ecg ml-server`)."""
     # log_config=None keeps the logging the `ecg` command configured.
-    uvicorn.run(create_app(), host=host, port=port, log_config=None, timeout_graceful_shutdown=15)
+    run_server(create_app(), host=host, port=port, log_config=None, timeout_graceful_shutdown=15)

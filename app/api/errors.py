@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.body_limit import BodyTooLarge, too_large_body
 from app.services.errors import AnalysisFailed, DomainError, RateLimited, StillProcessing
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,11 @@ async def _pydantic_validation(request: Request, exc: Exception) -> JSONResponse
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, BodyTooLarge):
+        # The rest of the body is still on the wire: this connection cannot serve another.
+        return JSONResponse(
+            status_code=413, content=too_large_body(exc.limit), headers={"Connection": "close"}
+        )
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return JSONResponse(
         status_code=exc.status_code,

@@ -51,9 +51,14 @@ class Settings(BaseSettings):
     # Signing.
     webhook_secret_key: str | None = None
     secret_key: str | None = None
-    webhook_strict: bool = False  # refuse callbacks that carry only X-Signature-256
+    # Off: a callback must carry the Standard Webhooks headers (timestamp, replay window). On:
+    # one signed only with X-Signature-256 (a guide-era ML server) is accepted too — weaker, it
+    # has no timestamp, so a captured callback can be replayed.
+    webhook_allow_legacy_signature: bool = False
     webhook_tolerance_s: int = 300
     webhook_max_bytes: int = 64 * 1024**2  # largest callback body accepted (a result is ~3 MB)
+    # Largest body of any other JSON request (generate-url, request-process are < 2 KB).
+    max_json_body_bytes: int = 64 * 1024
 
     # Auth and limits.
     jwt_secret: str | None = None  # HS256 key for Bearer tokens; unset → tokens refused
@@ -78,6 +83,13 @@ class Settings(BaseSettings):
     dispatch_lease_s: float = 60.0
     reconcile_interval_s: float = 30.0
     reconcile_max_redispatch: int = 2
+    # A dispatched job whose ML server cannot be reached fails ML_SERVER_UNREACHABLE once it has
+    # gone unheard for max(ML_UNREACHABLE_DEADLINE_S, factor × media duration); the duration is
+    # read with ffprobe, and the deadline alone applies when it cannot be read. Policy, not
+    # fitted: 30 min covers an ML server restart or redeploy; 3× the media length is headroom
+    # over the slowest supported setup (large Whisper on CPU ≈ real time; docs/protocol.md).
+    ml_unreachable_deadline_s: float = 1800.0
+    ml_unreachable_duration_factor: float = 3.0
 
     # Status hot path (app/services/status.py): answers cached per replica.
     status_cache_ttl_s: float = 0.5  # open jobs; 0 disables

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.models.job import Job
 from app.services import metrics
+from app.services.media_probe import media_duration_s
 from app.services.ml_client import MLClient, MLRequestError, process_message_id
 from app.services.reconcile import Reconciler
 from ecg_protocol import ErrorCode, JobStatus, ProcessOptions, ProcessRequest
@@ -153,7 +154,14 @@ class Dispatcher:
             session_factory=session_factory,
             client=self._client,
             on_redispatch=self.wake,
+            probe_duration=self._probe_duration,
         )
+
+    async def _probe_duration(self, file_key: str) -> float | None:
+        """The stored video's duration (None without a URL source or when unreadable)."""
+        if self._storage is None:
+            return None
+        return await media_duration_s(self._storage.generate_download_url(file_key))
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -3,7 +3,10 @@
 A dispatched job with no event for `ML_API_TIMEOUT` seconds is looked up with `GET /jobs/{id}`:
 a finished result is stored (the callback was lost), a failure is recorded, a running job is
 marked as heard from, and a job the ML server does not know is re-dispatched, a bounded number of
-times, then failed `JOB_LOST`. An unreachable ML server changes nothing; the next round retries.
+times, then failed `JOB_LOST`. An unreachable ML server changes nothing until the job has gone
+unheard for its deadline — max(`ML_UNREACHABLE_DEADLINE_S`, `ML_UNREACHABLE_DURATION_FACTOR` ×
+media duration), the duration read with ffprobe only once the fixed part has passed — and then
+the job fails `ML_SERVER_UNREACHABLE` instead of waiting forever.
 Every write is guarded in SQL, so a callback racing in, or another replica reconciling the same
 row, is never overwritten.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -25,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.models.job import Job
 from app.services import metrics
-from app.services.job_service import JobService
+from app.services.job_service import JobService, as_utc
 from app.services.ml_client import MLClient, MLJobState, MLRequestError
 from ecg_protocol import ErrorCode, JobStatus, normalize_timestamp_fields
 
@@ -33,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 OPEN = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
 BATCH = 100
+# Durations remembered per replica (one probe per job); cleared wholesale past this many.
+MAX_REMEMBERED_DURATIONS = 10_000
+
+DurationProbe = Callable[[str], Awaitable[float | None]]
 
 
 def _utcnow() -> datetime:
@@ -49,11 +56,14 @@ class Reconciler:
         session_factory: async_sessionmaker[AsyncSession],
         client: MLClient | None,
         on_redispatch: Callable[[], None],
+        probe_duration: DurationProbe | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = session_factory
         self._client = client
         self._on_redispatch = on_redispatch
+        self._probe_duration = probe_duration
+        self._durations: dict[uuid.UUID, float | None] = {}
         self._quiet = timedelta(seconds=settings.ml_api_timeout)
 
     async def run_forever(self) -> None:
@@ -73,7 +83,13 @@ class Reconciler:
         async with self._sessions() as session:
             rows = (
                 await session.execute(
-                    select(Job.job_id, Job.redispatch_count)
+                    select(
+                        Job.job_id,
+                        Job.redispatch_count,
+                        Job.file_key,
+                        Job.last_event_at,
+                        Job.dispatched_at,
+                    )
                     .where(
                         Job.status.in_(OPEN),
                         Job.dispatched_at.is_not(None),
@@ -86,18 +102,59 @@ class Reconciler:
                     .limit(BATCH)
                 )
             ).all()
-        for row in rows:
+        for index, row in enumerate(rows):
             try:
                 state = await self._client.get_job(str(row.job_id))
             except MLRequestError as exc:
-                logger.warning(
-                    "reconcile: ML server unreachable, leaving job_id=%s for later: %s",
-                    row.job_id,
-                    exc,
-                )
-                return len(rows)  # the others would fail the same way
+                logger.warning("reconcile: ML server unreachable (job_id=%s): %s", row.job_id, exc)
+                # The others would fail the same way: check each one's deadline instead.
+                for quiet in rows[index:]:
+                    await self._unreachable(quiet, exc)
+                return len(rows)
             await self._apply(row.job_id, row.redispatch_count or 0, state)
         return len(rows)
+
+    async def _unreachable(self, row: Any, error: MLRequestError) -> None:
+        """Fail the job `ML_SERVER_UNREACHABLE` once it has gone unheard past its deadline."""
+        last = as_utc(row.last_event_at or row.dispatched_at)
+        if last is None:
+            return
+        silent_s = (_utcnow() - last).total_seconds()
+        floor = self._settings.ml_unreachable_deadline_s
+        if silent_s < floor:
+            logger.info(
+                "reconcile: leaving job_id=%s for later (unheard %.0fs)", row.job_id, silent_s
+            )
+            return
+        # Only now is the duration worth a probe: the deadline is never below the floor.
+        duration = await self._duration(row.job_id, row.file_key)
+        deadline = floor
+        if duration is not None:
+            deadline = max(floor, self._settings.ml_unreachable_duration_factor * duration)
+        if silent_s < deadline:
+            return
+        basis = f"{duration:.1f}s of media" if duration is not None else "media duration unknown"
+        await self._fail(
+            row.job_id,
+            ErrorCode.ML_SERVER_UNREACHABLE.value,
+            f"the ML server could not be reached and the job went unheard for {silent_s:.0f}s "
+            f"(deadline {deadline:.0f}s, {basis}); last error: {error.message}",
+        )
+        self._durations.pop(row.job_id, None)
+
+    async def _duration(self, job_id: uuid.UUID, file_key: str | None) -> float | None:
+        if job_id in self._durations:
+            return self._durations[job_id]
+        duration = None
+        if self._probe_duration is not None and file_key:
+            try:
+                duration = await self._probe_duration(file_key)
+            except (OSError, ValueError) as exc:  # storage or ffprobe trouble: duration unknown
+                logger.warning("reconcile: probing job_id=%s failed: %s", job_id, exc)
+        if len(self._durations) >= MAX_REMEMBERED_DURATIONS:
+            self._durations.clear()
+        self._durations[job_id] = duration
+        return duration
 
     async def _apply(
         self, job_id: uuid.UUID, redispatch_count: int, state: MLJobState | None

@@ -1,7 +1,8 @@
 """Callback ingestion (SYSTEM.md §3.3): verify raw bytes, parse once, apply forward-only.
 
-The body is verified before it is parsed, then validated exactly once with
-`model_validate_json` on the raw bytes (a 3 MB result is parsed a single time).
+The signature headers are checked before the body is read (`check_callback_headers`), the body
+is verified before it is parsed, then validated exactly once with `model_validate_json` on the
+raw bytes (a 3 MB result is parsed a single time).
 """
 
 from __future__ import annotations
@@ -19,25 +20,37 @@ from app.services import metrics
 from app.services.errors import InvalidSignature, JobNotFound, WebhookMisuse
 from app.services.job_service import JobService, Transition, parse_job_id
 from app.services.status import StatusCache
-from ecg_protocol import CallbackPayload, JobStatus, SignatureError, verify_signature
+from ecg_protocol import (
+    CallbackPayload,
+    JobStatus,
+    SignatureError,
+    check_headers,
+    verify_signature,
+)
 
 logger = logging.getLogger(__name__)
 
 CORRECT_ENDPOINT = "GET /api/upload-video/status/{job_id}"
 WRONG_ENDPOINT = "POST /api/upload-video/result (ML Server Webhook Only)"
 _NODE_AGENTS = ("node", "node-fetch", "undici", "axios")
+# Only a body this small is looked at for misuse (a status query is tiny); an unsigned request
+# is never read further than this.
+MISUSE_PEEK_BYTES = 4096
 
 
-def looks_like_misuse(body: bytes, user_agent: str | None) -> bool:
-    """A frontend polling the webhook (guide): a Node user agent, or a status-query body."""
+def looks_like_misuse(body: bytes | None, user_agent: str | None) -> bool:
+    """A frontend polling the webhook (guide): a Node user agent, or a status-query body.
+
+    `body` is None when it was not read (too large to be a status query).
+    """
     ua = (user_agent or "").strip().lower()
     if ua == "node" or ua.startswith(tuple(f"{a}/" for a in _NODE_AGENTS)) or ua in _NODE_AGENTS:
         return True
-    if len(body) > 4096:
+    if body is None or len(body) > MISUSE_PEEK_BYTES:
         return False
     try:
         data = json.loads(body) if body.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # malformed or nested too deeply: not a status query
         return False
     return isinstance(data, dict) and "status" not in data and ("job_id" in data or not data)
 
@@ -49,6 +62,20 @@ def misuse_error() -> WebhookMisuse:
         correct_endpoint=CORRECT_ENDPOINT,
         wrong_endpoint=WRONG_ENDPOINT,
     )
+
+
+def check_callback_headers(headers: Mapping[str, str], settings: Settings) -> None:
+    """Refuse (401) what the headers alone show to be unsigned, stale or legacy-only."""
+    try:
+        check_headers(
+            headers,
+            tolerance_s=settings.webhook_tolerance_s,
+            strict=not settings.webhook_allow_legacy_signature,
+        )
+    except SignatureError as exc:
+        metrics.record_callback("rejected_signature")
+        logger.warning("callback refused before reading it: %s (%s)", exc.message, exc.reason)
+        raise InvalidSignature(exc.message, reason=exc.reason) from exc
 
 
 async def ingest_callback(
@@ -67,7 +94,7 @@ async def ingest_callback(
             headers,
             settings.signing_secret(),
             tolerance_s=settings.webhook_tolerance_s,
-            strict=settings.webhook_strict,
+            strict=not settings.webhook_allow_legacy_signature,
         )
     except SignatureError as exc:
         metrics.record_callback("rejected_signature")

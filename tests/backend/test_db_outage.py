@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from app.api.errors import ErrorBody
-from tests.backend.conftest import Backend, make_settings, open_backend
+from tests.backend.conftest import Backend, auth, make_settings, open_backend
 from tests.backend.test_webhook import processing
 from tests.support.fake_ml import FakeMLServer
 from tests.support.pg import admin_url, create_database, drop_database
@@ -61,10 +61,12 @@ async def test_killed_connections_are_replaced(
     pg_backend: Backend, own_pg: tuple[str, str]
 ) -> None:
     job_id = await pg_backend.start_job()
-    assert (await pg_backend.client.get("/api/jobs")).status_code == 200
+    assert (
+        await pg_backend.client.get("/api/jobs", headers=auth("outage-user"))
+    ).status_code == 200
     assert _terminate(own_pg[1]) >= 1  # the pool's connections die, as in a restart
     for _ in range(3):  # more requests than one connection: every pooled one was killed
-        r = await pg_backend.client.get("/api/jobs")
+        r = await pg_backend.client.get("/api/jobs", headers=auth("outage-user"))
         assert r.status_code == 200, r.text
     r = await pg_backend.callback(processing(job_id, 30))
     assert r.status_code == 200, r.text
@@ -78,7 +80,7 @@ async def test_database_refusing_connections_is_503(
     _terminate(own_pg[1], allow_connections=False)
     try:
         answers = {
-            "list": await pg_backend.client.get("/api/jobs"),
+            "list": await pg_backend.client.get("/api/jobs", headers=auth("outage-user")),
             "status": await pg_backend.status("00000000-0000-4000-8000-000000000000"),
             "callback": await pg_backend.callback(processing(job_id, 50)),
             "request-process": await pg_backend.client.post(

@@ -7,11 +7,15 @@ backend's signature. Every wait is a condition with a deadline.
 from __future__ import annotations
 
 import asyncio
+import functools
+import subprocess
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
@@ -533,3 +537,106 @@ async def test_lost_job_redispatch_recovers(h: Harness, fake: FakeMLServer) -> N
     await wait_for(redispatched, what="re-dispatch")
     fake.finish(str(jid), RESULT_WIRE, callback=False)
     await wait_for(status_is(h, jid, "completed"), what="completion after re-dispatch")
+
+
+# ---------------------------------------------------------------------------- unreachable
+
+
+class _MediaServer:
+    """Serves files from a folder over real HTTP (the storage's download URLs, for ffprobe)."""
+
+    def __init__(self, root: Path) -> None:
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.port = int(self._server.server_address[1])
+
+    def generate_download_url(self, file_key: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{PurePosixPath(file_key).name}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+async def test_unreachable_ml_server_fails_the_job_after_its_deadline(
+    h: Harness, fake: FakeMLServer
+) -> None:
+    """The ML server accepts the job, then is gone for good: the job fails, it does not wait."""
+    [jid] = await h.add_jobs()
+    await h.dispatcher(_reconciling(h, fake.url, ml_unreachable_deadline_s=1.0))
+    await wait_for(dispatched(h, jid), what="dispatch")
+    fake.stop()
+    await wait_for(status_is(h, jid, "failed"), timeout_s=15.0, what="ML_SERVER_UNREACHABLE")
+    job = await h.job(jid)
+    assert job.error_code == "ML_SERVER_UNREACHABLE"
+    assert job.error_message is not None and "media duration unknown" in job.error_message
+    # Unheard since the dispatch (the failure itself stamps last_event_at).
+    assert job.dispatched_at is not None and job.updated_at is not None
+    assert (_utc(job.updated_at) - _utc(job.dispatched_at)).total_seconds() >= 1.0
+
+
+async def test_unreachable_deadline_grows_with_the_media_duration(
+    h: Harness, fake: FakeMLServer, tmp_path: Path
+) -> None:
+    """A 4 s clip with factor 1 waits 4 s, not the 0.5 s floor: the duration is read by ffprobe."""
+    media = tmp_path / "media"
+    media.mkdir()
+    [jid] = await h.add_jobs()
+    key = (await h.job(jid)).file_key
+    assert key is not None
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=4",
+            str(media / PurePosixPath(key).name),
+        ],
+        check=True,
+    )
+    storage = _MediaServer(media)
+    try:
+        settings = _reconciling(
+            h, fake.url, ml_unreachable_deadline_s=0.5, ml_unreachable_duration_factor=1.0
+        )
+        await h.dispatcher(settings, storage=storage)
+        await wait_for(dispatched(h, jid), what="dispatch")
+        fake.stop()
+        await wait_for(status_is(h, jid, "failed"), timeout_s=20.0, what="ML_SERVER_UNREACHABLE")
+    finally:
+        storage.close()
+    job = await h.job(jid)
+    assert job.error_code == "ML_SERVER_UNREACHABLE"
+    assert job.error_message is not None and "deadline 4s, 4.0s of media" in job.error_message
+    # Unheard since the dispatch (the failure itself stamps last_event_at).
+    assert job.dispatched_at is not None and job.updated_at is not None
+    assert (_utc(job.updated_at) - _utc(job.dispatched_at)).total_seconds() >= 4.0
+
+
+async def test_every_request_to_the_ml_server_carries_the_standard_headers(
+    h: Harness, fake: FakeMLServer
+) -> None:
+    """The fake verifies strictly (all three webhook-* headers): dispatch and lookups pass."""
+    [jid] = await h.add_jobs()
+    d = await h.dispatcher(_reconciling(h, fake.url, reconcile_interval_s=3600.0))
+    await wait_for(dispatched(h, jid), what="dispatch")
+    fake.set_running(str(jid))
+
+    async def looked_up() -> bool:
+        return await d.reconciler.reconcile_once() > 0
+
+    await wait_for(looked_up, what="a reconcile round")
+    methods = {r.method for r in fake.received if r.job_id == str(jid)}
+    assert methods == {"POST", "GET"}
+    assert fake.all_verified()
+    assert all(r.msg_id for r in fake.received)

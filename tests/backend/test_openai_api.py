@@ -19,7 +19,8 @@ from tests.backend.conftest import BASE_URL, Backend, make_settings, open_backen
 from tests.support.fake_ml import FakeMLServer
 from tests.support.results import caption_result
 
-MEDIA = ("talk.mp4", b"\x00" * 2000, "video/mp4")
+# Larger than any JSON body limit: the one-call route carries media, bounded by the upload limit.
+MEDIA = ("talk.mp4", b"\x00" * 200_000, "video/mp4")
 
 
 @pytest.fixture
@@ -154,6 +155,11 @@ async def test_refusals_before_any_job(api: Backend, fake_ml: FakeMLServer) -> N
             model="whisper-1", file=("big.mp4", b"\x00" * 1_000_001, "video/mp4")
         )
     assert too_big.value.status_code == 413
+    with pytest.raises(openai.APIStatusError) as far_too_big:  # refused before it is read
+        await client.audio.transcriptions.create(
+            model="whisper-1", file=("big.mp4", b"\x00" * 1_200_000, "video/mp4")
+        )
+    assert far_too_big.value.status_code == 413
     with pytest.raises(openai.UnprocessableEntityError) as bad_format:
         await client.audio.transcriptions.create(
             model="whisper-1",

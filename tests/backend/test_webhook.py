@@ -193,18 +193,19 @@ async def test_tampered_body_is_401(sqlite_backend: Backend) -> None:
     assert r.status_code == 401
 
 
-async def test_guide_only_header_accepted_unless_strict(sqlite_backend: Backend) -> None:
+async def test_guide_only_header_refused_unless_legacy_allowed(sqlite_backend: Backend) -> None:
+    """Strict by default; WEBHOOK_ALLOW_LEGACY_SIGNATURE lets a guide-era ML server in."""
     job_id = await sqlite_backend.start_job()
     body = json.dumps(processing(job_id, 10)).encode()
     headers = {"X-Signature-256": hex_signature(body, SECRET)}
     r = await sqlite_backend.client.post("/api/upload-video/result", content=body, headers=headers)
-    assert r.status_code == 200
-    sqlite_backend.ctx.settings.webhook_strict = True
-    body = json.dumps(processing(job_id, 20)).encode()
-    headers = {"X-Signature-256": hex_signature(body, SECRET)}
-    r = await sqlite_backend.client.post("/api/upload-video/result", content=body, headers=headers)
     assert r.status_code == 401
     assert r.json()["reason"] == "strict_mode"
+    assert (await sqlite_backend.status(job_id)).json()["progress"] == 0
+    sqlite_backend.ctx.settings.webhook_allow_legacy_signature = True
+    r = await sqlite_backend.client.post("/api/upload-video/result", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert (await sqlite_backend.status(job_id)).json()["progress"] == 10
 
 
 @pytest.mark.parametrize(

@@ -39,9 +39,11 @@ MEANING: dict[str, str] = {
     "WEBHOOK_SECRET_KEY": "HMAC key shared by backend and ML server; unset = generated once "
     "and kept in the data dir",
     "SECRET_KEY": "fallback for `WEBHOOK_SECRET_KEY` (the guide's name)",
-    "WEBHOOK_STRICT": "refuse callbacks signed only with the guide's `X-Signature-256`",
+    "WEBHOOK_ALLOW_LEGACY_SIGNATURE": "also accept callbacks signed only with the guide's "
+    "`X-Signature-256` (a guide-era ML server); weaker: no timestamp, so no replay protection",
     "WEBHOOK_TOLERANCE_S": "replay window of `webhook-timestamp`, seconds",
     "WEBHOOK_MAX_BYTES": "largest callback body accepted, bytes (a 2-hour result is a few MB)",
+    "MAX_JSON_BODY_BYTES": "largest body of any other JSON request, bytes (refused with 413)",
     "JWT_SECRET": "HS256 key for Bearer tokens; unset = tokens refused, callers anonymous",
     "ALLOW_ANONYMOUS": "accept callers without a token (as user `anonymous`)",
     "CLIENT_WEBHOOK_SECRET": "Standard Webhooks secret (`whsec_…`) signing the events sent to "
@@ -65,6 +67,11 @@ MEANING: dict[str, str] = {
     "DISPATCH_LEASE_S": "how long one replica holds a job it is dispatching, seconds",
     "RECONCILE_INTERVAL_S": "how often quiet jobs are checked with the ML server, seconds",
     "RECONCILE_MAX_REDISPATCH": "re-dispatches of a job the ML server lost, before it fails",
+    "ML_UNREACHABLE_DEADLINE_S": "a dispatched job unheard of this long while the ML server "
+    "cannot be reached fails `ML_SERVER_UNREACHABLE`, seconds (the whole deadline when the "
+    "media duration is unknown)",
+    "ML_UNREACHABLE_DURATION_FACTOR": "longer media wait longer: the deadline is at least this "
+    "× the media duration (read with ffprobe)",
     "STATUS_CACHE_TTL_S": "per-replica cache of status answers for open jobs, seconds; 0 = off",
     "STATUS_CACHE_FINAL_TTL_S": "cache time of completed/failed status answers, seconds",
     "STATUS_CACHE_MAX_BYTES": "size bound of the status cache, bytes",

@@ -69,3 +69,38 @@ def test_completed_callback_needs_result_and_failed_needs_code() -> None:
 def test_speaker_hints_must_be_ordered() -> None:
     with pytest.raises(ValidationError):
         ProcessOptions(min_speakers=3, max_speakers=2)
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        '{{"segments": [{{"start": {n}, "end": 1, "speaker": {{"speaker_id": "S"}}}}]}}',
+        '{{"segments": [{{"start": 0, "end": 1, "speaker": {{"speaker_id": "S"}}, '
+        '"words": [{{"word": "a", "start": 0, "end": 1, "pitch_hz": {n}}}]}}]}}',
+        '{{"segments": [{{"start": 0, "end": 1, "speaker": {{"speaker_id": "S"}}, '
+        '"emotion": {{"label": "x", "score": 0.5, "scores": {{"x": {n}}}}}}}]}}',
+        '{{"metadata": {{"duration": {n}}}}}',
+        '{{"metadata": {{"processing_time": {{"asr": {n}}}}}}}',
+    ],
+)
+def test_non_finite_numbers_are_refused(where: str, number: str) -> None:
+    """JSON has no NaN/Infinity: a result carrying one is invalid, never stored or served."""
+    with pytest.raises(ValidationError, match="finite"):
+        AnalysisResult.model_validate_json(where.format(n=number))
+
+
+def test_non_finite_numbers_are_refused_from_python_too() -> None:
+    # The ML server builds results from floats (numpy): a NaN there fails before it is sent.
+    with pytest.raises(ValidationError, match="finite"):
+        AnalysisResult.model_validate({"metadata": {"duration": float("nan")}})
+    with pytest.raises(ValidationError, match="finite"):
+        CallbackPayload.model_validate(
+            {
+                "job_id": "j",
+                "status": "completed",
+                "result": {
+                    "segments": [{"start": float("inf"), "end": 1, "speaker": {"speaker_id": "S"}}]
+                },
+            }
+        )

@@ -9,6 +9,7 @@ import pytest
 
 from ecg_protocol.signing import (
     SignatureError,
+    check_headers,
     hex_signature,
     sign_headers,
     standard_signature,
@@ -73,12 +74,59 @@ def test_wrong_secret_is_rejected() -> None:
         verify_signature(BODY, headers, "other-secret", now=TS)
 
 
-def test_guide_only_header_accepted_unless_strict() -> None:
+def test_guide_only_header_refused_unless_legacy_allowed() -> None:
+    """Strict by default: X-Signature-256 alone has no timestamp, so it could be replayed."""
     headers = {"X-Signature-256": HEX}
-    assert verify_signature(BODY, headers, SECRET).scheme == "x-signature-256"
     with pytest.raises(SignatureError) as err:
-        verify_signature(BODY, headers, SECRET, strict=True)
+        verify_signature(BODY, headers, SECRET)
     assert err.value.reason == "strict_mode"
+    assert verify_signature(BODY, headers, SECRET, strict=False).scheme == "x-signature-256"
+    # Allowing the legacy header never weakens a wrong one.
+    with pytest.raises(SignatureError) as err:
+        verify_signature(BODY, {"X-Signature-256": "sha256=" + "0" * 64}, SECRET, strict=False)
+    assert err.value.reason == "bad_signature"
+
+
+def test_dropping_the_standard_headers_does_not_bypass_the_replay_window() -> None:
+    """A captured message an hour old is stale; removing its webhook-* headers is no way round."""
+    captured = sign_headers(BODY, SECRET, msg_id="msg_1", timestamp=TS)
+    with pytest.raises(SignatureError) as err:
+        verify_signature(BODY, captured, SECRET, now=TS + 3600)
+    assert err.value.reason == "stale_timestamp"
+    stripped = {"X-Signature-256": captured["X-Signature-256"]}
+    with pytest.raises(SignatureError) as err:
+        verify_signature(BODY, stripped, SECRET, now=TS + 3600)
+    assert err.value.reason == "strict_mode"
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "missing_signature"),
+        ({"webhook-id": "msg_1"}, "incomplete_headers"),
+        ({"X-Signature-256": HEX}, "strict_mode"),
+        (
+            {"webhook-id": "m", "webhook-timestamp": str(TS - 3600), "webhook-signature": "v1,x"},
+            "stale_timestamp",
+        ),
+        (
+            {"webhook-id": "m", "webhook-timestamp": "10e99", "webhook-signature": "v1,x"},
+            "bad_timestamp",
+        ),
+    ],
+)
+def test_check_headers_refuses_without_the_body(headers: dict[str, str], reason: str) -> None:
+    with pytest.raises(SignatureError) as err:
+        check_headers(headers, now=TS)
+    assert err.value.reason == reason
+
+
+def test_check_headers_passes_what_only_the_body_can_settle() -> None:
+    # A fresh, complete set: whether the signature matches needs the body.
+    check_headers(
+        {"webhook-id": "m", "webhook-timestamp": str(TS), "webhook-signature": "v1,x"}, now=TS
+    )
+    check_headers({"X-Signature-256": HEX}, strict=False)
 
 
 def test_empty_secret_never_verifies() -> None:

@@ -299,4 +299,27 @@ class FakeMLServer:
                 return JSONResponse({"detail": "job not found"}, status_code=404)
             return JSONResponse(doc)
 
+        @app.delete("/jobs/{job_id}")
+        async def cancel_job(job_id: str, request: Request) -> Response:
+            verified = self._verify(await request.body(), request)
+            with self._lock:
+                self.received.append(
+                    Received(
+                        "DELETE",
+                        "/jobs",
+                        job_id,
+                        request.headers.get("webhook-id"),
+                        verified,
+                        time.monotonic(),
+                    )
+                )
+                job = self.jobs.get(job_id)
+                if verified and job is not None:
+                    job.status = "cancelled"
+            if not verified:
+                return JSONResponse({"detail": "invalid signature"}, status_code=401)
+            if job is None:
+                return JSONResponse({"detail": "job not found"}, status_code=404)
+            return JSONResponse({"job_id": job_id, "status": "cancelled"}, status_code=202)
+
         return app

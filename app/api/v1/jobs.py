@@ -1,4 +1,10 @@
-"""Job list and delete (the guide's `list_all_jobs` / `delete_job`, ext §3.6), owner-scoped."""
+"""Job list and delete (the guide's `list_all_jobs` / `delete_job`, ext §3.6), owner-scoped.
+
+Anonymous means unlisted: every anonymous caller shares the owner `anonymous`, so listing
+would hand each of them everyone's job ids; an anonymous caller reaches a job only by the
+unguessable id it was given, and `GET /api/jobs` lists nothing for it. Deleting a job deletes
+its stored video too, so the upload cannot be processed again.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,10 @@ from pydantic import BaseModel
 
 from app.api.deps import ContextDep, CurrentUser, JobsDep
 from app.api.errors import error_responses
+from app.services.auth import ANONYMOUS
 from app.services.errors import JobNotFound
 from app.services.job_service import OPEN, as_utc, parse_job_id
+from ecg_protocol import sign_headers
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=error_responses(401, 404, 503))
@@ -51,7 +59,12 @@ async def list_jobs(
     limit: int = Query(100, ge=1, le=500),
     offset: int = Query(0, ge=0),
 ) -> JobList:
-    """The caller's jobs, newest first (results are fetched per job via status)."""
+    """The caller's jobs, newest first (results are fetched per job via status).
+
+    Anonymous callers are unlisted: the answer is empty for them (see the module docstring).
+    """
+    if user == ANONYMOUS:
+        return JobList(jobs=[], count=0)
     rows = await jobs.list_all_jobs(owner=user, limit=limit, offset=offset)
     items = [
         JobSummary(
@@ -71,27 +84,42 @@ async def list_jobs(
     return JobList(jobs=items, count=len(items))
 
 
-async def _cancel_on_ml_server(http: httpx.AsyncClient, base_url: str, job_id: str) -> None:
-    # Best effort: the ML server stops work on a job nobody will read.
+async def _cancel_on_ml_server(
+    http: httpx.AsyncClient, base_url: str, job_id: str, secret: str
+) -> None:
+    # Best effort: the ML server stops work on a job nobody will read. Signed like every
+    # request to it (an empty body; a fresh webhook-id per request).
     with contextlib.suppress(httpx.HTTPError):
-        await http.delete(f"{base_url.rstrip('/')}/jobs/{job_id}", timeout=5.0)
+        await http.delete(
+            f"{base_url.rstrip('/')}/jobs/{job_id}",
+            headers=sign_headers(b"", secret),
+            timeout=5.0,
+        )
 
 
 @router.delete("/{job_id}")
 async def delete_job(job_id: str, user: CurrentUser, jobs: JobsDep, ctx: ContextDep) -> JobDeleted:
-    """Delete the caller's job (another user's job is a 404, like a missing one)."""
+    """Delete the caller's job and its stored video (another user's job is a 404)."""
     jid = parse_job_id(job_id)
     job = await jobs.get_job(job_id=jid, owner=user) if jid is not None else None
     if jid is None or job is None:
         raise JobNotFound(f"job {job_id} not found")
     was_open = job.status in OPEN
+    file_key = job.file_key
+    if file_key:
+        # The video first: storage down is a 503 with the job intact, and the client retries;
+        # the other order could leave a video no job points to.
+        await ctx.storage.delete_object(file_key)
+        logger.info("video deleted: job_id=%s key=%s", jid, file_key)
     if not await jobs.delete_job(job_id=jid, owner=user):
         raise JobNotFound(f"job {job_id} not found")
     ctx.status.cache.invalidate(jid)
     logger.info("job deleted: job_id=%s owner=%s", jid, user)
     if was_open and ctx.settings.model_server_url:
         task = asyncio.create_task(
-            _cancel_on_ml_server(ctx.http, ctx.settings.model_server_url, str(jid))
+            _cancel_on_ml_server(
+                ctx.http, ctx.settings.model_server_url, str(jid), ctx.settings.signing_secret()
+            )
         )
         _background.add(task)
         task.add_done_callback(_background.discard)

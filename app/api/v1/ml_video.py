@@ -15,11 +15,17 @@ from app.api.deps import AppContext, ContextDep, CurrentUser, JobsDep, RateLimit
 from app.api.errors import error_responses
 from app.services.auth import authenticate
 from app.services.client_webhooks import check_webhook_url
-from app.services.errors import Conflict, FileTooLarge, InvalidInput, JobNotFound
+from app.services.errors import Conflict, InvalidInput, InvalidSignature, JobNotFound
 from app.services.job_service import parse_job_id
 from app.services.processing import start_processing
 from app.services.uploads import check_uploaded_object
-from app.services.webhook import ingest_callback
+from app.services.webhook import (
+    MISUSE_PEEK_BYTES,
+    check_callback_headers,
+    ingest_callback,
+    looks_like_misuse,
+    misuse_error,
+)
 from ecg_protocol import ProcessOptions
 
 logger = logging.getLogger(__name__)
@@ -108,27 +114,20 @@ async def request_process(
     return ProcessStarted(job_id=str(job_id))
 
 
-async def read_body_limited(request: Request, limit: int) -> bytes:
-    """The raw body, refused (413) past `limit` bytes before it is all in memory."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise FileTooLarge(f"callback body over the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise FileTooLarge(f"callback body over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post("/result", responses=error_responses(400, 404, 413))
 async def receive_ml_results(
     request: Request, ctx: ContextDep, jobs: JobsDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """The ML server's signed callback: progress, then the result or the failure."""
-    body = await read_body_limited(request, settings.webhook_max_bytes)
+    try:
+        # Before the body: an unsigned request must not cost its size in memory.
+        check_callback_headers(request.headers, settings)
+    except InvalidSignature as exc:
+        if looks_like_misuse(await _peek_small_body(request), request.headers.get("user-agent")):
+            raise misuse_error() from exc
+        raise
+    # Bounded by the body-limit middleware (WEBHOOK_MAX_BYTES), on the header or while streaming.
+    body = await request.body()
     return await ingest_callback(
         body=body,
         headers=request.headers,
@@ -136,6 +135,21 @@ async def receive_ml_results(
         jobs=jobs,
         cache=ctx.status.cache,
     )
+
+
+async def _peek_small_body(request: Request) -> bytes | None:
+    """A body declared at most MISUSE_PEEK_BYTES long (a frontend's status query), else None."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > MISUSE_PEEK_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MISUSE_PEEK_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @router.get(
