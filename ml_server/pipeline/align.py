@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import librosa
 import numpy as np
@@ -75,7 +76,7 @@ class _Frames:
 
     t0: float
     speech: npt.NDArray[np.bool_]
-    edge: npt.NDArray[np.bool_]  # first speech frame after ≥ 2 silent ones
+    edge: npt.NDArray[np.bool_]  # 2 speech frames after 2 silent ones
     strength: F64
 
     def time(self, i: int) -> float:
@@ -141,8 +142,7 @@ def _frames(audio: Audio, seg: AsrSegment, threshold: float, o: AlignSettings) -
     n = level.size
     frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop][:n] * np.hanning(win)
     power = np.abs(np.fft.rfft(frames, _N_FFT, axis=1)) ** 2
-    mel = librosa.filters.mel(sr=sr, n_fft=_N_FFT, n_mels=_N_MELS, fmin=80.0, fmax=sr / 2 - 400)
-    bands = 10 * np.log10(power @ mel.T + 1e-10)
+    bands = 10 * np.log10(power @ _mel_bank(sr).T + 1e-10)
     # Onset: how much the bands rise from the frame before to the frame after.
     flux = np.zeros(n)
     if n > 2:
@@ -150,11 +150,19 @@ def _frames(audio: Audio, seg: AsrSegment, threshold: float, o: AlignSettings) -
         flux[1:-1] = np.where(speech[2:], rise, 0.0)
     valley = _valley_depth(level, 5)
     strength = valley / o.valley_db + flux / o.flux_db
-    # A word starting after silence: the first speech frame after ≥ 2 silent ones.
+    # A word starting after silence: 2 speech frames after 2 silent ones (not a flicker).
     edge = np.zeros(n, dtype=bool)
-    if n > 2:
-        edge[2:] = speech[2:] & ~speech[1:-1] & ~speech[:-2]
+    if n > 3:
+        edge[2:-1] = speech[2:-1] & speech[3:] & ~speech[1:-2] & ~speech[:-3]
     return _Frames(t0=t0 + _WIN_S / 2, speech=speech, edge=edge, strength=strength)
+
+
+@lru_cache(maxsize=4)
+def _mel_bank(sr: int) -> F64:
+    bank: F64 = librosa.filters.mel(
+        sr=sr, n_fft=_N_FFT, n_mels=_N_MELS, fmin=80.0, fmax=sr / 2 - 400
+    ).astype(np.float64)
+    return bank
 
 
 def _valley_depth(level: F64, k: int) -> F64:
@@ -168,63 +176,54 @@ def _valley_depth(level: F64, k: int) -> F64:
     return out
 
 
-def _candidates(w: AsrWord, f: _Frames, o: AlignSettings) -> list[tuple[float, float]]:
-    """(time, cost) of each place word `w` may start, its (lag-corrected) estimate included."""
-    guess = w.start - o.whisper_lag_s
-    out = [(guess, o.keep_cost)]
+def _candidates(guess: float, f: _Frames, o: AlignSettings) -> tuple[F64, F64]:
+    """Times and costs of the places a word may start; its (lag-corrected) estimate first."""
     # Silence→speech edges are sure enough to be looked for further away than peaks.
     reach = max(o.search_s, o.edge_search_s)
     lo, hi = f.index(guess - reach), f.index(guess + reach)
+    idx = np.arange(lo, hi + 1)
+    t = f.t0 + idx * _HOP_S
+    dist = np.abs(t - guess)
     s = f.strength[lo : hi + 1]
-    for j in range(s.size):
-        i = lo + j
-        t = f.time(i)
-        if f.edge[i]:
-            out.append((t, abs(t - guess) / o.edge_sigma_s - o.edge_strength))
-            continue
-        if abs(t - guess) > o.search_s + 1e-9 or s[j] < o.min_strength:
-            continue
-        peak = (j == 0 or s[j] >= s[j - 1]) and (j == s.size - 1 or s[j] > s[j + 1])
-        if peak and f.speech[min(i + 1, f.speech.size - 1)]:
-            out.append((t, abs(t - guess) / o.sigma_s - float(s[j])))
-    return out
+    left = np.concatenate([[-np.inf], s[:-1]])
+    right = np.concatenate([s[1:], [-np.inf]])
+    peak = (s >= left) & (s > right) & (s >= o.min_strength) & (dist <= o.search_s + 1e-9)
+    edge = f.edge[lo : hi + 1]
+    peak &= ~edge & f.speech[np.minimum(idx + 1, f.speech.size - 1)]
+    times = np.concatenate([[guess], t[edge], t[peak]])
+    costs = np.concatenate(
+        [
+            [o.keep_cost],
+            dist[edge] / o.edge_sigma_s - o.edge_strength,
+            dist[peak] / o.sigma_s - s[peak],
+        ]
+    )
+    return times, costs
 
 
 def _pick_starts(words: list[AsrWord], frames: list[_Frames], o: AlignSettings) -> list[float]:
-    """The least-cost sequence of starts, each ≥ the previous + min_word_s (Viterbi)."""
-    cands = [_candidates(w, f, o) for w, f in zip(words, frames, strict=True)]
-    best: list[list[float]] = []
-    back: list[list[int]] = []
-    for k, options in enumerate(cands):
-        row, arg = [], []
-        for t, cost in options:
-            if k == 0:
-                row.append(cost)
-                arg.append(-1)
-                continue
-            prev = [
-                (best[k - 1][j], j)
-                for j, (tp, _) in enumerate(cands[k - 1])
-                if tp + o.min_word_s <= t and best[k - 1][j] < np.inf
-            ]
-            if prev:
-                total, j = min(prev)
-                row.append(total + cost)
-                arg.append(j)
-            else:
-                row.append(np.inf)
-                arg.append(-1)
-        best.append(row)
-        back.append(arg)
-    if not np.isfinite(min(best[-1])):
-        # No ordered choice exists (Whisper's own starts out of order): keep them.
-        logger.debug("alignment: no monotonic path; keeping Whisper's starts")
-        return [w.start for w in words]
-    j = int(np.argmin(best[-1]))
-    starts = []
-    for k in range(len(words) - 1, -1, -1):
-        starts.append(cands[k][j][0])
-        j = back[k][j]
+    """The least-cost sequence of starts, in order and spaced (Viterbi over the candidates).
+
+    Two starts are at least `min_word_s` apart, or as far apart as Whisper's own estimates
+    when those are closer, so keeping every estimate is always a valid path.
+    """
+    guesses = np.maximum.accumulate([w.start for w in words]) - o.whisper_lag_s
+    cands = [_candidates(float(g), f, o) for g, f in zip(guesses, frames, strict=True)]
+    best = cands[0][1]
+    back: list[npt.NDArray[np.intp]] = []
+    for k in range(1, len(words)):
+        t_prev, (t, cost) = cands[k - 1][0], cands[k]
+        gap = min(o.min_word_s, guesses[k] - guesses[k - 1])
+        allowed = t[:, None] >= t_prev[None, :] + gap - 1e-9
+        total = np.where(allowed, best[None, :], np.inf)
+        j = np.argmin(total, axis=1)
+        back.append(j)
+        best = total[np.arange(t.size), j] + cost
+    j = int(np.argmin(best))
+    starts = [float(cands[-1][0][j])]
+    for k in range(len(words) - 1, 0, -1):
+        j = int(back[k - 1][j])
+        starts.append(float(cands[k - 1][0][j]))
     return [round(max(0.0, t), 3) for t in reversed(starts)]
 
 
@@ -240,7 +239,7 @@ def _pick_ends(
     pause = max(1, round(o.pause_s / _HOP_S))
     for k, (w, f) in enumerate(zip(words, frames, strict=True)):
         start = starts[k]
-        limit = starts[k + 1] if k + 1 < len(words) else duration
+        limit = max(start, starts[k + 1] if k + 1 < len(words) else duration)
         last = min(limit, max(w.end, start + o.min_word_s) + o.end_search_s)
         lo, hi = f.index(start + o.min_word_s), f.index(last)
         end = None

@@ -93,7 +93,9 @@ class _Espeak:
         self.lib.espeak_SetSynthCallback(self.callback)
         self.lock = threading.Lock()
 
-    def _on_synth(self, wav: ctypes._Pointer[ctypes.c_short], n: int, events: ctypes._Pointer[_Event]) -> int:
+    def _on_synth(
+        self, wav: ctypes._Pointer[ctypes.c_short], n: int, events: ctypes._Pointer[_Event]
+    ) -> int:
         if n > 0 and wav:
             self.pcm.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
         i = 0
