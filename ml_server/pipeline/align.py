@@ -19,7 +19,6 @@ keep Whisper's times, and `Aligned.method` says which happened (→ `metadata.wo
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -29,8 +28,6 @@ import numpy.typing as npt
 import scipy.fft as sfft
 
 from ml_server.pipeline.data import AsrSegment, AsrWord, Audio, Transcript
-
-logger = logging.getLogger(__name__)
 
 ALIGNED_LANGUAGES = frozenset({"en"})
 METHOD = "energy+spectral refinement"
@@ -96,15 +93,21 @@ def align_words(audio: Audio, transcript: Transcript, opts: AlignSettings | None
     if not words:
         return Aligned(transcript, METHOD)
     threshold = _speech_threshold(audio, o)
-    frames = [_frames(audio, seg, threshold, o) for seg in transcript.segments]
-    per_word = [f for seg, f in zip(transcript.segments, frames, strict=True) for _ in seg.words]
+    per_word = [
+        f
+        for seg in transcript.segments
+        if seg.words
+        for f in [_frames(audio, seg, threshold, o)] * len(seg.words)
+    ]
     starts = _pick_starts(words, per_word, o)
     ends = _pick_ends(words, per_word, starts, audio.duration, o)
     it = iter(zip(starts, ends, strict=True))
     segments = []
     for seg in transcript.segments:
         new = tuple(replace(w, start=s, end=e) for w, (s, e) in zip(seg.words, it, strict=False))
-        segments.append(replace(seg, start=new[0].start, end=new[-1].end, words=new))
+        segments.append(
+            replace(seg, start=new[0].start, end=new[-1].end, words=new) if new else seg
+        )
     return Aligned(replace(transcript, segments=tuple(segments)), METHOD)
 
 
