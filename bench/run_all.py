@@ -12,6 +12,7 @@ import time
 
 BENCHES = {
     "pipeline": "bench.bench_pipeline",
+    "alignment": "bench.bench_alignment",
     "status": "bench.bench_status",
     "webhook": "bench.bench_webhook",
     "e2e": "bench.bench_e2e",

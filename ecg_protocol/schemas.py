@@ -53,6 +53,7 @@ class Stage(StrEnum):
     DECODE = "decode"
     VAD = "vad"
     TRANSCRIBE = "transcribe"
+    ALIGN = "align"
     DIARIZE = "diarize"
     PROSODY = "prosody"
     EMOTION = "emotion"
@@ -156,6 +157,8 @@ class Metadata(_Model):
     language: str | None = None
     language_probability: float | None = None
     models: dict[str, str] = Field(default_factory=dict)
+    # How word start/end were timed: "whisper" (the ASR's own) or the alignment method.
+    word_timing: str | None = None
     processing_time: dict[str, float] = Field(default_factory=dict)
 
 

@@ -1,4 +1,5 @@
-"""The analysis pipeline (§4.2): decode → vad → transcribe → diarize → prosody → emotion → result.
+"""The analysis pipeline (§4.2): decode → vad → transcribe → align → diarize → prosody → emotion
+→ result.
 
 `run_pipeline` runs every stage after download on a local media file, with models loaded once
 per process (`ml_server.models.get_models`). Each stage is a module with typed input → typed
@@ -33,12 +34,13 @@ STAGE_PROGRESS: dict[Stage, int] = {
     Stage.DECODE: 10,
     Stage.VAD: 15,
     Stage.TRANSCRIBE: 20,
+    Stage.ALIGN: 74,
     Stage.DIARIZE: 75,
     Stage.PROSODY: 85,
     Stage.EMOTION: 90,
     Stage.FINALIZE: 95,
 }
-_TRANSCRIBE_END = 74  # transcription reports 20..74 as it goes
+_TRANSCRIBE_END = 73  # transcription reports 20..73 as it goes
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,16 @@ def run_pipeline(
     job_id: str = "-",
 ) -> AnalysisResult:
     """Analyse a local media file. Raises StageError (with a stable code) or Cancelled."""
-    from ml_server.pipeline import assemble, decode, diarize, emotion, prosody, transcribe, vad
+    from ml_server.pipeline import (
+        align,
+        assemble,
+        decode,
+        diarize,
+        emotion,
+        prosody,
+        transcribe,
+        vad,
+    )
 
     timings: dict[str, float] = {}
     last = [0]
@@ -143,6 +154,9 @@ def run_pipeline(
             except BaseException:
                 abandon.set()
                 raise
+        with stage(Stage.ALIGN):
+            aligned = align.align_words(audio, transcript)
+        transcript = aligned.transcript
         words = transcript.words
         with stage(Stage.DIARIZE):
             diarization = diarize.assign_speakers(embedding.result(), words, diarize_opts)
@@ -165,6 +179,7 @@ def run_pipeline(
             transcript=transcript,
             models=models.names,
             processing_time=timings,
+            word_timing=aligned.method,
         )
     # FINALIZE's own time is known only now; it is tiny but reported for completeness.
     result.metadata.processing_time[Stage.FINALIZE.value] = round(timings[Stage.FINALIZE.value], 3)

@@ -92,6 +92,7 @@ def build_result(
     transcript: Transcript,
     models: dict[str, str],
     processing_time: dict[str, float],
+    word_timing: str | None = None,
 ) -> AnalysisResult:
     """The §4.1 result."""
     final = [s.model_copy(update={"emotion": e}) for s, e in zip(segments, emotions, strict=True)]
@@ -105,6 +106,7 @@ def build_result(
             language=transcript.language,
             language_probability=round(transcript.language_probability, 4),
             models=dict(models),
+            word_timing=word_timing,
             processing_time={k: round(v, 3) for k, v in processing_time.items()},
         ),
         segments=final,

@@ -29,6 +29,7 @@ def test_progress_is_monotonic_and_in_range(models: Models) -> None:
         Stage.DECODE,
         Stage.VAD,
         Stage.TRANSCRIBE,
+        Stage.ALIGN,
         Stage.DIARIZE,
         Stage.PROSODY,
         Stage.EMOTION,

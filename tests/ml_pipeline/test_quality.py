@@ -97,10 +97,12 @@ def test_result_schema_complete(analysed: Analysed) -> None:
     assert abs(meta["duration"] - media.duration) < 0.1
     assert meta["total_segments"] == len(wire["segments"]) > 0
     assert set(meta["models"]) >= {"asr", "vad", "speaker_encoder", "emotion"}
+    assert meta["word_timing"] == "energy+spectral refinement"  # English: aligned
     assert set(meta["processing_time"]) == {
         "decode",
         "vad",
         "transcribe",
+        "align",
         "diarize",
         "prosody",
         "emotion",
