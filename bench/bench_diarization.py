@@ -112,11 +112,11 @@ def word_accuracy(words: list[HypWord], turns: list[RefTurn]) -> tuple[int, int,
 
 
 GRID: dict[str, tuple[float, ...]] = {
-    "distance_threshold": (0.25, 0.3, 0.35, 0.4),
+    "min_silhouette": (0.1, 0.15, 0.2, 0.25, 0.3),
     "min_speaker_words": (4.0, 6.0, 10.0),
     "reseg_penalty": (0.5, 1.0, 3.0),
     "reseg_scale": (10.0,),
-    "max_unit_s": (4.0, 6.0, 30.0),
+    "max_unit_s": (4.0, 6.0),
 }
 
 

@@ -53,6 +53,7 @@ _HOP = sampling_rate * mel_window_step // 1000
 
 Embeddings = npt.NDArray[np.float32]
 Labels = npt.NDArray[np.int64]
+Weights = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +70,16 @@ class DiarizeSettings:
     # or when it would grow past max_unit_s (the grid found pause 0.2–0.5 s alike on trn).
     unit_pause_s: float = 0.3
     max_unit_s: float = 6.0
-    # Average-linkage cut (cosine distance between unit embeddings): calibrated on trn.
-    distance_threshold: float = 0.3
+    # More than one speaker only if the best cut's weighted silhouette beats this
+    # (calibrated on trn).
+    min_silhouette: float = 0.2
     # A speaker with fewer words than this is folded into the nearest one: a caption with a
     # wrong extra speaker is worse than a missed interjection (calibrated on trn).
-    min_speaker_words: float = 10.0
+    min_speaker_words: float = 6.0
     # Re-segmentation (Viterbi over windows): emission = scale × cosine; a speaker change
     # costs `reseg_penalty` (calibrated on trn; 0 iterations turns it off).
     reseg_scale: float = 10.0
-    reseg_penalty: float = 1.0
+    reseg_penalty: float = 0.5
     reseg_iterations: int = 2
     max_auto_speakers: int = 10
     batch_size: int = 64
@@ -201,17 +203,37 @@ def count_bounds(opts: DiarizeSettings, n: int) -> tuple[int, int]:
     return lo, hi
 
 
+def silhouette(distances: npt.NDArray[np.float64], labels: Labels, weights: Weights) -> float:
+    """Weighted mean silhouette: how much nearer each item is to its own cluster than to the
+    next one, relative to the larger of the two (scale-free: clean studio voices and far-field
+    meeting voices sit at very different absolute distances). -1 for a single cluster."""
+    ks, idx = np.unique(labels, return_inverse=True)
+    if len(ks) < 2:
+        return -1.0
+    member = np.zeros((len(labels), len(ks)))
+    member[np.arange(len(labels)), idx] = weights
+    mass = member.sum(axis=0)
+    sums = distances @ member  # (n, k): weighted distance sums to each cluster
+    own_mass = mass[idx] - weights
+    a = np.where(own_mass > 0, sums[np.arange(len(labels)), idx] / np.maximum(own_mass, 1e-12), 0)
+    means = sums / np.maximum(mass, 1e-12)
+    means[np.arange(len(labels)), idx] = np.inf
+    b = means.min(axis=1)
+    s = np.where(own_mass > 0, (b - a) / np.maximum(np.maximum(a, b), 1e-12), 0.0)
+    return float((s * weights).sum() / weights.sum())
+
+
 def cluster(
     embeddings: Embeddings,
     opts: DiarizeSettings,
-    weights: npt.NDArray[np.float64] | None = None,
+    weights: Weights | None = None,
 ) -> Labels:
     """Cluster labels (0-based, consecutive) with the speaker count chosen automatically.
 
-    Average-linkage tree on cosine distance, cut at `distance_threshold`; clusters lighter
-    than `min_speaker_words` (by `weights`, default 1 per row) folded into their nearest
-    neighbour; then the count is forced into [min_speakers, max_speakers]: too many → the
-    most similar centroids merge, too few → the tree is cut into exactly `min_speakers`.
+    An average-linkage tree (cosine) is cut into k = 2…max clusters; in each cut, clusters
+    lighter than `min_speaker_words` (by `weights`, default 1 per row) fold into their nearest
+    neighbour; the cut with the best weighted silhouette wins if that beats `min_silhouette`,
+    else everything is one speaker. The count is always within [min_speakers, max_speakers].
     """
     n = embeddings.shape[0]
     lo, hi = count_bounds(opts, n)
@@ -220,13 +242,16 @@ def cluster(
     x = embeddings.astype(np.float64)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     tree = linkage(x, method="average", metric="cosine")
-    labels: Labels = fcluster(tree, t=opts.distance_threshold, criterion="distance").astype(
-        np.int64
-    )
-    labels = merge_to(x, fold_small(x, labels, w, opts.min_speaker_words, lo), hi)
-    if len(np.unique(labels)) < lo:
-        labels = fcluster(tree, t=lo, criterion="maxclust").astype(np.int64)
-    return _consecutive(labels)
+    distances = np.clip(1.0 - x @ x.T, 0.0, 2.0)
+    best: Labels = np.zeros(n, dtype=np.int64)
+    best_score = opts.min_silhouette
+    for k in range(max(2, lo), hi + 1):
+        cut = fcluster(tree, t=k, criterion="maxclust").astype(np.int64)
+        labels = fold_small(x, cut, w, opts.min_speaker_words, lo)
+        score = silhouette(distances, labels, w)
+        if score > best_score or (lo > 1 and len(np.unique(best)) < lo):
+            best, best_score = labels, max(score, best_score)
+    return _consecutive(merge_to(x, best, hi))
 
 
 def _cluster_all(
