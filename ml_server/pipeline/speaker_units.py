@@ -40,11 +40,10 @@ class Unit:
         return float(len(self.words)) if self.words else (self.end - self.start) / SECONDS_PER_WORD
 
 
-def _region_of(t: float, regions: list[SpeechRegion]) -> int:
-    for i, r in enumerate(regions):
-        if r.start - 0.05 <= t <= r.end + 0.05:
-            return i
-    return -1
+def _region_of(t: float, starts: npt.NDArray[np.float64], regions: list[SpeechRegion]) -> int:
+    """Index of the (time-ordered) region holding time `t`, -1 if none (50 ms slack)."""
+    i = int(np.searchsorted(starts, t + 0.05, side="right")) - 1
+    return i if i >= 0 and t <= regions[i].end + 0.05 else -1
 
 
 def word_units(
@@ -60,8 +59,10 @@ def word_units(
     units: list[Unit] = []
     cur: list[int] = []
     cur_region = -2
+    regions = sorted(regions, key=lambda r: r.start)
+    starts = np.array([r.start for r in regions])
     for i, w in enumerate(words):
-        region = _region_of((w.start + w.end) / 2, regions)
+        region = _region_of((w.start + w.end) / 2, starts, regions)
         if cur and (
             i in segment_starts
             or region != cur_region
