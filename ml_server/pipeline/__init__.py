@@ -159,7 +159,12 @@ def run_pipeline(
         transcript = aligned.transcript
         words = transcript.words
         with stage(Stage.DIARIZE):
-            diarization = diarize.assign_speakers(embedding.result(), words, diarize_opts)
+            diarization = diarize.assign_speakers(
+                embedding.result(),
+                words,
+                diarize_opts,
+                diarize.segment_starts(transcript.segments),
+            )
     with stage(Stage.PROSODY):
         word_prosody = prosody.measure_words(audio, words)
     with stage(Stage.EMOTION):

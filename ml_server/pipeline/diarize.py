@@ -1,14 +1,17 @@
-"""Diarization stage: GE2E speaker embeddings (resemblyzer) over sliding windows inside speech,
-agglomerative clustering on cosine distance with an automatic speaker count, and a pure merge
-that gives each word the speaker whose windows cover it most (whisperX's assign_word_speakers).
+"""Diarization stage: GE2E speaker embeddings (resemblyzer) over sliding windows inside speech;
+then speaker-homogeneous units (words cut at pauses and ASR segments, `speaker_units.py`)
+clustered with a silhouette-chosen count, a Viterbi re-segmentation of the windows
+(`resegment.py`), and each word given the speaker whose windows cover it most (whisperX's
+assign_word_speakers), voted per unit.
 
 Windows go through the encoder in batches (mel front end per batch, so memory stays bounded
 on long media); the pipeline runs this part on a second thread while transcription runs.
+Method, calibration and figures: docs/pipeline.md, "Diarization".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import librosa
@@ -26,8 +29,23 @@ from resemblyzer.hparams import (
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from ecg_protocol import Stage
-from ml_server.pipeline.data import AsrWord, Audio, Diarization, SpeakerTurn, SpeechRegion
+from ml_server.pipeline.data import (
+    AsrSegment,
+    AsrWord,
+    Audio,
+    Diarization,
+    SpeakerTurn,
+    SpeechRegion,
+)
 from ml_server.pipeline.errors import Cancelled
+from ml_server.pipeline.resegment import resegment
+from ml_server.pipeline.speaker_units import (
+    SECONDS_PER_WORD,
+    Unit,
+    region_units,
+    unit_embeddings,
+    word_units,
+)
 
 MEL_FPS = 100  # resemblyzer's mel hop is 10 ms
 WINDOW_S = partials_n_frames / MEL_FPS  # 1.6 s: what the encoder was trained on
@@ -37,21 +55,39 @@ _N_FFT = sampling_rate * mel_window_length // 1000
 _HOP = sampling_rate * mel_window_step // 1000
 
 Embeddings = npt.NDArray[np.float32]
+Labels = npt.NDArray[np.int64]
+Weights = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
 class DiarizeSettings:
+    """How speakers are found. Every tuned number was chosen on the AMI `trn*` dev clips and
+    checked on the held-out `dev*`/`tst*` clips (bench/bench_diarization.py --calibrate;
+    docs/pipeline.md "Diarization")."""
+
     min_speakers: int | None = None
     max_speakers: int | None = None
+    # Window hop: 0.8 s keeps one hour of speech under a minute of encoder time on one core.
     step_s: float = 0.8
-    # Centroids at least this cosine-similar are one voice (GE2E: same speaker ≳ 0.85,
-    # different speakers ≲ 0.7 on our clips).
-    merge_similarity: float = 0.78
-    overcluster: int = 12
-    min_cluster_fraction: float = 0.05  # smaller clusters are folded into a neighbour
-    max_auto_speakers: int = 10
+    # Units: a new one starts after a pause this long, at an ASR segment or VAD region start,
+    # or when it would grow past max_unit_s (the grid found pause 0.2–0.5 s alike on trn).
+    unit_pause_s: float = 0.3
+    max_unit_s: float = 6.0
+    # More than one speaker only if the best cut's weighted silhouette beats this
+    # (calibrated on trn from 0.1–0.3; the silhouette is scale-free, so clean studio voices
+    # and far-field meeting voices share it, where a distance threshold did not).
+    min_silhouette: float = 0.2
+    # A speaker with fewer words than this is folded into the nearest one: a caption with a
+    # wrong extra speaker is worse than a missed interjection (calibrated on trn).
+    min_speaker_words: float = 6.0
+    # Re-segmentation (Viterbi over windows): emission = scale × cosine; a speaker change
+    # costs `reseg_penalty` (calibrated on trn; 0 iterations turns it off).
+    reseg_scale: float = 10.0
+    reseg_penalty: float = 0.5
+    reseg_iterations: int = 2
+    max_auto_speakers: int = 10  # the count search's upper end without a max_speakers hint
     batch_size: int = 64
-    max_cluster_windows: int = 2000
+    max_cluster_units: int = 2000  # the tree is quadratic in memory: sample above this
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,83 +150,127 @@ def embed_windows(
     return np.concatenate(out).astype(np.float32)
 
 
-def cluster(embeddings: Embeddings, opts: DiarizeSettings) -> npt.NDArray[np.int64]:
-    """Cluster labels (0-based) with the speaker count chosen automatically within the hints.
+def _unit(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    out: npt.NDArray[np.float64] = v / max(float(np.linalg.norm(v)), 1e-12)
+    return out
 
-    An average-linkage tree (cosine) is over-cut into many clusters; clusters too small to be
-    a speaker are folded into their nearest neighbour; then the two clusters with the most
-    similar centroids merge while that similarity is above `merge_similarity` (the same
-    voice) or there are more than `max_speakers`, never going below `min_speakers`.
-    Finally every window moves to its nearest centroid.
-    """
-    n = embeddings.shape[0]
-    hi = min(n, opts.max_speakers or opts.max_auto_speakers)
-    lo = min(max(1, opts.min_speakers or 1), hi)
-    if n == 0 or hi <= 1:
-        return np.zeros(n, dtype=np.int64)
-    x = embeddings.astype(np.float64)
-    z = linkage(x, method="average", metric="cosine")
-    k0 = min(n, max(opts.overcluster, hi))
-    groups = [
-        np.flatnonzero(lab == c)
-        for lab in [fcluster(z, t=k0, criterion="maxclust")]
-        for c in np.unique(lab)
-    ]
-    min_size = max(2, int(opts.min_cluster_fraction * n))
 
-    def centroid(idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
-        v = x[idx].mean(axis=0)
-        out: npt.NDArray[np.float64] = v / max(float(np.linalg.norm(v)), 1e-12)
-        return out
+def _merge_into(labels: Labels, src: int, dst: int) -> Labels:
+    out = labels.copy()
+    out[out == src] = dst
+    return out
 
-    while len(groups) > 1:
-        cents = np.stack([centroid(g) for g in groups])
+
+def fold_small(
+    x: npt.NDArray[np.float64],
+    labels: Labels,
+    weights: npt.NDArray[np.float64],
+    min_weight: float,
+    lo: int,
+) -> Labels:
+    """Fold the lightest cluster into the one with the most similar centroid while it weighs
+    less than `min_weight` and more than `lo` clusters are left."""
+    while True:
+        ks = np.unique(labels)
+        if len(ks) <= max(1, lo):
+            return labels
+        mass = np.array([weights[labels == k].sum() for k in ks])
+        small = int(np.argmin(mass))
+        if mass[small] >= min_weight:
+            return labels
+        cents = np.stack([_unit(x[labels == k].mean(axis=0)) for k in ks])
+        sims = cents @ cents[small]
+        sims[small] = -np.inf
+        labels = _merge_into(labels, int(ks[small]), int(ks[int(np.argmax(sims))]))
+
+
+def merge_to(x: npt.NDArray[np.float64], labels: Labels, hi: int) -> Labels:
+    """Merge the two clusters with the most similar centroids until at most `hi` are left."""
+    while len(ks := np.unique(labels)) > hi:
+        cents = np.stack([_unit(x[labels == k].mean(axis=0)) for k in ks])
         sims = cents @ cents.T
         np.fill_diagonal(sims, -np.inf)
-        sizes = np.array([len(g) for g in groups])
-        small = np.flatnonzero(sizes < min_size)
-        if small.size and len(groups) > lo and small.size < len(groups):
-            i = int(small[np.argmin(sizes[small])])
-            big = np.flatnonzero(sizes >= min_size)
-            j = int(big[np.argmax(sims[i, big])])
-        else:
-            flat = int(np.argmax(sims))
-            i, j = divmod(flat, len(groups))
-            if len(groups) <= lo or (sims[i, j] < opts.merge_similarity and len(groups) <= hi):
-                break
-        merged = np.concatenate([groups[i], groups[j]])
-        groups = [g for k, g in enumerate(groups) if k not in (i, j)] + [merged]
-    labels = np.zeros(n, dtype=np.int64)
-    for c, g in enumerate(groups):
-        labels[g] = c
-    return _refine(embeddings, labels)
-
-
-def _refine(embeddings: Embeddings, labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Reassign windows to the nearest centroid (two passes); tree cuts are greedy."""
-    k = int(labels.max()) + 1
-    for _ in range(2):
-        cents = np.stack([embeddings[labels == c].mean(axis=0) for c in range(k)])
-        cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-9)
-        new = np.argmax(embeddings @ cents.T, axis=1).astype(np.int64)
-        # Never empty a cluster (the count hints may have asked for it).
-        if len(np.unique(new)) < k:
-            break
-        labels = new
+        i, j = divmod(int(np.argmax(sims)), len(ks))
+        labels = _merge_into(labels, int(ks[i]), int(ks[j]))
     return labels
 
 
-def _cluster_all(embeddings: Embeddings, opts: DiarizeSettings) -> npt.NDArray[np.int64]:
-    """Cluster an even sample of at most `max_cluster_windows`, then label every window by
-    its nearest centroid (the tree is quadratic in memory; hours of media stay bounded)."""
+def _consecutive(labels: Labels) -> Labels:
+    out: Labels = np.unique(labels, return_inverse=True)[1].astype(np.int64)
+    return out
+
+
+def count_bounds(opts: DiarizeSettings, n: int) -> tuple[int, int]:
+    """(lo, hi): the speaker-count range the hints allow for `n` units (hints are hard)."""
+    hi = min(n, opts.max_speakers or opts.max_auto_speakers)
+    lo = min(max(1, opts.min_speakers or 1), hi)
+    return lo, hi
+
+
+def silhouette(distances: npt.NDArray[np.float64], labels: Labels, weights: Weights) -> float:
+    """Weighted mean silhouette: how much nearer each item is to its own cluster than to the
+    next one, relative to the larger of the two (scale-free: clean studio voices and far-field
+    meeting voices sit at very different absolute distances). -1 for a single cluster."""
+    ks, idx = np.unique(labels, return_inverse=True)
+    if len(ks) < 2:
+        return -1.0
+    member = np.zeros((len(labels), len(ks)))
+    member[np.arange(len(labels)), idx] = weights
+    mass = member.sum(axis=0)
+    sums = distances @ member  # (n, k): weighted distance sums to each cluster
+    own_mass = mass[idx] - weights
+    a = np.where(own_mass > 0, sums[np.arange(len(labels)), idx] / np.maximum(own_mass, 1e-12), 0)
+    means = sums / np.maximum(mass, 1e-12)
+    means[np.arange(len(labels)), idx] = np.inf
+    b = means.min(axis=1)
+    s = np.where(own_mass > 0, (b - a) / np.maximum(np.maximum(a, b), 1e-12), 0.0)
+    return float((s * weights).sum() / weights.sum())
+
+
+def cluster(
+    embeddings: Embeddings,
+    opts: DiarizeSettings,
+    weights: Weights | None = None,
+) -> Labels:
+    """Cluster labels (0-based, consecutive) with the speaker count chosen automatically.
+
+    An average-linkage tree (cosine) is cut into k = 2…max clusters; in each cut, clusters
+    lighter than `min_speaker_words` (by `weights`, default 1 per row) fold into their nearest
+    neighbour; the cut with the best weighted silhouette wins if that beats `min_silhouette`,
+    else everything is one speaker. The count is always within [min_speakers, max_speakers].
+    """
     n = embeddings.shape[0]
-    if n <= opts.max_cluster_windows:
-        return cluster(embeddings, opts)
-    pick = np.linspace(0, n - 1, opts.max_cluster_windows).round().astype(np.intp)
-    sample_labels = cluster(embeddings[pick], opts)
+    lo, hi = count_bounds(opts, n)
+    if n == 0 or hi <= 1:
+        return np.zeros(n, dtype=np.int64)
+    x = embeddings.astype(np.float64)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    tree = linkage(x, method="average", metric="cosine")
+    distances = np.clip(1.0 - x @ x.T, 0.0, 2.0)
+    best: Labels = np.zeros(n, dtype=np.int64)
+    best_score = opts.min_silhouette
+    for k in range(max(2, lo), hi + 1):
+        cut = fcluster(tree, t=k, criterion="maxclust").astype(np.int64)
+        labels = fold_small(x, cut, w, opts.min_speaker_words, lo)
+        score = silhouette(distances, labels, w)
+        if score > best_score or (lo > 1 and len(np.unique(best)) < lo):
+            best, best_score = labels, max(score, best_score)
+    return _consecutive(merge_to(x, best, hi))
+
+
+def _cluster_all(
+    embeddings: Embeddings, opts: DiarizeSettings, weights: npt.NDArray[np.float64]
+) -> Labels:
+    """Cluster an even sample of at most `max_cluster_units`, then label every unit by its
+    nearest centroid (the tree is quadratic in memory; hours of media stay bounded)."""
+    n = embeddings.shape[0]
+    if n <= opts.max_cluster_units:
+        return cluster(embeddings, opts, weights)
+    pick = np.linspace(0, n - 1, opts.max_cluster_units).round().astype(np.intp)
+    sample_labels = cluster(embeddings[pick], opts, weights[pick] * n / len(pick))
     k = int(sample_labels.max()) + 1
     cents = np.stack([embeddings[pick][sample_labels == c].mean(axis=0) for c in range(k)])
-    labels: npt.NDArray[np.int64] = np.argmax(embeddings @ cents.T, axis=1).astype(np.int64)
+    labels: Labels = np.argmax(embeddings @ cents.T, axis=1).astype(np.int64)
     return labels
 
 
@@ -232,6 +312,7 @@ class SpeakerEmbeddings:
 
     windows: list[Window]
     embeddings: Embeddings
+    regions: tuple[SpeechRegion, ...] = ()
 
 
 def embed_speech(
@@ -244,22 +325,133 @@ def embed_speech(
     """Embed sliding windows over the speech regions."""
     windows = speech_windows(regions, audio.duration, opts.step_s)
     embeddings = embed_windows(audio, windows, encoder, opts.batch_size, should_stop)
-    return SpeakerEmbeddings(windows, embeddings)
+    return SpeakerEmbeddings(windows, embeddings, tuple(regions))
+
+
+def segment_starts(segments: Sequence[AsrSegment]) -> set[int]:
+    """Index (in the flat word list) of each ASR segment's first word."""
+    out: set[int] = set()
+    i = 0
+    for s in segments:
+        if s.words:
+            out.add(i)
+        i += len(s.words)
+    return out
+
+
+def _units(
+    speech: SpeakerEmbeddings, words: list[AsrWord], starts: set[int], opts: DiarizeSettings
+) -> list[Unit]:
+    regions = list(speech.regions) or [SpeechRegion(w.start, w.end) for w in speech.windows]
+    if words:
+        return word_units(words, starts, regions, opts.unit_pause_s, opts.max_unit_s)
+    return region_units(regions, opts.max_unit_s)
+
+
+def _unit_vote(
+    units: list[Unit], raw: list[int], conf: list[float], k: int
+) -> tuple[list[int], list[float]]:
+    """Each unit's words take the unit's majority label (confidence-weighted); a unit holds
+    one voice, so a lone dissenting word is a window-grid artefact."""
+    labels, confidence = list(raw), list(conf)
+    for u in units:
+        if not u.words:
+            continue
+        votes = np.bincount([raw[i] for i in u.words], [conf[i] for i in u.words], minlength=k)
+        best = int(np.argmax(votes))
+        share = float(votes[best] / max(votes.sum(), 1e-12))
+        for i in u.words:
+            if labels[i] != best:
+                labels[i], confidence[i] = best, share
+    return labels, confidence
+
+
+def _fold_few_word_speakers(
+    speech: SpeakerEmbeddings,
+    words: list[int],
+    path: Labels,
+    opts: DiarizeSettings,
+) -> dict[int, int]:
+    """Map each label to the one it is folded into: speakers left with fewer than
+    `min_speaker_words` words after re-segmentation join the most similar speaker."""
+    k = max([*path.tolist(), *words, 0]) + 1
+    emb = speech.embeddings.astype(np.float64)
+    labels = np.arange(k, dtype=np.int64)
+    counts = np.bincount(np.asarray(words, dtype=np.int64), minlength=k).astype(np.float64)
+    if not words:  # no transcript: weigh speakers by their windows' speech instead
+        counts = np.bincount(path, minlength=k).astype(np.float64) * (
+            opts.step_s / SECONDS_PER_WORD
+        )
+    present = [j for j in range(k) if (path == j).any() or counts[j] > 0]
+    lo, _ = count_bounds(opts, len(present))
+    cents = np.stack(
+        [_unit(emb[path == j].mean(axis=0)) if (path == j).any() else emb[0] for j in present]
+    )
+    folded = fold_small(
+        cents, np.arange(len(present), dtype=np.int64), counts[present], opts.min_speaker_words, lo
+    )
+    for i, j in enumerate(present):
+        labels[j] = present[int(folded[i])]
+    return {j: int(labels[j]) for j in range(k)}
 
 
 def assign_speakers(
-    speech: SpeakerEmbeddings, words: list[AsrWord], opts: DiarizeSettings
+    speech: SpeakerEmbeddings,
+    words: list[AsrWord],
+    opts: DiarizeSettings,
+    starts: set[int] | None = None,
 ) -> Diarization:
-    """Cluster the windows and give every word a speaker, ids ordered by first appearance."""
-    labels = _cluster_all(speech.embeddings, opts)
-    raw, conf = assign_word_speakers(words, speech.windows, labels)
-    # Relabel by first appearance (words first, then windows no word touched).
+    """Speaker of every word and window, ids ordered by first appearance.
+
+    Units (words cut at pauses and at ASR segment starts `starts`, or VAD regions without a
+    transcript) are clustered with an automatic count; a Viterbi pass over the windows then
+    lets turns follow the voice; words vote per unit; few-word speakers are folded away.
+    """
+    if not speech.windows:
+        raw, conf = assign_word_speakers(words, [], np.zeros(0, dtype=np.int64))
+        return _diarization(raw, conf, speech.windows, np.zeros(0, dtype=np.int64))
+    units = _units(speech, words, starts or set(), opts)
+    w_starts = np.array([w.start for w in speech.windows])
+    w_ends = np.array([w.end for w in speech.windows])
+    x = unit_embeddings(units, w_starts, w_ends, speech.embeddings)
+    weights = np.array([u.weight for u in units])
+    unit_labels = _cluster_all(x, opts, weights)
+    k = int(unit_labels.max()) + 1
+    models = np.stack(
+        [_unit((x[unit_labels == j] * weights[unit_labels == j, None]).sum(0)) for j in range(k)]
+    )
+    if opts.reseg_iterations > 0 and k > 1:
+        path = resegment(
+            speech.embeddings, models, opts.reseg_scale, opts.reseg_penalty, opts.reseg_iterations
+        )
+    else:
+        path = np.argmax(speech.embeddings.astype(np.float64) @ models.T, axis=1).astype(np.int64)
+    raw, conf = assign_word_speakers(words, speech.windows, path)
+    raw, conf = _unit_vote(units, raw, conf, k)
+    fold = _fold_few_word_speakers(speech, raw, path, opts)
+    raw = [fold[r] for r in raw]
+    path = np.array([fold[int(p)] for p in path], dtype=np.int64)
+    lo, _ = count_bounds(opts, len(units))
+    if len(set(raw) | set(path.tolist())) < lo:
+        # Re-segmentation emptied a speaker the hints ask for: keep the clustering's labels.
+        path = unit_labels[np.argmax(speech.embeddings @ x.T, axis=1)]
+        raw = [0] * len(words)
+        for u, lab in zip(units, unit_labels.tolist(), strict=True):
+            for i in u.words:
+                raw[i] = lab
+    return _diarization(raw, conf, speech.windows, path)
+
+
+def _diarization(
+    raw: list[int], conf: list[float], windows: list[Window], path: Labels
+) -> Diarization:
+    """Relabel by first appearance (words first, then windows no word touched)."""
     order: dict[int, int] = {}
-    for lab in [*raw, *labels.tolist()]:
+    for lab in [*raw, *path.tolist()]:
         order.setdefault(int(lab), len(order))
     turns = tuple(
         SpeakerTurn(start=w.start, end=w.end, speaker=order[int(lab)])
-        for w, lab in zip(speech.windows, labels.tolist(), strict=True)
+        for w, lab in zip(windows, path.tolist(), strict=True)
     )
     return Diarization(
         word_speakers=tuple(order[s] for s in raw),
@@ -275,6 +467,7 @@ def diarize(
     words: list[AsrWord],
     opts: DiarizeSettings,
     encoder: VoiceEncoder,
+    starts: set[int] | None = None,
 ) -> Diarization:
     """Speaker of every word, ids ordered by first appearance."""
-    return assign_speakers(embed_speech(audio, regions, opts, encoder), words, opts)
+    return assign_speakers(embed_speech(audio, regions, opts, encoder), words, opts, starts)
