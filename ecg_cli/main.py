@@ -42,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_path", default=None, help="write the result JSON here")
     p.add_argument("--srt", dest="srt_path", default=None, help="write SRT captions here")
     p.add_argument("--vtt", dest="vtt_path", default=None, help="write WebVTT captions here")
-    p.add_argument("--language", default="auto", help="language code or auto (default auto)")
+    p.add_argument(
+        "--language",
+        default="auto",
+        help="auto (default), a code (ko) or codes to detect among (ko,en); a code the "
+        "server's model cannot transcribe is refused with the list it offers",
+    )
     p.add_argument("--min-speakers", type=int, default=None)
     p.add_argument("--max-speakers", type=int, default=None)
     p.add_argument("--token", default=None, help="Bearer token (or ECG_TOKEN)")

@@ -16,11 +16,18 @@ from sqlalchemy.exc import IntegrityError
 from app.api.deps import AppContext, ContextDep, CurrentUser, JobsDep, RateLimitProcess, SettingsDep
 from app.api.errors import error_responses
 from app.services.auth import authenticate
-from app.services.errors import Conflict, FileTooLarge, InvalidInput, JobNotFound
+from app.services.errors import (
+    Conflict,
+    FileTooLarge,
+    InvalidInput,
+    JobNotFound,
+    UnsupportedLanguage,
+)
 from app.services.job_service import parse_job_id
 from app.services.uploads import check_uploaded_object
 from app.services.webhook import ingest_callback
 from ecg_protocol import ProcessOptions
+from ecg_protocol.languages import LanguageError, canonical
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/upload-video", tags=["ml"], responses=error_responses(401, 503))
@@ -32,7 +39,12 @@ class ProcessVideoRequest(BaseModel):
     fileKey: str = Field(
         validation_alias=AliasChoices("fileKey", "file_key"), min_length=1, max_length=1024
     )
-    language: str = Field(default="auto", pattern=r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?$")
+    # `auto`, one code (`ko`) or a list to detect among (`ko,en`); codes checked in the route.
+    language: str = Field(
+        default="auto",
+        max_length=256,
+        pattern=r"^\s*[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?(\s*,\s*[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?)*\s*$",
+    )
     min_speakers: int | None = Field(default=None, ge=1, le=32)
     max_speakers: int | None = Field(default=None, ge=1, le=32)
 
@@ -78,6 +90,12 @@ async def request_process(
         options = ProcessOptions(min_speakers=body.min_speakers, max_speakers=body.max_speakers)
     except ValueError as exc:
         raise InvalidInput("min_speakers must not exceed max_speakers") from exc
+    try:
+        # Whether the ML server's model can transcribe it is the ML server's answer (a 400 at
+        # dispatch fails the job UNSUPPORTED_LANGUAGE); a code no model knows is refused here.
+        language = canonical(body.language)
+    except LanguageError as exc:
+        raise UnsupportedLanguage(str(exc)) from exc
     await check_uploaded_object(
         storage=ctx.storage, settings=ctx.settings, owner=user, file_key=body.fileKey
     )
@@ -91,7 +109,7 @@ async def request_process(
             file_key=body.fileKey,
             video_url=video_url,
             owner=user,
-            language=body.language.lower(),
+            language=language,
             options=options.model_dump(exclude_none=True) or None,
             idempotency_key=idempotency_key,
         )
@@ -196,6 +214,9 @@ async def check_ml_server_health(ctx: ContextDep) -> JSONResponse:
         data = resp.json()
         if isinstance(data, dict) and isinstance(data.get("message"), str):
             message = data["message"]
+        # What the web page's and the CLI's language choice offer (issue 8).
+        if isinstance(data, dict) and isinstance(data.get("languages"), list):
+            content["languages"] = [c for c in data["languages"] if isinstance(c, str)]
     except ValueError:
         pass
     healthy = resp.status_code == 200
