@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "error": round(error_rate(clip.text, text, clip.lang), 3),
                 "text": text,
                 "seconds": round(took, 2),
+                "stages": meta.processing_time,
             }
         )
         print(
