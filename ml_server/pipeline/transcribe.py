@@ -190,6 +190,9 @@ def transcribe(
         # One sample per fallback temperature (default 5): with the short temperature list this
         # bounds a window that never decodes cleanly to len(temperatures) decodes.
         "best_of": 1,
+        # The VAD already kept only speech: Whisper's own no-speech skip would drop speech it
+        # reads badly (espeak-ng Korean came back empty: no-speech 0.64, log-prob -1.0).
+        "no_speech_threshold": None,
         "max_new_tokens": _token_budget(sum(r.end - r.start for r in regions)),
     }
     if batched is not None:
