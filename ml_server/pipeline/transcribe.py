@@ -202,11 +202,34 @@ def transcribe(
         # One sample per fallback temperature (default 5): with the short temperature list this
         # bounds a window that never decodes cleanly to len(temperatures) decodes.
         "best_of": 1,
-        # The VAD already kept only speech: Whisper's own no-speech skip would drop speech it
-        # reads badly (espeak-ng Korean came back empty: no-speech 0.64, log-prob -1.0).
-        "no_speech_threshold": None,
         "max_new_tokens": _token_budget(sum(r.end - r.start for r in regions)),
     }
+    out, info = _decode(audio, regions, opts, model, batched, common, on_progress)
+    if not out:
+        # The VAD heard speech and Whisper's no-speech rule dropped all of it (espeak-ng Korean:
+        # no-speech 0.64, log-prob -1.0). Once more without that rule; kept on otherwise, since
+        # without it base invents text after the last word (2 of the 27 audioeval clips).
+        out, info = _decode(
+            audio, regions, opts, model, batched, {**common, "no_speech_threshold": None}, None
+        )
+    if language is None:
+        language = str(info.language)
+    return Transcript(
+        language=language,
+        language_probability=1.0 if opts.language else float(info.language_probability or 0.0),
+        segments=tuple(out),
+    )
+
+
+def _decode(
+    audio: Audio,
+    regions: list[SpeechRegion],
+    opts: TranscribeSettings,
+    model: WhisperModel,
+    batched: BatchedInferencePipeline | None,
+    common: dict[str, Any],
+    on_progress: Callable[[float], None] | None,
+) -> tuple[list[AsrSegment], Any]:
     if batched is not None:
         clips = [{"start": r.start, "end": r.end} for r in regions]
         raw, info = batched.transcribe(
@@ -242,10 +265,4 @@ def transcribe(
         )
         if on_progress is not None and audio.duration > 0:
             on_progress(min(1.0, float(seg.end) / audio.duration))
-    if language is None:
-        language = str(info.language)
-    return Transcript(
-        language=language,
-        language_probability=1.0 if opts.language else float(info.language_probability or 0.0),
-        segments=tuple(out),
-    )
+    return out, info
