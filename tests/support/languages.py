@@ -122,3 +122,28 @@ def korean_speech() -> tuple[Path, str]:
             capture_output=True,
         )
     return path, KOREAN_TEXT
+
+
+FRENCH_TEXT = (
+    "Bonjour à tous. Aujourd'hui nous parlons du projet et des prochaines étapes. "
+    "L'équipe a terminé la première version la semaine dernière et les clients sont contents. "
+    "Le mois prochain, nous allons améliorer la recherche et corriger les rapports trop lents. "
+)
+
+
+def french_speech(repeat: int = 5) -> Path:
+    """espeak-ng French reading FRENCH_TEXT `repeat` times (about a minute at 5), generated once."""
+    path = session_dir() / f"french-{repeat}.wav"
+    if not path.exists():
+        raw = path.with_suffix(".raw.wav")
+        subprocess.run(
+            ["espeak-ng", "-v", "fr", "-s", "150", "-w", str(raw), FRENCH_TEXT * repeat],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-i", str(raw), "-ar", "16000", "-ac", "1", str(path)],
+            check=True,
+            capture_output=True,
+        )
+    return path
