@@ -63,8 +63,9 @@ class MLSettings(BaseSettings):
     ml_celery_queue: str = "ecg-ml"
     ml_redis_prefix: str = "ecg:ml:"
     ml_max_attempts: int = Field(default=3, ge=1, le=20)
-    # Sized for bundled:base with the capped fallback (worst case measured ~1.2 x real time on
-    # 2 shared cores, docs/benchmarks.md "Languages"), with room to spare.
+    # Sized for bundled:base with the capped fallback: on audio it cannot read (reversed speech)
+    # transcription took 0.54 x real time on 2 shared cores, 2.29 x with faster-whisper's
+    # default fallback (docs/benchmarks.md "Languages"); 3.0 leaves room for slower CPUs.
     ml_task_realtime_factor: float = Field(default=3.0, gt=0)
     ml_visibility_timeout_s: float | None = None  # unset: derived from the time limits
     ml_job_lease_s: float = Field(default=30.0, gt=1)
