@@ -3,8 +3,9 @@ VAD's speech regions.
 
 The language is chosen before decoding and then fixed: one asked language is used as is;
 otherwise (`auto` or a list) the multilingual model's language probabilities are averaged over
-up to `detection_windows` 30 s windows of speech spread across the media (faster-whisper looks
-only at the start), restricted to the allowed languages and renormalised. English then goes to
+up to `detection_windows` 30 s windows of speech spread across the media, middle first, until
+one language is clearly ahead (faster-whisper looks only at the start), restricted to the
+allowed languages and renormalised. English then goes to
 the faster English-only model when one is loaded. Decoding tries `temperatures` in turn, a
 short list so that audio the model cannot read costs a bounded number of decodes per window.
 
