@@ -27,7 +27,7 @@ _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 _CHUNK = 4 * 1024 * 1024
 
 
-class BundledModelError(RuntimeError):
+class BundledModelError(ValueError):
     """A bundled model is missing, unknown, or does not match its published hash."""
 
 
