@@ -34,6 +34,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from ecg_protocol.languages import LanguageError, parse_languages
+
 CHUNK = 1024 * 1024
 POLL_FIRST_S = 0.1
 POLL_MAX_S = 0.5  # a capped backoff keeps the wait after completion under half a second
@@ -188,6 +190,32 @@ class _Client:
         _check(resp, "upload")
         progress.update(task, completed=size)
 
+    def offered_languages(self) -> list[str] | None:
+        """The codes the ML server's model transcribes (its health, through the backend)."""
+        try:
+            resp = self.http.get(self.url("/api/upload-video/ml-server/health"), headers=self.auth)
+            body = resp.json()
+        except (httpx.HTTPError, ValueError):
+            return None  # unknown: the backend and the ML server still refuse what they must
+        codes = body.get("languages") if isinstance(body, dict) else None
+        return [c for c in codes if isinstance(c, str)] if isinstance(codes, list) else None
+
+    def check_language(self) -> None:
+        """Refuse, before the upload, a language the server cannot transcribe."""
+        try:
+            asked = parse_languages(self.opts.language)
+        except LanguageError as exc:
+            raise AnalyzeError(f"--language: {exc}") from exc
+        offered = self.offered_languages()
+        if asked is None or offered is None:
+            return
+        missing = [c for c in asked if c not in offered]
+        if missing:
+            raise AnalyzeError(
+                f"--language: the ML server cannot transcribe {', '.join(missing)}; "
+                f"it offers auto or any of: {', '.join(sorted(offered))}"
+            )
+
     def wait_for_capacity(self, deadline: float) -> None:
         """Wait out the request-process rate limit before uploading anything."""
         resp = self.http.get(self.url("/api/upload-video/capacity"), headers=self.auth)
@@ -334,6 +362,7 @@ def analyze(opts: AnalyzeOptions, http: httpx.Client | None = None) -> AnalyzeOu
     http = http or httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
     client = _Client(opts, http)
     try:
+        client.check_language()
         client.wait_for_capacity(deadline)
         urls = client.generate_url(video.name, content_type)
         presigned = urls.get("presigned_url") or urls.get("url")

@@ -98,7 +98,8 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--language",
         default="auto",
         help="spoken language: a code (en, ko, ja …), a list to choose from (ko,en), "
-        "or auto (default)",
+        "or auto (default); a code the server's model cannot transcribe is refused, before "
+        "the upload, with the list it offers",
     )
     p.add_argument("--min-speakers", type=int, default=None, help="at least this many speakers")
     p.add_argument("--max-speakers", type=int, default=None, help="at most this many speakers")

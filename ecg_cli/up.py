@@ -151,7 +151,7 @@ def _describe(env: Mapping[str, str], data_dir: Path) -> list[str]:
             storage += f" at {env['S3_ENDPOINT_URL']}"
     else:
         storage = f"local files in {data_dir}"
-    model = env.get("ML_ASR_MODEL") or "bundled tiny.en"
+    model = env.get("ML_ASR_MODEL") or "bundled base (multilingual) + tiny.en (English)"
     return [f"  database:  {db}", f"  storage:   {storage}", f"  ASR model: {model}"]
 
 

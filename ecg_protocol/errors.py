@@ -19,6 +19,8 @@ class ErrorCode(StrEnum):
     URL_NOT_ALLOWED = "URL_NOT_ALLOWED"
     UNSUPPORTED_MEDIA = "UNSUPPORTED_MEDIA"
     NO_AUDIO_TRACK = "NO_AUDIO_TRACK"
+    # The language asked for is unknown, or the loaded ASR model cannot transcribe it.
+    UNSUPPORTED_LANGUAGE = "UNSUPPORTED_LANGUAGE"
 
     # Processing problems.
     PROCESSING_ERROR = "PROCESSING_ERROR"

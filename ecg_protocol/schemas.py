@@ -98,7 +98,8 @@ class ProcessRequest(_Model):
     job_id: str = Field(min_length=1, max_length=64)
     video_url: str = Field(min_length=1, max_length=8192)
     fastapi_base_url: str = Field(min_length=1, max_length=2048)
-    language: str = Field(default="auto", min_length=2, max_length=16)
+    # `auto`, one code (`ko`) or a comma-separated list (`ko,en`); see ecg_protocol.languages.
+    language: str = Field(default="auto", min_length=2, max_length=256)
     filename: str | None = Field(default=None, max_length=512)
     options: ProcessOptions = Field(default_factory=ProcessOptions)
 
@@ -134,6 +135,9 @@ class Emotion(_Model):
     label: str
     score: float
     scores: dict[str, float] = Field(default_factory=dict)
+    # How it was found (ext): `text+prosody` (English), `prosody` (other languages: no text
+    # valence), or `classifier` (ML_EMOTION_MODEL).
+    method: str | None = None
 
 
 class Segment(_Model):

@@ -13,9 +13,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from ecg_protocol import ErrorCode, ProcessRequest, SignatureError, verify_signature
+from ecg_protocol.languages import WHISPER_LANGUAGES, LanguageError
 from ml_server import metrics
 from ml_server.config import MLSettings
 from ml_server.executor import JobExecutor, QueueUnavailable, publish_stats
+from ml_server.languages import resolve_request, supported_languages
 from ml_server.net import ResolutionError, UrlGuard, URLNotAllowed
 from ml_server.store import JobRecord, JobStore, MLJobStatus
 
@@ -54,6 +56,21 @@ class Health(BaseModel):
     running: int
     workers: int
     version: str
+    # Codes a request's `language` may name (one, or a comma-separated list), besides `auto`.
+    languages: list[str]
+
+
+class Language(BaseModel):
+    code: str
+    name: str
+
+
+class Languages(BaseModel):
+    """What `language` may be on this server: `auto`, one code, or a comma-separated list."""
+
+    asr_model: str
+    english_model: str | None
+    languages: list[Language]
 
 
 class Accepted(BaseModel):
@@ -69,7 +86,11 @@ class Refused(BaseModel):
 
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Refused, "description": "URL_NOT_ALLOWED: a URL is not http(s) or is private"},
+    400: {
+        "model": Refused,
+        "description": "URL_NOT_ALLOWED: a URL is not http(s) or is private; "
+        "UNSUPPORTED_LANGUAGE: an unknown code or one the ASR model cannot transcribe",
+    },
     401: {"model": Refused, "description": "INVALID_SIGNATURE"},
     413: {"model": Refused, "description": "REQUEST_TOO_LARGE"},
     422: {"model": Refused, "description": "INVALID_REQUEST (with `errors`)"},
@@ -156,6 +177,11 @@ async def process(
             else None
         )
         return _error(422, "INVALID_REQUEST", f"invalid request body: {exc}"[:500], errors=errors)
+    try:
+        resolve_request(job.language, supported_languages(settings))
+    except LanguageError as exc:
+        logger.warning("refused job_id=%s: %s", job.job_id, exc)
+        return _error(400, ErrorCode.UNSUPPORTED_LANGUAGE.value, str(exc))
     guard = UrlGuard.from_entries(settings.allowed_private_hosts)
     try:
         # getaddrinfo blocks; keep it off the event loop.
@@ -202,7 +228,7 @@ def _accept(store: JobStore, executor: JobExecutor, job: ProcessRequest) -> JSON
 
 
 @router.get("/health", response_model=Health)
-def health(executor: ExecutorDep) -> Health:
+def health(executor: ExecutorDep, settings: SettingsDep) -> Health:
     """Liveness plus what the workers are doing; answers while jobs run."""
     stats = executor.stats()
     return Health(
@@ -211,6 +237,20 @@ def health(executor: ExecutorDep) -> Health:
         running=stats.running,
         workers=stats.workers,
         version=_version(),
+        languages=list(supported_languages(settings)),
+    )
+
+
+@router.get("/languages", response_model=Languages)
+def languages(settings: SettingsDep) -> Languages:
+    """The languages the configured ASR model can transcribe (narrowed by ML_LANGUAGES)."""
+    english = settings.ml_asr_english_model.strip() or None
+    return Languages(
+        asr_model=settings.ml_asr_model,
+        english_model=english,
+        languages=[
+            Language(code=c, name=WHISPER_LANGUAGES[c]) for c in supported_languages(settings)
+        ],
     )
 
 

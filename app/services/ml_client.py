@@ -95,6 +95,19 @@ def _rejection(response: httpx.Response) -> str:
     return f"ML server refused the job ({what}): {_short(text)}"
 
 
+def _rejection_code(response: httpx.Response) -> ErrorCode:
+    """UNSUPPORTED_LANGUAGE passes through (the job's own fault); other refusals are
+    DISPATCH_REJECTED."""
+    try:
+        doc = response.json()
+    except ValueError:
+        return ErrorCode.DISPATCH_REJECTED
+    code = doc.get("error_code") if isinstance(doc, dict) else None
+    if code == ErrorCode.UNSUPPORTED_LANGUAGE.value:
+        return ErrorCode.UNSUPPORTED_LANGUAGE
+    return ErrorCode.DISPATCH_REJECTED
+
+
 def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
@@ -163,7 +176,7 @@ class MLClient:
             )
         # Any other 4xx means the request itself is unacceptable: resending cannot help.
         raise MLRequestError(
-            ErrorCode.DISPATCH_REJECTED,
+            _rejection_code(response),
             _rejection(response),
             retryable=False,
             http_status=status,

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.models.job import Job
 from app.services.captions import CaptionOptions, render
 from app.services.job_service import FINAL, JobService
-from app.services.languages import WHISPER_LANGUAGES
 from ecg_protocol import AnalysisResult, Segment
+from ecg_protocol.languages import WHISPER_LANGUAGES
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 Task = Literal["transcribe", "translate"]
@@ -91,7 +91,8 @@ def verbose_json(
     code = result.metadata.language or ""
     body: dict[str, Any] = {
         "task": task,
-        "language": WHISPER_LANGUAGES.get(code.lower(), code)
+        # OpenAI names the language in lower-case English ("english"), not by code.
+        "language": WHISPER_LANGUAGES.get(code.lower(), code).lower()
         if task == "transcribe"
         else "english",
         "duration": result.metadata.duration or 0.0,

@@ -12,11 +12,22 @@ from typing import Any, Protocol
 from sqlalchemy.exc import IntegrityError
 
 from app.core.config import Settings
-from app.services.errors import Conflict
+from app.services.errors import Conflict, UnsupportedLanguage
 from app.services.job_service import JobService
 from app.services.storage import Storage
+from ecg_protocol.languages import LanguageError, canonical
 
 logger = logging.getLogger(__name__)
+
+
+def job_language(raw: str | None) -> str:
+    """The request's language in one spelling (`auto`, `ko`, `ko,en`); a code Whisper does not
+    know is refused here (400 UNSUPPORTED_LANGUAGE). Whether the ML server's model transcribes
+    it is the ML server's answer: its 400 at dispatch fails the job with the same code."""
+    try:
+        return canonical(raw)
+    except LanguageError as exc:
+        raise UnsupportedLanguage(str(exc)) from exc
 
 
 class Waker(Protocol):
@@ -36,7 +47,8 @@ async def start_processing(
     idempotency_key: str | None = None,
     webhook_url: str | None = None,
 ) -> uuid.UUID:
-    """Write the `pending` job row for an upload already checked, then wake the dispatcher.
+    """Write the `pending` job row for an upload already checked (and a `job_language`), then
+    wake the dispatcher.
 
     With an `Idempotency-Key` a concurrent twin may win the insert: its job id is returned.
     """
@@ -48,7 +60,7 @@ async def start_processing(
             file_key=file_key,
             video_url=video_url,
             owner=owner,
-            language=language.lower(),
+            language=language,
             options=options or None,
             idempotency_key=idempotency_key,
             webhook_url=webhook_url,

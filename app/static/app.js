@@ -554,6 +554,29 @@ function wirePlayer() {
   video.addEventListener("timeupdate", () => renderAt(video.currentTime));
 }
 
+// The language menu offers what the ML server's model can transcribe (its /health lists them);
+// the static options stay only until the first answer.
+let offeredLanguages = "";
+function offerLanguages(codes) {
+  const key = codes.join(",");
+  if (key === offeredLanguages) return;
+  offeredLanguages = key;
+  const select = $("language");
+  const chosen = select.value;
+  let names = null;
+  try { names = new Intl.DisplayNames(["en"], { type: "language" }); } catch (_) { names = null; }
+  const label = (c) => { try { return (names && names.of(c)) || c; } catch (_) { return c; } };
+  const options = [["auto", "auto-detect"], ...codes.map((c) => [c, `${label(c)} (${c})`])
+    .sort((a, b) => a[1].localeCompare(b[1]))];
+  select.replaceChildren(...options.map(([value, text]) => {
+    const o = document.createElement("option");
+    o.value = value;
+    o.textContent = text;
+    return o;
+  }));
+  select.value = options.some(([v]) => v === chosen) ? chosen : "auto";
+}
+
 async function checkHealth() {
   const badge = $("ml-health");
   try {
@@ -562,6 +585,7 @@ async function checkHealth() {
     const ok = resp.ok && body.status === "healthy";
     badge.textContent = ok ? `ML server ● ${Math.round(body.response_time_ms || 0)} ms` : "ML server ● down";
     badge.className = `health ${ok ? "ok" : "bad"}`;
+    if (ok && Array.isArray(body.languages)) offerLanguages(body.languages);
   } catch (_) {
     badge.textContent = "ML server ● unreachable";
     badge.className = "health bad";

@@ -53,6 +53,18 @@ class PipelineOptions:
     filename: str | None = None
 
 
+def _job_languages(value: str, supported: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The job's languages (None = any the model knows); UNSUPPORTED_LANGUAGE otherwise."""
+    from ecg_protocol.languages import LanguageError
+    from ml_server.languages import ALL_LANGUAGES, resolve_request
+
+    try:
+        allowed = resolve_request(value, supported)
+    except LanguageError as exc:
+        raise StageError(Stage.TRANSCRIBE, ErrorCode.UNSUPPORTED_LANGUAGE, str(exc)) from exc
+    return None if allowed == ALL_LANGUAGES else allowed
+
+
 def _no_progress(stage: Stage, progress: int) -> None:
     return None
 
@@ -84,6 +96,8 @@ def run_pipeline(
 
     timings: dict[str, float] = {}
     last = [0]
+    # Before any work: a language this worker's model cannot transcribe fails at once.
+    languages = _job_languages(options.language, models.languages)
 
     def report(stage: Stage, value: int) -> None:
         # Monotonic by construction: never send a value lower than one already sent.
@@ -139,16 +153,18 @@ def run_pipeline(
                     raise Cancelled(Stage.TRANSCRIBE)
                 report(Stage.TRANSCRIBE, STAGE_PROGRESS[Stage.TRANSCRIBE] + int(span * fraction))
 
-            language = None if options.language in ("", "auto") else options.language
             try:
-                transcript = transcribe.transcribe(
+                transcript = transcribe.transcribe_speech(
                     audio,
                     regions,
                     transcribe.TranscribeSettings(
-                        language=language, beam_size=models.beam_size, batch_size=models.batch_size
+                        languages=languages,
+                        beam_size=models.beam_size,
+                        batch_size=models.batch_size,
+                        temperatures=models.temperatures,
+                        detection_windows=models.language_windows,
                     ),
-                    models.asr,
-                    models.batched_asr,
+                    models.asr_models(),
                     on_progress=on_asr_progress,
                 )
             except BaseException:
@@ -174,6 +190,7 @@ def run_pipeline(
             audio,
             models.sentiment,
             models.emotion_classifier,
+            language=transcript.language,
         )
     with stage(Stage.FINALIZE):
         result = assemble.build_result(

@@ -12,6 +12,12 @@ distances:
 So a neutral label means "nothing stands out", not "the model is sure". With one segment per
 speaker, arousal is 0 (no baseline to compare with).
 
+VADER's lexicon is English: on other languages it scores nearly every text 0, which would read
+as "neutral valence" when it means "unknown". So for a transcript in any other language the
+valence axis is dropped and the point is scored on arousal alone, against prototypes that
+arousal can tell apart: calm (-0.5), neutral (0), excited (0.8). Each emotion says which method
+gave it (`method`: `text+prosody`, `prosody` or `classifier`).
+
 `ML_EMOTION_MODEL` instead loads a Hugging Face audio-classification model (a local folder or a
 name already in the local cache; never downloaded) and classifies each segment's audio; its
 `id2label` labels become the labels.
@@ -38,6 +44,9 @@ PROTOTYPES: dict[str, tuple[float, float]] = {
     "angry": (-0.6, 0.7),
     "sad": (-0.6, -0.5),
 }
+# Arousal-only prototypes, at the arousal of the 2-D ones they stand for (sad → calm).
+AROUSAL_PROTOTYPES: dict[str, float] = {"calm": -0.5, "neutral": 0.0, "excited": 0.8}
+TEXT_VALENCE_LANGUAGES = frozenset({"en"})  # VADER's lexicon and rules are English
 _TEMPERATURE = 0.15
 _DB_SCALE = 6.0  # dB above the speaker's median that counts as clearly louder
 _ST_SCALE = 3.0  # semitones above the speaker's median that count as clearly higher
@@ -119,18 +128,28 @@ def arousal(seg: SegmentFeatures, base_db: float | None, base_hz: float | None) 
     return math.tanh(z / 2)
 
 
+def _softmax(logits: dict[str, float], method: str) -> Emotion:
+    top = max(logits.values())
+    exp = {lab: math.exp(x - top) for lab, x in logits.items()}
+    total = sum(exp.values())
+    scores = {lab: round(e / total, 4) for lab, e in exp.items()}
+    label = max(scores, key=lambda k: scores[k])
+    return Emotion(label=label, score=scores[label], scores=scores, method=method)
+
+
 def score_point(valence: float, arousal_: float) -> Emotion:
     """Softmax over the prototypes of the (valence, arousal) point."""
     logits = {
         lab: -((valence - v) ** 2 + (arousal_ - a) ** 2) / _TEMPERATURE
         for lab, (v, a) in PROTOTYPES.items()
     }
-    top = max(logits.values())
-    exp = {lab: math.exp(x - top) for lab, x in logits.items()}
-    total = sum(exp.values())
-    scores = {lab: round(e / total, 4) for lab, e in exp.items()}
-    label = max(scores, key=lambda k: scores[k])
-    return Emotion(label=label, score=scores[label], scores=scores)
+    return _softmax(logits, "text+prosody")
+
+
+def score_arousal(arousal_: float) -> Emotion:
+    """Softmax over the arousal-only prototypes (no text valence)."""
+    logits = {lab: -((arousal_ - a) ** 2) / _TEMPERATURE for lab, a in AROUSAL_PROTOTYPES.items()}
+    return _softmax(logits, "prosody")
 
 
 def classify_segments(
@@ -138,8 +157,10 @@ def classify_segments(
     audio: Audio,
     sentiment: SentimentIntensityAnalyzer,
     classifier: HFEmotionClassifier | None = None,
+    language: str | None = "en",
 ) -> list[Emotion]:
-    """One emotion per segment, by the HF model when given, else valence + arousal."""
+    """One emotion per segment: the HF model when given, else valence + arousal for English,
+    else arousal alone."""
     if classifier is not None:
         out: list[Emotion] = []
         sr = audio.sample_rate
@@ -147,9 +168,13 @@ def classify_segments(
             clip = audio.samples[int(s.start * sr) : math.ceil(s.end * sr)]
             scores = classifier.classify(clip, sr)
             label = max(scores, key=lambda k: scores[k])
-            out.append(Emotion(label=label, score=scores[label], scores=scores))
+            out.append(
+                Emotion(label=label, score=scores[label], scores=scores, method="classifier")
+            )
         return out
     base = _baselines(segments)
+    if language not in TEXT_VALENCE_LANGUAGES:
+        return [score_arousal(arousal(s, *base[s.speaker])) for s in segments]
     return [
         score_point(
             float(sentiment.polarity_scores(s.text)["compound"]) if s.text else 0.0,

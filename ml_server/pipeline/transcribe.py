@@ -1,4 +1,13 @@
-"""Transcription stage: faster-whisper with word timestamps over the VAD's speech regions.
+"""Transcription stage: language choice, then faster-whisper with word timestamps over the
+VAD's speech regions.
+
+The language is chosen before decoding and then fixed: one asked language is used as is;
+otherwise (`auto` or a list) the multilingual model's language probabilities are averaged over
+up to `detection_windows` 30 s windows of speech spread across the media, middle first, until
+one language is clearly ahead (faster-whisper looks only at the start), restricted to the
+allowed languages and renormalised. English then goes to
+the faster English-only model when one is loaded. Decoding tries `temperatures` in turn, a
+short list so that audio the model cannot read costs a bounded number of decodes per window.
 
 VAD already ran, so its regions are reused instead of letting faster-whisper run Silero again:
 on CPU the speech is cut out and concatenated (what `vad_filter=True` does inside
@@ -8,24 +17,164 @@ faster-whisper) and times are mapped back; on GPU the regions become the batched
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper.audio import pad_or_trim
 from faster_whisper.transcribe import restore_speech_timestamps
 from faster_whisper.vad import collect_chunks
 
-from ml_server.pipeline.data import AsrSegment, AsrWord, Audio, SpeechRegion, Transcript
+from ecg_protocol import ErrorCode, Stage
+from ml_server.pipeline.data import (
+    AsrSegment,
+    AsrWord,
+    Audio,
+    FloatArray,
+    SpeechRegion,
+    Transcript,
+)
+from ml_server.pipeline.errors import StageError
 from ml_server.pipeline.vad import regions_to_chunks
+
+# Whisper writes Chinese in traditional or simplified characters at random; a short prompt in
+# simplified characters steers it (a known Whisper behaviour, not tuned on the test clips: the
+# sentence is in none of them). A Devanagari prompt for Hindi (base writes Urdu script) was
+# tried and dropped: base then loops on 2 of the 3 Hindi clips, at 4x the decoding time.
+SCRIPT_PROMPTS: dict[str, str] = {"zh": "以下是普通话的句子。"}
+# Detection stops adding windows once one language holds this share of the probability. It
+# never changes a short media's answer (one window); chosen as "clearly decided", not tuned.
+CONFIDENT = 0.9
+UNDETERMINED = "und"  # ISO 639-2: no speech, several languages allowed
+# Bound on tokens decoded per second of speech, so a model looping on audio it cannot read
+# stops early on short media. The densest reference text of the 27 audioeval clips is 12.4
+# tokens/s (Hindi, base's tokenizer); 30/s leaves 2.4x room plus slack for timestamp tokens.
+MAX_TOKENS_PER_S = 30.0
+_TOKEN_SLACK = 24
+_MAX_NEW_TOKENS = 400  # Whisper's 448-token context less the prompt
+
+
+@dataclass(frozen=True, slots=True)
+class AsrModels:
+    """The ASR models a worker holds: the main one and the optional faster English route."""
+
+    main: WhisperModel
+    main_batched: BatchedInferencePipeline | None = None
+    english: WhisperModel | None = None
+    english_batched: BatchedInferencePipeline | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TranscribeSettings:
-    language: str | None = None  # None = detect
+    # One code: transcribe in it. Several: detect among them. None: detect among all.
+    languages: tuple[str, ...] | None = None
     beam_size: int = 1
     batch_size: int = 8
+    temperatures: tuple[float, ...] = (0.0, 0.4)
+    detection_windows: int = 3
+
+    @property
+    def language(self) -> str | None:
+        """The one asked language, if exactly one was asked."""
+        return self.languages[0] if self.languages and len(self.languages) == 1 else None
+
+
+def detect_language(
+    speech: FloatArray,
+    model: WhisperModel,
+    allowed: Sequence[str] | None,
+    windows: int,
+) -> tuple[str, float]:
+    """(code, probability) averaged over up to `windows` 30 s windows spread over `speech`.
+
+    Windows are taken from the middle outwards (an intro of music or of another language sits
+    at the start), and detection stops once the running average gives one allowed language
+    CONFIDENT or more: each window is a full encoder pass, which on CPU costs about a third of
+    tiny.en transcribing a minute of English.
+    """
+    extractor = model.feature_extractor
+    span = int(extractor.n_samples)
+    total = int(speech.shape[0])
+    count = 1 if total <= span else min(windows, math.ceil(total / span))
+    starts = [int(x) for x in np.linspace(0, max(0, total - span), count)]
+    middle = (total - span) / 2
+    summed: dict[str, float] = {}
+    best, share = "", 0.0
+    for start in sorted(starts, key=lambda x: abs(x - middle)):
+        piece = speech[start : start + span]
+        encoded = model.encode(pad_or_trim(extractor(piece)[..., : extractor.nb_max_frames]))
+        # A window's vote counts by how much speech it holds (only a short media's is short).
+        weight = piece.shape[0] / span
+        for token, prob in model.model.detect_language(encoded)[0]:
+            code = token[2:-2]
+            if allowed is None or code in allowed:
+                summed[code] = summed.get(code, 0.0) + weight * prob
+        if not summed:
+            raise StageError(
+                Stage.TRANSCRIBE,
+                ErrorCode.UNSUPPORTED_LANGUAGE,
+                f"the ASR model detects none of {', '.join(allowed or ())}",
+            )
+        best = max(summed, key=lambda c: summed[c])
+        # "The most probable of those": the share within the allowed set.
+        share = summed[best] / (sum(summed.values()) or 1.0)
+        if share >= CONFIDENT:
+            break
+    return best, share
+
+
+def _speech(audio: Audio, regions: list[SpeechRegion]) -> tuple[FloatArray, list[dict[str, int]]]:
+    chunks = regions_to_chunks(regions, audio.sample_rate)
+    pieces, _ = collect_chunks(audio.samples, chunks, sampling_rate=audio.sample_rate)
+    return (np.concatenate(pieces) if pieces else audio.samples[:0]), chunks
+
+
+def _token_budget(speech_s: float) -> int | None:
+    """Most tokens one window may decode; None (the model's own limit) past ~13 s of speech."""
+    budget = int(speech_s * MAX_TOKENS_PER_S) + _TOKEN_SLACK
+    return budget if budget < _MAX_NEW_TOKENS else None
+
+
+def transcribe_speech(
+    audio: Audio,
+    regions: list[SpeechRegion],
+    opts: TranscribeSettings,
+    asr: AsrModels,
+    on_progress: Callable[[float], None] | None = None,
+) -> Transcript:
+    """Choose the language (asked or detected), route English to the English model, transcribe."""
+    multilingual = bool(asr.main.model.is_multilingual)
+    if not multilingual and any(code != "en" for code in opts.languages or ("en",)):
+        raise StageError(
+            Stage.TRANSCRIBE,
+            ErrorCode.UNSUPPORTED_LANGUAGE,
+            "the loaded ASR model is English-only",
+        )
+    language = opts.language or (None if multilingual else "en")
+    probability = 1.0
+    if language is None:
+        if not regions:
+            return Transcript(language=UNDETERMINED, language_probability=0.0, segments=())
+        speech, _ = _speech(audio, regions)
+        language, probability = detect_language(
+            speech, asr.main, opts.languages, opts.detection_windows
+        )
+    fixed = TranscribeSettings(
+        languages=(language,),
+        beam_size=opts.beam_size,
+        batch_size=opts.batch_size,
+        temperatures=opts.temperatures,
+    )
+    model, batched = asr.main, asr.main_batched
+    if language == "en" and asr.english is not None:
+        model, batched = asr.english, asr.english_batched
+    transcript = transcribe(audio, regions, fixed, model, batched, on_progress)
+    return Transcript(
+        language=language, language_probability=probability, segments=transcript.segments
+    )
 
 
 def transcribe(
@@ -36,18 +185,52 @@ def transcribe(
     batched: BatchedInferencePipeline | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> Transcript:
-    """Words with timestamps for the speech in `audio`; no regions gives no segments."""
+    """Words with timestamps for the speech in `audio` with one model; no regions, no segments."""
     multilingual = bool(model.model.is_multilingual)
+    language = opts.language if multilingual else "en"
     if not regions:
-        language = opts.language or ("en" if not multilingual else None)
         return Transcript(
-            language=language, language_probability=1.0 if language else 0.0, segments=()
+            language=language or UNDETERMINED,
+            language_probability=1.0 if language else 0.0,
+            segments=(),
         )
     common: dict[str, Any] = {
-        "language": opts.language,
+        "language": language,
         "beam_size": opts.beam_size,
         "word_timestamps": True,
+        "temperature": list(opts.temperatures),
+        "initial_prompt": SCRIPT_PROMPTS.get(language or ""),
+        # One sample per fallback temperature (default 5): with the short temperature list this
+        # bounds a window that never decodes cleanly to len(temperatures) decodes.
+        "best_of": 1,
+        "max_new_tokens": _token_budget(sum(r.end - r.start for r in regions)),
     }
+    out, info = _decode(audio, regions, opts, model, batched, common, on_progress)
+    if not out:
+        # The VAD heard speech and Whisper's no-speech rule dropped all of it (espeak-ng Korean:
+        # no-speech 0.64, log-prob -1.0). Once more without that rule; kept on otherwise, since
+        # without it base invents text after the last word (2 of the 27 audioeval clips).
+        out, info = _decode(
+            audio, regions, opts, model, batched, {**common, "no_speech_threshold": None}, None
+        )
+    if language is None:
+        language = str(info.language)
+    return Transcript(
+        language=language,
+        language_probability=1.0 if opts.language else float(info.language_probability or 0.0),
+        segments=tuple(out),
+    )
+
+
+def _decode(
+    audio: Audio,
+    regions: list[SpeechRegion],
+    opts: TranscribeSettings,
+    model: WhisperModel,
+    batched: BatchedInferencePipeline | None,
+    common: dict[str, Any],
+    on_progress: Callable[[float], None] | None,
+) -> tuple[list[AsrSegment], Any]:
     if batched is not None:
         clips = [{"start": r.start, "end": r.end} for r in regions]
         raw, info = batched.transcribe(
@@ -55,9 +238,7 @@ def transcribe(
         )
         segments: Iterable[Any] = raw
     else:
-        chunks = regions_to_chunks(regions, audio.sample_rate)
-        pieces, _ = collect_chunks(audio.samples, chunks, sampling_rate=audio.sample_rate)
-        speech = np.concatenate(pieces) if pieces else audio.samples[:0]
+        speech, chunks = _speech(audio, regions)
         raw, info = model.transcribe(
             speech, vad_filter=False, condition_on_previous_text=False, **common
         )
@@ -85,11 +266,4 @@ def transcribe(
         )
         if on_progress is not None and audio.duration > 0:
             on_progress(min(1.0, float(seg.end) / audio.duration))
-    language = str(info.language) if info.language else opts.language
-    if not multilingual:
-        language = "en"
-    return Transcript(
-        language=language,
-        language_probability=float(info.language_probability or 0.0),
-        segments=tuple(out),
-    )
+    return out, info

@@ -55,6 +55,9 @@ def test_upload_analyze_and_play_with_captions(stack: UpStack, tmp_path: Path) -
             )
             page.goto(stack.backend_url + "/")
             expect(page.locator("#ml-health")).to_have_class("health ok", timeout=20_000)
+            # The language menu offers what the ML server's model transcribes: auto + 100.
+            expect(page.locator("#language option")).to_have_count(101)
+            expect(page.locator("#language option[value=ko]")).to_have_text("Korean (ko)")
 
             page.set_input_files("#file-input", str(media.path))
             expect(page.locator("#drop-title")).to_have_text(media.path.name)

@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from ecg_protocol import Stage
+from ecg_protocol import ErrorCode, Stage
 from ml_server.config import MLSettings
 from ml_server.models import Models, get_models, resolve_asr_model
-from ml_server.pipeline import Cancelled, PipelineOptions, run_pipeline
+from ml_server.pipeline import Cancelled, PipelineOptions, StageError, run_pipeline
 from tests.support.media import dialogue
 
 
@@ -84,11 +84,11 @@ def test_no_model_is_loaded_per_job(models: Models, monkeypatch: pytest.MonkeyPa
 
 
 def test_other_language_on_english_only_model(models: Models) -> None:
-    result = run_pipeline(
-        dialogue("wav").path, options=PipelineOptions(language="ko"), models=models
-    )
-    assert result.metadata.language == "en"
-    assert result.segments
+    # Never silent English (issue 8): an English-only model refuses Korean before any work.
+    english_only = dataclasses.replace(models, languages=("en",))
+    with pytest.raises(StageError) as err:
+        run_pipeline(dialogue("wav").path, options=PipelineOptions("ko"), models=english_only)
+    assert err.value.code == ErrorCode.UNSUPPORTED_LANGUAGE
 
 
 def test_batched_inference_path(models: Models) -> None:
@@ -97,7 +97,12 @@ def test_batched_inference_path(models: Models) -> None:
 
     from tests.ml_pipeline.test_quality import wer
 
-    batched = dataclasses.replace(models, batched_asr=BatchedInferencePipeline(models.asr))
+    assert models.asr_english is not None  # English speech goes to the English model
+    batched = dataclasses.replace(
+        models,
+        batched_asr=BatchedInferencePipeline(models.asr),
+        batched_asr_english=BatchedInferencePipeline(models.asr_english),
+    )
     media = dialogue("wav")
     result = run_pipeline(media.path, options=PipelineOptions(), models=batched)
     assert wer(media.text, " ".join(s.text for s in result.segments)) <= 0.15

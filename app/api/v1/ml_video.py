@@ -15,9 +15,14 @@ from app.api.deps import AppContext, ContextDep, CurrentUser, JobsDep, RateLimit
 from app.api.errors import error_responses
 from app.services.auth import authenticate
 from app.services.client_webhooks import check_webhook_url
-from app.services.errors import Conflict, InvalidInput, InvalidSignature, JobNotFound
+from app.services.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidSignature,
+    JobNotFound,
+)
 from app.services.job_service import parse_job_id
-from app.services.processing import start_processing
+from app.services.processing import job_language, start_processing
 from app.services.uploads import check_uploaded_object
 from app.services.webhook import (
     MISUSE_PEEK_BYTES,
@@ -38,7 +43,12 @@ class ProcessVideoRequest(BaseModel):
     fileKey: str = Field(
         validation_alias=AliasChoices("fileKey", "file_key"), min_length=1, max_length=1024
     )
-    language: str = Field(default="auto", pattern=r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?$")
+    # `auto`, one code (`ko`) or a list to detect among (`ko,en`); codes checked in the route.
+    language: str = Field(
+        default="auto",
+        max_length=256,
+        pattern=r"^\s*[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?(\s*,\s*[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?)*\s*$",
+    )
     min_speakers: int | None = Field(default=None, ge=1, le=32)
     max_speakers: int | None = Field(default=None, ge=1, le=32)
     # Decoding hints passed to faster-whisper (initial_prompt, hotwords).
@@ -94,6 +104,7 @@ async def request_process(
         )
     except ValueError as exc:
         raise InvalidInput("min_speakers must not exceed max_speakers") from exc
+    language = job_language(body.language)
     await check_uploaded_object(
         storage=ctx.storage, settings=ctx.settings, owner=user, file_key=body.fileKey
     )
@@ -106,7 +117,7 @@ async def request_process(
         dispatcher=ctx.dispatcher,
         owner=user,
         file_key=body.fileKey,
-        language=body.language,
+        language=language,
         options=options.model_dump(exclude_none=True),
         idempotency_key=idempotency_key,
         webhook_url=body.webhook_url,
@@ -212,6 +223,9 @@ async def check_ml_server_health(ctx: ContextDep) -> JSONResponse:
         data = resp.json()
         if isinstance(data, dict) and isinstance(data.get("message"), str):
             message = data["message"]
+        # What the web page's and the CLI's language choice offer (issue 8).
+        if isinstance(data, dict) and isinstance(data.get("languages"), list):
+            content["languages"] = [c for c in data["languages"] if isinstance(c, str)]
     except ValueError:
         pass
     healthy = resp.status_code == 200

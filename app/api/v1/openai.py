@@ -26,7 +26,7 @@ from app.services.openai_compat import (
     transcription_body,
     wait_for_final,
 )
-from app.services.processing import start_processing
+from app.services.processing import job_language, start_processing
 from app.services.storage import make_file_key
 from app.services.uploads import normalize_content_type
 from ecg_protocol import AnalysisResult, ErrorCode, JobStatus, ProcessOptions
@@ -93,6 +93,7 @@ async def _transcribe(
             f"file is {file.size} bytes, over the limit of {settings.max_upload_bytes} bytes",
             max_bytes=settings.max_upload_bytes,
         )
+    language = job_language(language)
     content_type = _content_type(file, settings)
     if webhook_url:
         await check_webhook_url(webhook_url, settings)
@@ -105,7 +106,7 @@ async def _transcribe(
         dispatcher=ctx.dispatcher,
         owner=user,
         file_key=key,
-        language=language or "auto",
+        language=language,
         options=options.model_dump(exclude_none=True),
         webhook_url=webhook_url,
     )
