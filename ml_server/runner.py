@@ -22,6 +22,7 @@ from ml_server.config import MLSettings
 from ml_server.models import Models, get_models
 from ml_server.net import UrlGuard
 from ml_server.pipeline import PipelineOptions, run_pipeline
+from ml_server.pipeline.data import DecodingHints
 from ml_server.pipeline.download import DownloadOptions, download, media_suffix
 from ml_server.pipeline.errors import Cancelled, StageError
 from ml_server.store import JobStore, MLJobStatus
@@ -175,6 +176,12 @@ def _work(
                     min_speakers=request.options.min_speakers,
                     max_speakers=request.options.max_speakers,
                     filename=display_filename(request),
+                    decoding=DecodingHints(
+                        task=request.options.task or "transcribe",
+                        prompt=request.options.prompt,
+                        hotwords=request.options.hotwords,
+                        temperature=request.options.temperature,
+                    ),
                 ),
                 models=models,
                 progress=lambda stage, pct: report(stage, max(DOWNLOAD_SHARE, min(99, pct))),

@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecg_protocol import AnalysisResult, ErrorCode, Stage
+from ml_server.pipeline.data import DecodingHints
 from ml_server.pipeline.errors import Cancelled, StageError
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class PipelineOptions:
     min_speakers: int | None = None
     max_speakers: int | None = None
     filename: str | None = None
+    decoding: DecodingHints = field(default_factory=DecodingHints)
 
 
 def _job_languages(value: str, supported: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -159,6 +161,7 @@ def run_pipeline(
                     regions,
                     transcribe.TranscribeSettings(
                         languages=languages,
+                        hints=options.decoding,
                         beam_size=models.beam_size,
                         batch_size=models.batch_size,
                         temperatures=models.temperatures,

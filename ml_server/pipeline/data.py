@@ -25,6 +25,16 @@ class Audio:
 
 
 @dataclass(frozen=True, slots=True)
+class DecodingHints:
+    """A request's decoding hints, as OpenAI's and faster-whisper's APIs name them."""
+
+    task: str = "transcribe"  # or "translate": English text out (a multilingual model only)
+    prompt: str | None = None  # initial_prompt: names and terms to spell right, the style
+    hotwords: str | None = None
+    temperature: float | None = None  # > 0: sample at this temperature, no fallback
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechRegion:
     """A stretch of speech found by voice activity detection."""
 

@@ -17,9 +17,10 @@ faster-whisper) and times are mapped back; on GPU the regions become the batched
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from ml_server.pipeline.data import (
     AsrSegment,
     AsrWord,
     Audio,
+    DecodingHints,
     FloatArray,
     SpeechRegion,
     Transcript,
@@ -75,6 +77,7 @@ class TranscribeSettings:
     batch_size: int = 8
     temperatures: tuple[float, ...] = (0.0, 0.4)
     detection_windows: int = 3
+    hints: DecodingHints = field(default_factory=DecodingHints)
 
     @property
     def language(self) -> str | None:
@@ -162,13 +165,16 @@ def transcribe_speech(
         language, probability = detect_language(
             speech, asr.main, opts.languages, opts.detection_windows
         )
-    fixed = TranscribeSettings(
-        languages=(language,),
-        beam_size=opts.beam_size,
-        batch_size=opts.batch_size,
-        temperatures=opts.temperatures,
-    )
+    translate = opts.hints.task == "translate" and language != "en"
+    if translate and not multilingual:
+        raise StageError(
+            Stage.TRANSCRIBE,
+            ErrorCode.UNSUPPORTED_LANGUAGE,
+            "an English-only model cannot translate",
+        )
+    fixed = dataclasses.replace(opts, languages=(language,))
     model, batched = asr.main, asr.main_batched
+    # tiny.en cannot translate, and English needs no translating: it takes English as before.
     if language == "en" and asr.english is not None:
         model, batched = asr.english, asr.english_batched
     transcript = transcribe(audio, regions, fixed, model, batched, on_progress)
@@ -198,8 +204,10 @@ def transcribe(
         "language": language,
         "beam_size": opts.beam_size,
         "word_timestamps": True,
-        "temperature": list(opts.temperatures),
-        "initial_prompt": SCRIPT_PROMPTS.get(language or ""),
+        "temperature": _temperatures(opts),
+        "initial_prompt": opts.hints.prompt or SCRIPT_PROMPTS.get(language or ""),
+        "hotwords": opts.hints.hotwords,
+        "task": "translate" if opts.hints.task == "translate" and multilingual else "transcribe",
         # One sample per fallback temperature (default 5): with the short temperature list this
         # bounds a window that never decodes cleanly to len(temperatures) decodes.
         "best_of": 1,
@@ -220,6 +228,13 @@ def transcribe(
         language_probability=1.0 if opts.language else float(info.language_probability or 0.0),
         segments=tuple(out),
     )
+
+
+def _temperatures(opts: TranscribeSettings) -> list[float]:
+    """The asked sampling temperature alone (OpenAI's meaning of `temperature` > 0), else the
+    bounded fallback list."""
+    asked = opts.hints.temperature
+    return [asked] if asked else list(opts.temperatures)
 
 
 def _decode(
