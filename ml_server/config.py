@@ -66,9 +66,20 @@ class MLSettings(BaseSettings):
     ml_callback_backoff_max_s: float = 60.0
     ml_callback_timeout_s: float = 30.0
 
-    # Verification of the backend's signed `POST /process`.
+    # Crash isolation (docs/ml-server.md): each worker analyses in a child process holding the
+    # models; one whose RSS passes this cap is killed and its job fails MEMORY_LIMIT (0 = no
+    # cap). 3072 MB is twice the measured 3-hour peak with the bundled model (docs/benchmarks.md).
+    ml_worker_max_rss_mb: int = Field(default=3072, ge=0)
+    # Seconds added to media duration × ML_TASK_REALTIME_FACTOR before an analysis counts as hung.
+    ml_analysis_overhead_s: float = Field(default=300.0, gt=0)
+
+    # Verification of the backend's signed `POST /process`, `GET` and `DELETE /jobs/{id}`.
     ml_require_signature: bool = True
     webhook_tolerance_s: int = 300
+    # Strict: the Standard Webhooks headers (id, timestamp, signature) with the replay window are
+    # required. False also accepts the guide's `X-Signature-256` alone, which has no replay
+    # protection (a captured request can be sent again): only for a guide-era backend.
+    ml_webhook_strict: bool = True
 
     @property
     def allowed_private_hosts(self) -> list[str]:
