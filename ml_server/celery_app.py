@@ -332,6 +332,10 @@ def _load_models_once(**_: object) -> None:
 
 
 def _process_shutdown(**_: object) -> None:
+    from ml_server import celery_glue
+
+    if celery_glue._analyser is not None:
+        celery_glue._analyser.close(grace_s=2.0)
     if _context is not None and _context_pid == os.getpid():
         try:
             _context.store.worker_gone(_process_name())
@@ -341,8 +345,11 @@ def _process_shutdown(**_: object) -> None:
 
 def run_worker(concurrency: int = 1, hostname: str | None = None) -> int:
     """`ecg worker`: consume ML jobs with `concurrency` pool processes, one job at a time each."""
+    from ml_server.runner import remove_dead_temp_dirs
+
     settings = get_ml_settings()
     app = get_celery_app()
+    remove_dead_temp_dirs()  # downloads left by jobs of a worker that was killed
     signals.worker_process_init.connect(_load_models_once, weak=False)
     signals.worker_process_shutdown.connect(_process_shutdown, weak=False)
     name = hostname or f"ecg-worker-{os.getpid()}@{socket.gethostname()}"

@@ -43,10 +43,11 @@ class MLSettings(BaseSettings):
     ml_result_retention_s: int = 24 * 3600
     # Celery mode (docs/scale-out.md). Time limits and the Redis visibility timeout are sized
     # from ML_MAX_MEDIA_DURATION_S × ML_TASK_REALTIME_FACTOR (+ download time); a job delivered
-    # ML_MAX_ATTEMPTS times without finishing (its worker died each time) fails WORKER_LOST.
+    # ML_MAX_ATTEMPTS times without finishing (its worker died each time) fails WORKER_LOST:
+    # 2 = one retry at most, so a poison job never becomes a crash loop.
     ml_celery_queue: str = "ecg-ml"
     ml_redis_prefix: str = "ecg:ml:"
-    ml_max_attempts: int = Field(default=3, ge=1, le=20)
+    ml_max_attempts: int = Field(default=2, ge=1, le=20)
     ml_task_realtime_factor: float = Field(default=2.0, gt=0)
     ml_visibility_timeout_s: float | None = None  # unset: derived from the time limits
     ml_job_lease_s: float = Field(default=30.0, gt=1)

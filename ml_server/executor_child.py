@@ -13,24 +13,26 @@ sends one job at a time over a pipe and watches the child:
   `ANALYSIS_TIMEOUT`;
 - a cancel (or shutdown) it does not honour within `CANCEL_GRACE_S`: killed.
 
-The child is started with `spawn` (the parent has threads; fork would copy their locks) and
-loads the models once; it serves jobs until it dies or is closed.
+The child is a fresh interpreter (`python -m ml_server.executor_child FD`, not a fork: the
+parent has threads, and Celery's pool processes may not use `multiprocessing` children) talking
+over a socket pair; it loads the models once and serves jobs until it dies or is closed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
+import queue
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +75,9 @@ class ChildAnalyser:
     def __init__(self, settings: MLSettings, *, name: str = "ml-analysis") -> None:
         self._settings = settings
         self._name = name
-        self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()  # one job at a time; `close` may come from another thread
-        self._proc: BaseProcess | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
-        self._cancel: EventType | None = None
         self._ready = False
         self._load_error: str | None = None
         self._stage = Stage.DECODE  # the stage the running job last reported
@@ -85,7 +85,7 @@ class ChildAnalyser:
     @property
     def pid(self) -> int | None:
         proc = self._proc
-        return proc.pid if proc is not None and proc.is_alive() else None
+        return proc.pid if proc is not None and proc.poll() is None else None
 
     @property
     def ready(self) -> bool:
@@ -93,20 +93,19 @@ class ChildAnalyser:
 
     def start(self) -> None:
         """Start the child now if none is running (it loads the models in the background)."""
-        if self._proc is not None and self._proc.is_alive():
+        if self._alive():
             return
         self._discard()
-        parent, child = self._ctx.Pipe(duplex=True)
-        cancel = self._ctx.Event()
-        proc = self._ctx.Process(
-            target=child_main,
-            args=(child, cancel, self._settings.model_dump(mode="json")),
-            name=self._name,
-            daemon=True,
-        )
-        proc.start()
-        child.close()
-        self._proc, self._conn, self._cancel = proc, parent, cancel
+        parent, child = socket.socketpair()
+        with child:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ml_server.executor_child", str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        conn = Connection(parent.detach())
+        conn.send(("settings", self._settings.model_dump(mode="json")))
+        self._proc, self._conn = proc, conn
         self._ready, self._load_error = False, None
         logger.info("analysis child %s started pid=%s", self._name, proc.pid)
 
@@ -162,13 +161,11 @@ class ChildAnalyser:
         proc, conn = self._proc, self._conn
         if proc is None:
             return
-        if conn is not None and proc.is_alive():
+        if conn is not None and proc.poll() is None:
             with contextlib.suppress(OSError, ValueError):
                 conn.send(("stop",))
-        proc.join(timeout=grace_s)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(timeout=5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace_s)
         self._discard()
 
     # ----------------------------------------------------------------- parent-side helpers
@@ -192,9 +189,8 @@ class ChildAnalyser:
         progress: ProgressFn,
         should_cancel: StopFn,
     ) -> AnalysisResult | _Death:
-        assert self._conn is not None and self._cancel is not None
+        assert self._conn is not None
         settings = self._settings
-        self._cancel.clear()
         self._stage = Stage.DECODE
         self._conn.send(("job", job_id, str(media), options))
         factor, overhead = settings.ml_task_realtime_factor, settings.ml_analysis_overhead_s
@@ -242,7 +238,8 @@ class ChildAnalyser:
                     retry=False,
                 )
             if cancelled_at is None and should_cancel():
-                self._cancel.set()
+                with contextlib.suppress(OSError, ValueError):
+                    self._conn.send(("cancel",))
                 cancelled_at = now
             elif cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
                 logger.warning("job %s: the analysis ignored a cancel; killing it", job_id)
@@ -264,15 +261,16 @@ class ChildAnalyser:
         except (EOFError, OSError):
             # The child closed its end (it died): wait for its exit status to be readable.
             if self._proc is not None:
-                self._proc.join(timeout=POLL_S)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(timeout=POLL_S)
             return None
         return message
 
     def _alive(self) -> bool:
-        return self._proc is not None and self._proc.is_alive()
+        return self._proc is not None and self._proc.poll() is None
 
     def _exit_reason(self) -> str:
-        code = self._proc.exitcode if self._proc is not None else None
+        code = self._proc.poll() if self._proc is not None else None
         if code is None:
             return "no exit status"
         if code < 0:
@@ -281,15 +279,16 @@ class ChildAnalyser:
         return f"exit code {code}"
 
     def _kill(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
+        if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
-            self._proc.join(timeout=5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=5)
 
     def _discard(self) -> None:
         self._kill()
         if self._conn is not None:
             self._conn.close()
-        self._proc, self._conn, self._cancel, self._ready = None, None, None, False
+        self._proc, self._conn, self._ready = None, None, False
 
 
 def _rss_bytes(pid: int | None) -> int:
@@ -321,20 +320,39 @@ def _prepare_child() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def child_main(conn: Connection, cancel: EventType, settings_data: dict[str, Any]) -> None:
+def child_main(conn: Connection) -> None:
     """The child: load the models once, then run jobs sent over `conn` until told to stop."""
     from ml_server.models import get_models
     from ml_server.pipeline import run_pipeline
 
     _prepare_child()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _, settings_data = conn.recv()
     settings = MLSettings.model_validate(settings_data)
     send_lock = threading.Lock()
+    cancel = threading.Event()
+    jobs: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
 
     def send(*message: Any) -> None:
         with send_lock:
             conn.send(message)
 
+    def read() -> None:
+        # A reader thread, so a cancel arrives while the main thread is deep in a stage.
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                message = ("stop",)
+            if message[0] == "cancel":
+                cancel.set()
+            elif message[0] == "job":
+                jobs.put(message)
+            else:
+                jobs.put(None)
+                return
+
+    threading.Thread(target=read, name="parent-reader", daemon=True).start()
     try:
         models = get_models(settings)
     except Exception as exc:
@@ -342,14 +360,9 @@ def child_main(conn: Connection, cancel: EventType, settings_data: dict[str, Any
         send("ready", False, f"{type(exc).__name__}: {exc}"[:500])
         return
     send("ready", True, "")
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message[0] != "job":
-            return
+    while (message := jobs.get()) is not None:
         _, job_id, media, options = message
+        cancel.clear()
         path = Path(media)
         duration = _declared_duration(path)
         if duration is not None:
@@ -383,3 +396,7 @@ def _declared_duration(path: Path) -> float | None:
             return container.duration / 1e6 if container.duration else None
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
         return None
+
+
+if __name__ == "__main__":
+    child_main(Connection(int(sys.argv[1])))

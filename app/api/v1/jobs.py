@@ -15,6 +15,7 @@ from app.api.deps import ContextDep, CurrentUser, JobsDep
 from app.api.errors import error_responses
 from app.services.errors import JobNotFound
 from app.services.job_service import OPEN, as_utc, parse_job_id
+from app.services.ml_client import cancel_headers
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=error_responses(401, 404, 503))
@@ -71,10 +72,13 @@ async def list_jobs(
     return JobList(jobs=items, count=len(items))
 
 
-async def _cancel_on_ml_server(http: httpx.AsyncClient, base_url: str, job_id: str) -> None:
-    # Best effort: the ML server stops work on a job nobody will read.
+async def _cancel_on_ml_server(
+    http: httpx.AsyncClient, base_url: str, job_id: str, secret: str
+) -> None:
+    # Best effort: the ML server stops work on a job nobody will read (signed, like every call).
+    headers = cancel_headers(job_id, secret)
     with contextlib.suppress(httpx.HTTPError):
-        await http.delete(f"{base_url.rstrip('/')}/jobs/{job_id}", timeout=5.0)
+        await http.delete(f"{base_url.rstrip('/')}/jobs/{job_id}", headers=headers, timeout=5.0)
 
 
 @router.delete("/{job_id}")
@@ -91,7 +95,9 @@ async def delete_job(job_id: str, user: CurrentUser, jobs: JobsDep, ctx: Context
     logger.info("job deleted: job_id=%s owner=%s", jid, user)
     if was_open and ctx.settings.model_server_url:
         task = asyncio.create_task(
-            _cancel_on_ml_server(ctx.http, ctx.settings.model_server_url, str(jid))
+            _cancel_on_ml_server(
+                ctx.http, ctx.settings.model_server_url, str(jid), ctx.settings.signing_secret()
+            )
         )
         _background.add(task)
         task.add_done_callback(_background.discard)
