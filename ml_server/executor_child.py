@@ -80,6 +80,7 @@ class ChildAnalyser:
         self._conn: Connection | None = None
         self._ready = False
         self._load_error: str | None = None
+        self._died_loading: str | None = None  # how the child died before it was ready
         self._stage = Stage.DECODE  # the stage the running job last reported
 
     @property
@@ -106,7 +107,7 @@ class ChildAnalyser:
         conn = Connection(parent.detach())
         conn.send(("settings", self._settings.model_dump(mode="json")))
         self._proc, self._conn = proc, conn
-        self._ready, self._load_error = False, None
+        self._ready, self._load_error, self._died_loading = False, None, None
         logger.info("analysis child %s started pid=%s", self._name, proc.pid)
 
     def wait_ready(
@@ -121,7 +122,8 @@ class ChildAnalyser:
             message = self._receive()
             if message is None:
                 if not self._alive():
-                    self._load_error = f"the analysis process exited ({self._exit_reason()})"
+                    self._died_loading = self._exit_reason()
+                    self._load_error = f"the analysis process exited ({self._died_loading})"
                 continue
             if message[0] == "ready":
                 self._ready = bool(message[1])
@@ -140,8 +142,8 @@ class ChildAnalyser:
         """Analyse `media` in the child. Raises StageError (with a code) or Cancelled."""
         with self._lock:
             for attempt in range(CRASH_RETRIES + 1):
-                self._load_models(should_cancel)
-                outcome = self._run(media, options, job_id, progress, should_cancel)
+                death = self._load_models(should_cancel)
+                outcome = death or self._run(media, options, job_id, progress, should_cancel)
                 if isinstance(outcome, AnalysisResult):
                     return outcome
                 logger.error(
@@ -170,11 +172,15 @@ class ChildAnalyser:
 
     # ----------------------------------------------------------------- parent-side helpers
 
-    def _load_models(self, should_cancel: StopFn) -> None:
+    def _load_models(self, should_cancel: StopFn) -> _Death | None:
+        """None once the child is ready; a death counts like one during the analysis."""
         if self.wait_ready(should_stop=should_cancel):
-            return
+            return None
         if should_cancel():
             raise Cancelled(Stage.DECODE)
+        if self._died_loading is not None:
+            reason = f"the analysis process died ({self._died_loading})"
+            return _Death(ErrorCode.MEDIA_CRASHED, reason, retry=True)
         error = self._load_error or "the models did not load in time"
         self._discard()  # the next job starts a fresh child and tries again
         raise StageError(
