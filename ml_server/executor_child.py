@@ -286,6 +286,7 @@ class ChildAnalyser:
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
+            logger.info("stopping analysis child pid=%d", self._proc.pid)
             self._proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=5)
@@ -367,6 +368,7 @@ def child_main(conn: Connection) -> None:
         return
     send("ready", True, "")
     while (message := jobs.get()) is not None:
+        logger.info("analysis child: job %s", message[1])
         _, job_id, media, options = message
         cancel.clear()
         path = Path(media)
@@ -391,6 +393,7 @@ def child_main(conn: Connection) -> None:
             send("error", Stage.DECODE.value, ErrorCode.PROCESSING_ERROR.value, f"{exc}"[:500])
         else:
             send("result", result.model_dump_json())
+    logger.info("analysis child: told to stop")
 
 
 def _declared_duration(path: Path) -> float | None:
