@@ -69,7 +69,7 @@ def run_pipeline(
     job_id: str = "-",
 ) -> AnalysisResult:
     """Analyse a local media file. Raises StageError (with a stable code) or Cancelled."""
-    from ml_server.pipeline import assemble, decode, diarize, emotion, prosody, transcribe, vad
+    from ml_server.pipeline import assemble, bounded, decode, diarize, emotion, prosody, transcribe
 
     timings: dict[str, float] = {}
     last = [0]
@@ -102,7 +102,7 @@ def run_pipeline(
     with stage(Stage.DECODE):
         audio = decode.decode(media_path, max_duration_s=models.max_media_duration_s)
     with stage(Stage.VAD):
-        regions = vad.detect_speech(audio)
+        regions = bounded.detect_speech(audio)  # in windows: memory bounded on long media
     diarize_opts = diarize.DiarizeSettings(
         min_speakers=options.min_speakers, max_speakers=options.max_speakers
     )
@@ -130,7 +130,7 @@ def run_pipeline(
 
             language = None if options.language in ("", "auto") else options.language
             try:
-                transcript = transcribe.transcribe(
+                transcript = bounded.transcribe(  # in groups of regions, memory bounded
                     audio,
                     regions,
                     transcribe.TranscribeSettings(

@@ -44,11 +44,16 @@ def downmix_weights(channel_names: list[str]) -> FloatArray:
 
 
 class _Buffer:
-    """A growing float32 buffer: amortised appends without holding every chunk twice."""
+    """A growing float32 buffer that never holds the audio twice.
+
+    Growing and the final trim use `ndarray.resize`, which is `realloc`: for a buffer this size
+    glibc moves pages with `mremap` instead of copying, so a container whose declared duration
+    was short costs no second copy.
+    """
 
     def __init__(self, expected: int, limit: int) -> None:
         self._limit = limit
-        self.samples: FloatArray = np.empty(max(expected, SAMPLE_RATE), dtype=np.float32)
+        self.samples: FloatArray = np.zeros(max(expected, SAMPLE_RATE), dtype=np.float32)
         self.size = 0
 
     def append(self, chunk: FloatArray) -> bool:
@@ -57,12 +62,16 @@ class _Buffer:
         if end > self._limit:
             return False
         if end > self.samples.shape[0]:
-            grown = np.empty(min(max(end, self.samples.shape[0] * 3 // 2), self._limit), np.float32)
-            grown[: self.size] = self.samples[: self.size]
-            self.samples = grown
+            grown = min(max(end, self.samples.shape[0] * 5 // 4), self._limit)
+            self.samples.resize(grown, refcheck=False)
         self.samples[self.size : end] = chunk
         self.size = end
         return True
+
+    def take(self) -> FloatArray:
+        """The decoded samples, the unused tail given back."""
+        self.samples.resize(self.size, refcheck=False)
+        return self.samples
 
 
 def decode(media_path: Path, *, max_duration_s: float) -> Audio:
@@ -98,7 +107,7 @@ def decode(media_path: Path, *, max_duration_s: float) -> Audio:
                 ) from exc
             # A damaged tail is common in uploads; keep what decoded.
             logger.warning("decode stopped early after %d samples: %s", buffer.size, exc)
-    samples = buffer.samples[: buffer.size]
+    samples = buffer.take()
     np.clip(samples, -1.0, 1.0, out=samples)
     return Audio(samples=samples, sample_rate=SAMPLE_RATE)
 
