@@ -350,7 +350,7 @@ def child_main(conn: Connection) -> None:
             try:
                 message = conn.recv()
             except (EOFError, OSError):
-                message = ("stop",)
+                os._exit(0)  # the worker is gone: nobody is left to take a result
             if message[0] == "cancel":
                 cancel.set()
             elif message[0] == "job":
