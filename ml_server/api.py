@@ -133,7 +133,7 @@ class _Refused(Exception):
 
 
 class _BodyTooLarge(Exception):
-    pass
+    """The body passed MAX_BODY_BYTES (declared or streamed); nothing more is read."""
 
 
 def _missing_signature(request: Request, settings: MLSettings) -> JSONResponse | None:
