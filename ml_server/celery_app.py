@@ -310,7 +310,16 @@ def _process_name() -> str:
 
 
 def _load_models_once(**_: object) -> None:
-    """worker_process_init: load the models in this pool process before its first job."""
+    """worker_process_init: start this pool process's analysis child loading the models.
+
+    The wait runs on a thread: Celery kills a pool process that is not up within
+    `worker_proc_alive_timeout` (4 s), and loading takes longer on a busy machine. A job that
+    arrives first waits for the models inside the runner.
+    """
+    threading.Thread(target=_warm_then_heartbeat, daemon=True, name="warm-models").start()
+
+
+def _warm_then_heartbeat() -> None:
     from ml_server import celery_glue
 
     ctx = worker_context()
@@ -326,9 +335,7 @@ def _load_models_once(**_: object) -> None:
         "worker process %d: models loaded in %.1f s", os.getpid(), time.monotonic() - started
     )
     # Only now is this process ready: its heartbeat is what /health counts as a worker.
-    threading.Thread(
-        target=_heartbeat, args=(ctx.store, _process_name()), daemon=True, name="heartbeat"
-    ).start()
+    _heartbeat(ctx.store, _process_name())
 
 
 def _process_shutdown(**_: object) -> None:

@@ -69,5 +69,5 @@ def process_analyser(settings: MLSettings) -> ChildAnalyser:
 def warm_models(settings: MLSettings) -> None:
     """Start this pool process's analysis child and wait for its models, before the first job."""
     analyser = process_analyser(settings)
-    if not analyser.wait_ready():
+    if not analyser.warm():
         raise RuntimeError("the analysis process could not load the models")

@@ -142,7 +142,7 @@ class ThreadPoolJobExecutor:
     def _warm_models(self, index: int) -> None:
         if self._analysers:
             # Each child loads its own models, in parallel with the others.
-            if self._analysers[index].wait_ready(should_stop=self._stopping.is_set):
+            if self._analysers[index].warm(should_stop=self._stopping.is_set):
                 if not self._models_ready.is_set():
                     logger.info("models loaded (analysis child %d)", index)
                 self._models_ready.set()

@@ -130,6 +130,11 @@ class ChildAnalyser:
                 self._load_error = None if self._ready else str(message[2])
         return True
 
+    def warm(self, *, should_stop: StopFn = _never) -> bool:
+        """Start the child and wait for its models, holding the job lock (any thread)."""
+        with self._lock:
+            return self.wait_ready(should_stop=should_stop)
+
     def analyse(
         self,
         media: Path,
