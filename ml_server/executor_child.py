@@ -158,6 +158,8 @@ class ChildAnalyser:
                     outcome.reason,
                 )
                 self._discard()
+                if should_cancel():  # cancelled or shutting down: no retry, no new child
+                    raise Cancelled(self._stage)
                 if not outcome.retry or attempt == CRASH_RETRIES:
                     self.start()  # the next job finds fresh models loading or loaded
                     raise StageError(self._stage, outcome.code, outcome.reason)
