@@ -168,7 +168,7 @@ def summary(errors: list[float]) -> dict[str, float]:
 def transcribe_clip(clip: TruthClip, model: Any) -> tuple[Audio, Transcript]:
     audio = Audio(clip.samples)
     regions = vad.detect_speech(audio)
-    settings = transcribe.TranscribeSettings(language="en")
+    settings = transcribe.TranscribeSettings(languages=("en",))
     return audio, transcribe.transcribe(audio, regions, settings, model)
 
 

@@ -138,12 +138,12 @@ def calibrate(models: Any, reference: dict[str, list[RefTurn]], clips: list[str]
     for clip in clips:
         audio = decode.decode(DATA / f"{clip}.wav", max_duration_s=600)
         regions = vad.detect_speech(audio)
-        transcript = transcribe.transcribe(
+        # As the pipeline does: detect the language, English to the English model.
+        transcript = transcribe.transcribe_speech(
             audio,
             regions,
             transcribe.TranscribeSettings(beam_size=models.beam_size, batch_size=models.batch_size),
-            models.asr,
-            models.batched_asr,
+            models.asr_models(),
         )
         speech = diarize.embed_speech(
             audio, regions, diarize.DiarizeSettings(), models.speaker_encoder
@@ -202,12 +202,12 @@ def hour(models: Any, clips: list[str]) -> dict[str, float]:
     for clip in clips:
         audio = decode.decode(DATA / f"{clip}.wav", max_duration_s=600)
         regions = vad.detect_speech(audio)
-        transcript = transcribe.transcribe(
+        # As the pipeline does: detect the language, English to the English model.
+        transcript = transcribe.transcribe_speech(
             audio,
             regions,
             transcribe.TranscribeSettings(beam_size=models.beam_size, batch_size=models.batch_size),
-            models.asr,
-            models.batched_asr,
+            models.asr_models(),
         )
         if transcript.words:
             parts.append((audio, regions, transcript.segments))

@@ -8,6 +8,9 @@ against those, because each child reads its own settings from the inherited envi
 What this module adds is the wiring: the backend learns the ML server's URL and its own callback
 URL, the ML server allows the backend's loopback host (downloads and callbacks go there), and
 both share one secret, generated once in the data dir unless one is set.
+
+A service that dies once both are up is restarted (and `ecg up` says so) while the other keeps
+serving; only a service that keeps dying (MAX_RESTARTS within RESTART_WINDOW_S) stops both.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
@@ -31,12 +34,22 @@ STARTUP_TIMEOUT_S = 300.0  # the ML server loads its models before it answers he
 STOP_GRACE_S = 20.0
 EXIT_CHILD_DIED = 1
 EXIT_STARTUP = 3
+# A crash loop is given up on: more than this many restarts of one service in the window.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 300.0
+RESTART_BACKOFF_MAX_S = 30.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Child:
     name: str
+    args: list[str]
+    env: dict[str, str]
     proc: subprocess.Popen[bytes]
+    health_url: str = ""
+    restarts: list[float] = field(default_factory=list)  # monotonic times of recent restarts
+    restart_at: float | None = None  # a restart is scheduled (backoff)
+    recovering: bool = False  # restarted, not yet healthy again
 
 
 def connect_host(host: str) -> str:
@@ -91,12 +104,55 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _start(name: str, args: list[str], env: dict[str, str]) -> Child:
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "ecg_cli.main", *args]
     # A session of their own: Ctrl-C reaches only `ecg up`, which then stops each child once,
     # instead of the terminal's SIGINT and our SIGTERM both landing (uvicorn force-quits on two).
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent)
-    return Child(name, proc)
+    return subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+
+
+def _start(name: str, args: list[str], env: dict[str, str], health_url: str = "") -> Child:
+    return Child(name, args, env, _spawn(args, env), health_url=health_url)
+
+
+def _supervise(child: Child, now: float) -> str | None:
+    """Restart `child` if it died (with backoff); the reason to give up, or None."""
+    if child.restart_at is not None:
+        if now >= child.restart_at:
+            child.restart_at = None
+            child.proc = _spawn(child.args, child.env)
+            child.recovering = True
+            _say(f"ecg up: {child.name} restarted (pid {child.proc.pid})")
+        return None
+    if child.recovering and child.health_url and _healthy(child.health_url, _ok):
+        child.recovering = False
+        _say(f"ecg up: {child.name} is healthy again")
+    code = child.proc.poll()
+    if code is None:
+        return None
+    child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW_S] + [now]
+    if len(child.restarts) > MAX_RESTARTS:
+        return (
+            f"{child.name} exited with code {code}, its {len(child.restarts)}th exit in "
+            f"{RESTART_WINDOW_S:.0f}s; giving up"
+        )
+    delay = min(RESTART_BACKOFF_MAX_S, 2.0 ** (len(child.restarts) - 1) - 1)
+    child.restart_at = now + delay
+    _say(
+        f"ecg up: {child.name} exited with code {code}; restarting it"
+        + (f" in {delay:.0f}s" if delay >= 1 else "")
+        + " (the other service keeps running)",
+        error=True,
+    )
+    return None
+
+
+def _say(line: str, *, error: bool = False) -> None:
+    print(line, file=sys.stderr if error else sys.stdout, flush=True)
+
+
+def _ok(resp: httpx.Response) -> bool:
+    return resp.status_code == 200
 
 
 def _healthy(url: str, accept: Callable[[httpx.Response], bool]) -> bool:
@@ -176,10 +232,20 @@ def run_up(
     children: list[Child] = []
     try:
         children.append(
-            _start("ml-server", ["ml-server", "--host", host, "--port", str(ml_port)], ml_env)
+            _start(
+                "ml-server",
+                ["ml-server", "--host", host, "--port", str(ml_port)],
+                ml_env,
+                f"{ml_url}/health",
+            )
         )
         children.append(
-            _start("backend", ["backend", "--host", host, "--port", str(backend_port)], backend_env)
+            _start(
+                "backend",
+                ["backend", "--host", host, "--port", str(backend_port)],
+                backend_env,
+                f"{backend_url}/api/upload-video/ml-server/health",
+            )
         )
         print(f"ecg up: starting ML server ({ml_url}) and backend ({backend_url})", flush=True)
         failure = _wait_healthy(
@@ -206,12 +272,9 @@ def run_up(
         print("\n".join(lines), flush=True)
         while not stopping:
             for child in children:
-                if child.proc.poll() is not None:
-                    print(
-                        f"ecg up: error: {child.name} exited with code {child.proc.returncode}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                give_up = _supervise(child, time.monotonic())
+                if give_up:
+                    _say(f"ecg up: error: {give_up}", error=True)
                     return EXIT_CHILD_DIED
             time.sleep(0.2)
         print(f"ecg up: {signal.Signals(stopping[0]).name} received, stopping", flush=True)

@@ -26,6 +26,11 @@ class ErrorCode(StrEnum):
     PROCESSING_ERROR = "PROCESSING_ERROR"
     CANCELLED = "CANCELLED"
     WORKER_LOST = "WORKER_LOST"
+    # The analysis process died on this media (native crash, killed) twice: never retried again.
+    MEDIA_CRASHED = "MEDIA_CRASHED"
+    # The analysis process passed its memory cap (ML_WORKER_MAX_RSS_MB) or its time bound.
+    MEMORY_LIMIT = "MEMORY_LIMIT"
+    ANALYSIS_TIMEOUT = "ANALYSIS_TIMEOUT"
 
     # Backend-side outcomes.
     DISPATCH_REJECTED = "DISPATCH_REJECTED"

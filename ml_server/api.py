@@ -13,7 +13,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from ecg_protocol import ErrorCode, ProcessRequest, SignatureError, verify_signature
+from ecg_protocol.bodyless import bodyless_signed_content
 from ecg_protocol.languages import WHISPER_LANGUAGES, LanguageError
+from ecg_protocol.signing import (
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WEBHOOK_SIGNATURE_HEADER,
+)
 from ml_server import metrics
 from ml_server.config import MLSettings
 from ml_server.executor import JobExecutor, QueueUnavailable, publish_stats
@@ -146,25 +153,83 @@ class _Refused(Exception):
         self.message = message
 
 
+class _BodyTooLarge(Exception):
+    """The body passed MAX_BODY_BYTES (declared or streamed); nothing more is read."""
+
+
+def _missing_signature(request: Request, settings: MLSettings) -> JSONResponse | None:
+    """A 401 for a request whose signature headers are absent, decided before any body is read."""
+    if not settings.ml_require_signature:
+        return None
+    headers = request.headers
+    standard = [h for h in (ID_HEADER, TIMESTAMP_HEADER, WEBHOOK_SIGNATURE_HEADER) if h in headers]
+    if settings.ml_webhook_strict and len(standard) < 3:
+        reason, message = "strict_mode", "the Standard Webhooks headers are required"
+    elif not standard and SIGNATURE_HEADER not in headers:
+        reason, message = "missing_signature", "the request is not signed"
+    else:
+        return None
+    logger.warning("refused %s %s: %s", request.method, request.url.path, reason)
+    return _error(401, "INVALID_SIGNATURE", message, reason=reason)
+
+
+def _bad_signature(request: Request, settings: MLSettings, signed: bytes) -> JSONResponse | None:
+    """A 401 unless `signed` verifies (strict: Standard Webhooks with the replay window)."""
+    if not settings.ml_require_signature:
+        return None
+    try:
+        verify_signature(
+            signed,
+            request.headers,
+            settings.signing_secret(),
+            tolerance_s=settings.webhook_tolerance_s,
+            strict=settings.ml_webhook_strict,
+        )
+    except SignatureError as exc:
+        logger.warning("refused %s %s: %s", request.method, request.url.path, exc.reason)
+        return _error(401, "INVALID_SIGNATURE", exc.message, reason=exc.reason)
+    return None
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    """The body, refused on its Content-Length or as soon as the stream passes `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise _BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _BodyTooLarge
+    return bytes(body)
+
+
+def _verify_bodyless(request: Request, settings: MLSettings, job_id: str) -> JSONResponse | None:
+    """`GET`/`DELETE /jobs/{id}` sign their method and path (ecg_protocol.bodyless)."""
+    refused = _missing_signature(request, settings)
+    if refused is not None:
+        return refused
+    # The decoded job id, as the client meant it (however the URL was escaped on the way).
+    signed = bodyless_signed_content(request.method, f"/jobs/{job_id}")
+    return _bad_signature(request, settings, signed)
+
+
 @router.post("/process", status_code=202, response_model=Accepted, responses=_REFUSALS)
 async def process(
     request: Request, settings: SettingsDep, store: StoreDep, executor: ExecutorDep
 ) -> Response:
     """Queue one analysis (signed by the backend); the same job id twice does the work once."""
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
+    # Unsigned and oversized requests are refused before their body is read (or while it streams).
+    refused = _missing_signature(request, settings)
+    if refused is not None:
+        return refused
+    try:
+        body = await _read_bounded(request, MAX_BODY_BYTES)
+    except _BodyTooLarge:
         return _error(413, "REQUEST_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
-    if settings.ml_require_signature:
-        try:
-            verify_signature(
-                body,
-                request.headers,
-                settings.signing_secret(),
-                tolerance_s=settings.webhook_tolerance_s,
-            )
-        except SignatureError as exc:
-            logger.warning("refused unsigned /process: %s", exc.reason)
-            return _error(401, "INVALID_SIGNATURE", exc.message, reason=exc.reason)
+    refused = _bad_signature(request, settings, body)
+    if refused is not None:
+        return refused
     try:
         job = ProcessRequest.model_validate(json.loads(body))
     except RecursionError:
@@ -254,18 +319,26 @@ def languages(settings: SettingsDep) -> Languages:
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobRecord)
-def get_job(job_id: str, store: StoreDep) -> JobRecord:
-    """State, stage, progress, and the result once completed (kept for the retention period)."""
+@router.get("/jobs/{job_id}", response_model=JobRecord, responses={401: {"model": Refused}})
+def get_job(job_id: str, request: Request, settings: SettingsDep, store: StoreDep) -> Response:
+    """State, stage, progress, and the result once completed (signed like `/process`)."""
+    refused = _verify_bodyless(request, settings, job_id)
+    if refused is not None:
+        return refused
     record = store.get(job_id)
     if record is None:
         raise HTTPException(status_code=404, detail=f"unknown job {job_id}")
-    return record
+    return Response(record.model_dump_json(by_alias=True), media_type="application/json")
 
 
-@router.delete("/jobs/{job_id}", status_code=202)
-def cancel_job(job_id: str, store: StoreDep) -> JSONResponse:
-    """Cancel: a queued job at once, a running one at its next stage boundary."""
+@router.delete("/jobs/{job_id}", status_code=202, responses={401: {"model": Refused}})
+def cancel_job(
+    job_id: str, request: Request, settings: SettingsDep, store: StoreDep
+) -> JSONResponse:
+    """Cancel (signed like `/process`): a queued job at once, a running one at its next stage."""
+    refused = _verify_bodyless(request, settings, job_id)
+    if refused is not None:
+        return refused
     if store.request_cancel(job_id):
         record = store.get(job_id)
         status = record.status.value if record else MLJobStatus.CANCELLED.value

@@ -310,7 +310,16 @@ def _process_name() -> str:
 
 
 def _load_models_once(**_: object) -> None:
-    """worker_process_init: load the models in this pool process before its first job."""
+    """worker_process_init: start this pool process's analysis child loading the models.
+
+    The wait runs on a thread: Celery kills a pool process that is not up within
+    `worker_proc_alive_timeout` (4 s), and loading takes longer on a busy machine. A job that
+    arrives first waits for the models inside the runner.
+    """
+    threading.Thread(target=_warm_then_heartbeat, daemon=True, name="warm-models").start()
+
+
+def _warm_then_heartbeat() -> None:
     from ml_server import celery_glue
 
     ctx = worker_context()
@@ -326,12 +335,14 @@ def _load_models_once(**_: object) -> None:
         "worker process %d: models loaded in %.1f s", os.getpid(), time.monotonic() - started
     )
     # Only now is this process ready: its heartbeat is what /health counts as a worker.
-    threading.Thread(
-        target=_heartbeat, args=(ctx.store, _process_name()), daemon=True, name="heartbeat"
-    ).start()
+    _heartbeat(ctx.store, _process_name())
 
 
 def _process_shutdown(**_: object) -> None:
+    from ml_server import celery_glue
+
+    if celery_glue._analyser is not None:
+        celery_glue._analyser.close(grace_s=2.0)
     if _context is not None and _context_pid == os.getpid():
         try:
             _context.store.worker_gone(_process_name())
@@ -341,8 +352,11 @@ def _process_shutdown(**_: object) -> None:
 
 def run_worker(concurrency: int = 1, hostname: str | None = None) -> int:
     """`ecg worker`: consume ML jobs with `concurrency` pool processes, one job at a time each."""
+    from ml_server.runner import remove_dead_temp_dirs
+
     settings = get_ml_settings()
     app = get_celery_app()
+    remove_dead_temp_dirs()  # downloads left by jobs of a worker that was killed
     signals.worker_process_init.connect(_load_models_once, weak=False)
     signals.worker_process_shutdown.connect(_process_shutdown, weak=False)
     name = hostname or f"ecg-worker-{os.getpid()}@{socket.gethostname()}"

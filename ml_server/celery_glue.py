@@ -1,17 +1,22 @@
 """Where the Celery task meets the runner: one job run, one failed-job report, model warm-up.
 
 Kept apart from `celery_app` so the task logic there stays free of the runner's imports (the
-API process enqueues without loading the ML stack).
+API process enqueues without loading the ML stack). Each pool process runs its analyses in its
+own analysis child (`executor_child`), which holds the models: a native crash on one upload
+costs that child and fails the job MEDIA_CRASHED after one retry, instead of killing the pool
+process and sending the message round the queue again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 from ecg_protocol import ErrorCode, ProcessRequest
 from ml_server.callbacks import CallbackSender, JobNotifier
 from ml_server.config import MLSettings
+from ml_server.executor_child import ChildAnalyser
 from ml_server.store import MLJobStatus
 from ml_server.store_redis import RedisJobStore
 
@@ -23,22 +28,13 @@ FailFn = Callable[[ProcessRequest, ErrorCode, str], None]
 
 def bind_runner(settings: MLSettings, store: RedisJobStore) -> tuple[ExecuteFn, FailFn]:
     """The two things a worker process does with a job, bound to its settings and store."""
-    from ml_server.models import Models, get_models
     from ml_server.runner import execute_job
 
     sender = CallbackSender(settings)
-
-    def models_provider() -> Models:
-        return get_models(settings)
+    analyser = process_analyser(settings)
 
     def execute(request: ProcessRequest) -> None:
-        execute_job(
-            request,
-            settings=settings,
-            store=store,
-            models_provider=models_provider,
-            sender=sender,
-        )
+        execute_job(request, settings=settings, store=store, analyser=analyser, sender=sender)
 
     def fail(request: ProcessRequest, code: ErrorCode, message: str) -> None:
         record = store.update(
@@ -59,8 +55,19 @@ def bind_runner(settings: MLSettings, store: RedisJobStore) -> tuple[ExecuteFn, 
     return execute, fail
 
 
-def warm_models(settings: MLSettings) -> None:
-    """Load the models now, in this worker process, before its first job."""
-    from ml_server.models import get_models
+_analyser: ChildAnalyser | None = None
 
-    get_models(settings)
+
+def process_analyser(settings: MLSettings) -> ChildAnalyser:
+    """This pool process's analysis child (one per process, started on first use)."""
+    global _analyser
+    if _analyser is None:
+        _analyser = ChildAnalyser(settings, name=f"ml-analysis-{os.getpid()}")
+    return _analyser
+
+
+def warm_models(settings: MLSettings) -> None:
+    """Start this pool process's analysis child and wait for its models, before the first job."""
+    analyser = process_analyser(settings)
+    if not analyser.warm():
+        raise RuntimeError("the analysis process could not load the models")

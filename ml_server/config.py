@@ -59,10 +59,11 @@ class MLSettings(BaseSettings):
     ml_result_retention_s: int = 24 * 3600
     # Celery mode (docs/scale-out.md). Time limits and the Redis visibility timeout are sized
     # from ML_MAX_MEDIA_DURATION_S × ML_TASK_REALTIME_FACTOR (+ download time); a job delivered
-    # ML_MAX_ATTEMPTS times without finishing (its worker died each time) fails WORKER_LOST.
+    # ML_MAX_ATTEMPTS times without finishing (its worker died each time) fails WORKER_LOST:
+    # 2 = one retry at most, so a poison job never becomes a crash loop.
     ml_celery_queue: str = "ecg-ml"
     ml_redis_prefix: str = "ecg:ml:"
-    ml_max_attempts: int = Field(default=3, ge=1, le=20)
+    ml_max_attempts: int = Field(default=2, ge=1, le=20)
     # Sized for bundled:base with the capped fallback: on audio it cannot read (reversed speech)
     # transcription took 0.54 x real time on 2 shared cores, 2.29 x with faster-whisper's
     # default fallback (docs/benchmarks.md "Languages"); 3.0 leaves room for slower CPUs.
@@ -85,9 +86,21 @@ class MLSettings(BaseSettings):
     ml_callback_backoff_max_s: float = 60.0
     ml_callback_timeout_s: float = 30.0
 
-    # Verification of the backend's signed `POST /process`.
+    # Crash isolation (docs/ml-server.md): each worker analyses in a child process holding the
+    # models; one whose RSS passes this cap is killed and its job fails MEMORY_LIMIT (0 = no
+    # cap). 3072 MB is 1.8× the measured 3-hour speech peak with the bundled model (1711 MB,
+    # docs/benchmarks.md), so only runaway memory reaches it.
+    ml_worker_max_rss_mb: int = Field(default=3072, ge=0)
+    # Seconds added to media duration × ML_TASK_REALTIME_FACTOR before an analysis counts as hung.
+    ml_analysis_overhead_s: float = Field(default=300.0, gt=0)
+
+    # Verification of the backend's signed `POST /process`, `GET` and `DELETE /jobs/{id}`.
     ml_require_signature: bool = True
     webhook_tolerance_s: int = 300
+    # Strict: the Standard Webhooks headers (id, timestamp, signature) with the replay window are
+    # required. False also accepts the guide's `X-Signature-256` alone, which has no replay
+    # protection (a captured request can be sent again): only for a guide-era backend.
+    ml_webhook_strict: bool = True
 
     @field_validator("ml_languages")
     @classmethod

@@ -6,6 +6,10 @@ from the settings (a Celery branch is added when `ML_BROKER_URL` is set).
 Worker threads are daemon threads fed from a queue, not a `ThreadPoolExecutor`: at shutdown a
 running job stops at its next stage boundary, and a job stuck inside a long stage cannot hold
 the process open (the backend reconciles and re-dispatches an abandoned job).
+
+Each worker thread owns one analysis child process (`executor_child.ChildAnalyser`) that holds
+the models and runs decode and analysis: this process (the API) never loads them, and a native
+crash, a hang or runaway memory on one upload costs that child, never the API.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ml_server.config import MLSettings
 from ml_server.store import JobStore
 
 if TYPE_CHECKING:
+    from ml_server.executor_child import ChildAnalyser
     from ml_server.runner import ModelsProvider
 
 logger = logging.getLogger(__name__)
@@ -65,7 +70,10 @@ class JobExecutor(Protocol):
 
 
 class ThreadPoolJobExecutor:
-    """`ML_WORKERS` threads in this process; models are loaded (warmed) once at start."""
+    """`ML_WORKERS` threads, each with its analysis child; the children load models at start.
+
+    With a `models_provider` (tests, embedding) the analysis runs in this process instead.
+    """
 
     def __init__(
         self,
@@ -88,8 +96,15 @@ class ThreadPoolJobExecutor:
         self._running = 0
         self._workers = settings.ml_workers
         self._warm = warm
+        self._analysers: list[ChildAnalyser] = []
+        if models_provider is None:
+            from ml_server.executor_child import ChildAnalyser
+
+            self._analysers = [
+                ChildAnalyser(settings, name=f"ml-analysis-{i}") for i in range(self._workers)
+            ]
         self._threads = [
-            threading.Thread(target=self._loop, name=f"ml-worker-{i}", daemon=True)
+            threading.Thread(target=self._loop, args=(i,), name=f"ml-worker-{i}", daemon=True)
             for i in range(self._workers)
         ]
         for thread in self._threads:
@@ -116,10 +131,25 @@ class ThreadPoolJobExecutor:
             self._queue.put(None)
         for thread in self._threads:
             thread.join(timeout=grace_s / max(1, len(self._threads)))
+        for analyser in self._analysers:
+            analyser.close(grace_s=2.0)
         self._sender.close()
 
-    def _warm_models(self) -> None:
-        # The first worker loads; the others wait on the lock and find the models cached.
+    def analysis_pids(self) -> list[int]:
+        """The live analysis children's pids (for logs and the isolation tests)."""
+        return [pid for a in self._analysers if (pid := a.pid) is not None]
+
+    def _warm_models(self, index: int) -> None:
+        if self._analysers:
+            # Each child loads its own models, in parallel with the others.
+            if self._analysers[index].warm(should_stop=self._stopping.is_set):
+                if not self._models_ready.is_set():
+                    logger.info("models loaded (analysis child %d)", index)
+                self._models_ready.set()
+            else:
+                logger.error("analysis child %d could not load the models", index)
+            return
+        # In-process: the first worker loads; the others wait on the lock and find them cached.
         with self._warm_lock:
             if self._models_ready.is_set():
                 return
@@ -137,12 +167,13 @@ class ThreadPoolJobExecutor:
             self._models_ready.set()
             logger.info("models loaded")
 
-    def _loop(self) -> None:
+    def _loop(self, index: int) -> None:
         # Imported here so an API process that only enqueues (Celery mode) never loads the ML stack.
         from ml_server.runner import execute_job
 
+        analyser = self._analysers[index] if self._analysers else None
         if self._warm:
-            self._warm_models()
+            self._warm_models(index)
         while True:
             request = self._queue.get()
             if request is None or self._stopping.is_set():
@@ -156,6 +187,7 @@ class ThreadPoolJobExecutor:
                     store=self._store,
                     sender=self._sender,
                     models_provider=self._models_provider,
+                    analyser=analyser,
                     should_stop=self._stopping.is_set,
                 )
             except Exception:

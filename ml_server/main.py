@@ -15,6 +15,7 @@ from ecg_protocol.serving import run_server
 from ml_server.api import router
 from ml_server.config import MLSettings
 from ml_server.executor import JobExecutor, make_executor, make_store
+from ml_server.runner import remove_dead_temp_dirs
 from ml_server.store import JobStore
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # `is None`, not `or`: an empty store is falsy (it has a length).
+        # A crash or kill -9 of an earlier run left its jobs' downloads behind.
+        await asyncio.to_thread(remove_dead_temp_dirs)
         job_store = store if store is not None else make_store(settings)  # Redis in Celery mode
         # Building the executor starts the workers, which warm the models in their own thread,
         # so /health answers at once and reports models_loaded when they are ready.

@@ -1,25 +1,33 @@
-"""One job from start to final callback: download → run_pipeline → callbacks.
+"""One job from start to final callback: download → analysis → callbacks.
 
 `execute_job` is synchronous and owns no event loop, so a thread-pool worker and a Celery task
 call it the same way. Every failure ends as exactly one `failed` callback with a specific code;
 the temporary directory is removed before the final callback is sent, whatever happened.
+
+The analysis (decode and every stage after it) goes through an `Analyser`: the executors pass a
+`ChildAnalyser` (a child process holding the models, `executor_child`), so a native crash on one
+upload never takes this process down; without one it runs in this process (tests, embedding).
+Each job's temp folder is named after this process's pid, so a later start can tell the folders
+of dead processes from live ones (`remove_dead_temp_dirs`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 from ecg_protocol import AnalysisResult, ErrorCode, ProcessRequest, Stage
 from ml_server import metrics
 from ml_server.callbacks import CallbackSender, JobNotifier
 from ml_server.config import MLSettings
-from ml_server.models import Models, get_models
 from ml_server.net import UrlGuard
 from ml_server.pipeline import PipelineOptions, run_pipeline
 from ml_server.pipeline.data import DecodingHints
@@ -27,11 +35,85 @@ from ml_server.pipeline.download import DownloadOptions, download, media_suffix
 from ml_server.pipeline.errors import Cancelled, StageError
 from ml_server.store import JobStore, MLJobStatus
 
+if TYPE_CHECKING:
+    from ml_server.models import Models
+
 logger = logging.getLogger(__name__)
 
 # Zero-argument: each caller binds its own settings (thread pool, Celery worker).
-ModelsProvider = Callable[[], Models]
+ModelsProvider = Callable[[], "Models"]
 DOWNLOAD_SHARE = 10  # download reports 0–10; the pipeline 10–99; completed is 100
+TEMP_PREFIX = "ecg-ml-"
+
+
+class Analyser(Protocol):
+    """Runs decode and every stage after it on a local file (in a child process, or here)."""
+
+    def analyse(
+        self,
+        media: Path,
+        *,
+        options: PipelineOptions,
+        job_id: str,
+        progress: Callable[[Stage, int], None],
+        should_cancel: Callable[[], bool],
+    ) -> AnalysisResult:
+        """Raise StageError (with a code) or Cancelled; never anything else for a job failure."""
+        ...
+
+
+class InProcessAnalyser:
+    """`run_pipeline` in this process, with the models from `models_provider`."""
+
+    def __init__(self, models_provider: ModelsProvider) -> None:
+        self._models_provider = models_provider
+
+    def analyse(
+        self,
+        media: Path,
+        *,
+        options: PipelineOptions,
+        job_id: str,
+        progress: Callable[[Stage, int], None],
+        should_cancel: Callable[[], bool],
+    ) -> AnalysisResult:
+        return run_pipeline(
+            media,
+            options=options,
+            models=_load_models(self._models_provider),
+            progress=progress,
+            should_cancel=should_cancel,
+            job_id=job_id,
+        )
+
+
+def remove_dead_temp_dirs(root: Path | None = None) -> int:
+    """Remove job temp folders whose process is gone (a crash or kill -9 left them); count them."""
+    base = Path(root or tempfile.gettempdir())
+    removed = 0
+    for folder in base.glob(f"{TEMP_PREFIX}*"):
+        pid_part = folder.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        # Folders without a pid come from releases before the pid was in the name.
+        if pid_part.isdigit() and _process_alive(int(pid_part)):
+            continue
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    if removed:
+        logger.info("removed %d temp folders of dead jobs in %s", removed, base)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,24 +150,31 @@ def execute_job(
     store: JobStore,
     sender: CallbackSender,
     models_provider: ModelsProvider | None = None,
+    analyser: Analyser | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> None:
     """Run one job to its final callback. Never raises for a job failure.
 
-    `models_provider` defaults to `get_models(settings)` (cached per process); `should_stop`
-    turning true means the process is shutting down: the job stops at its next stage boundary
-    without a final callback.
+    `analyser` runs the analysis (the executors pass a child-process one); without it the
+    pipeline runs here on `models_provider`'s models (default `get_models(settings)`, cached
+    per process). `should_stop` turning true means the process is shutting down: the job stops
+    at its next stage boundary without a final callback.
     """
     job_id = request.job_id
-    if models_provider is None:
+    if analyser is None:
+        if models_provider is None:
 
-        def models_provider() -> Models:
-            return get_models(settings)
+            def models_provider() -> Models:
+                from ml_server.models import get_models
+
+                return get_models(settings)
+
+        analyser = InProcessAnalyser(models_provider)
 
     notifier = JobNotifier(sender, job_id=job_id, fastapi_base_url=request.fastapi_base_url)
     started = time.monotonic()
     try:
-        outcome = _work(request, settings, store, notifier, models_provider, should_stop)
+        outcome = _work(request, settings, store, notifier, analyser, should_stop)
     except Abandoned:
         notifier.close()
         logger.warning("job abandoned at shutdown job_id=%s", job_id)
@@ -131,7 +220,7 @@ def _work(
     settings: MLSettings,
     store: JobStore,
     notifier: JobNotifier,
-    models_provider: ModelsProvider,
+    analyser: Analyser,
     should_stop: Callable[[], bool] | None,
 ) -> AnalysisResult | Failure:
     """Download and analyse; every failure comes back as a `Failure`, never raised."""
@@ -151,7 +240,8 @@ def _work(
         if store.is_cancelled(job_id):
             raise Cancelled(Stage.QUEUED)
         report(Stage.DOWNLOAD, 0)
-        with tempfile.TemporaryDirectory(prefix="ecg-ml-", ignore_cleanup_errors=True) as tmp:
+        prefix = f"{TEMP_PREFIX}{os.getpid()}-"
+        with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as tmp:
             media = Path(tmp) / f"media{media_suffix(request.video_url)}"
             t0 = time.monotonic()
             size = download(
@@ -168,8 +258,7 @@ def _work(
             report(Stage.DOWNLOAD, DOWNLOAD_SHARE)
             if should_cancel():
                 raise Cancelled(Stage.DECODE)
-            models = _load_models(models_provider)
-            result = run_pipeline(
+            result = analyser.analyse(
                 media,
                 options=PipelineOptions(
                     language=request.language,
@@ -183,7 +272,6 @@ def _work(
                         temperature=request.options.temperature,
                     ),
                 ),
-                models=models,
                 progress=lambda stage, pct: report(stage, max(DOWNLOAD_SHARE, min(99, pct))),
                 should_cancel=should_cancel,
                 job_id=job_id,

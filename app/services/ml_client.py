@@ -17,6 +17,7 @@ from uuid import UUID
 import httpx
 
 from ecg_protocol import ErrorCode, ProcessRequest, sign_headers
+from ecg_protocol.bodyless import bodyless_signed_content
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,9 @@ class MLClient:
         return self._base
 
     async def _send(self, method: str, path: str, *, body: bytes, msg_id: str) -> httpx.Response:
-        headers = sign_headers(body, self._secret, msg_id=msg_id)
+        # A body-less request signs its method and path, so it cannot be replayed on another job.
+        signed = body or bodyless_signed_content(method, path)
+        headers = sign_headers(signed, self._secret, msg_id=msg_id)
         if body:
             headers["Content-Type"] = "application/json"
         url = f"{self._base}{path}"
@@ -207,6 +210,11 @@ class MLClient:
                 ErrorCode.ML_SERVER_ERROR, "GET /jobs answered a non-object", retryable=True
             )
         return parse_job_state(doc)
+
+
+def cancel_headers(job_id: str, secret: str) -> dict[str, str]:
+    """Signature headers for `DELETE /jobs/{job_id}` on the ML server."""
+    return sign_headers(bodyless_signed_content("DELETE", f"/jobs/{job_id}"), secret)
 
 
 def parse_job_state(doc: dict[str, Any]) -> MLJobState:

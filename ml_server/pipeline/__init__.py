@@ -88,12 +88,12 @@ def run_pipeline(
     from ml_server.pipeline import (
         align,
         assemble,
+        bounded,
         decode,
         diarize,
         emotion,
         prosody,
         transcribe,
-        vad,
     )
 
     timings: dict[str, float] = {}
@@ -129,7 +129,7 @@ def run_pipeline(
     with stage(Stage.DECODE):
         audio = decode.decode(media_path, max_duration_s=models.max_media_duration_s)
     with stage(Stage.VAD):
-        regions = vad.detect_speech(audio)
+        regions = bounded.detect_speech(audio)  # in windows: memory bounded on long media
     diarize_opts = diarize.DiarizeSettings(
         min_speakers=options.min_speakers, max_speakers=options.max_speakers
     )
@@ -156,7 +156,7 @@ def run_pipeline(
                 report(Stage.TRANSCRIBE, STAGE_PROGRESS[Stage.TRANSCRIBE] + int(span * fraction))
 
             try:
-                transcript = transcribe.transcribe_speech(
+                transcript = bounded.transcribe(  # in groups of regions, memory bounded
                     audio,
                     regions,
                     transcribe.TranscribeSettings(

@@ -24,6 +24,19 @@ class Audio:
         return float(self.samples.shape[0]) / self.sample_rate
 
 
+def mean_square(samples: FloatArray, block: int = 1 << 20) -> float:
+    """Mean of the squared samples, in float64 one block at a time (no full-length copy)."""
+    if samples.size == 0:
+        return 0.0
+    total = sum(
+        float(np.dot(part, part))
+        for part in (
+            samples[i : i + block].astype(np.float64) for i in range(0, samples.size, block)
+        )
+    )
+    return total / samples.size
+
+
 @dataclass(frozen=True, slots=True)
 class DecodingHints:
     """A request's decoding hints, as OpenAI's and faster-whisper's APIs name them."""

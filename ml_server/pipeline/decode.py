@@ -1,4 +1,11 @@
-"""Decode stage: any container/codec (PyAV's FFmpeg) → 16 kHz mono float32."""
+"""Decode stage: any container/codec and channel layout (PyAV's FFmpeg) → 16 kHz mono float32.
+
+Frames are resampled to *packed* float (`flt`) at 16 kHz with their own layout and downmixed
+here with numpy: PyAV's `to_ndarray` crashes the process on planar frames with 8 or more
+channels (7.1 and beyond), while a packed frame is one plane whatever its channel count. The
+samples go straight into one preallocated buffer, so decoding holds the audio once (4 bytes per
+sample, 64 KB per second), not a list of chunks plus their concatenation.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,62 @@ import av
 import numpy as np
 
 from ecg_protocol import ErrorCode, Stage
-from ml_server.pipeline.data import SAMPLE_RATE, Audio
+from ml_server.pipeline.data import SAMPLE_RATE, Audio, FloatArray
 from ml_server.pipeline.errors import StageError
 
 logger = logging.getLogger(__name__)
+
+# ITU-R BS.775 fold-down (the stereo downmix every decoder applies: centre and surrounds at
+# -3 dB into each side, LFE dropped), averaged to mono. The weights are then normalised to sum
+# to 1, so a signal present in every channel keeps its level (mono, stereo and 7.1 uploads of
+# the same sound report the same volume_db) and the mix can never clip.
+_FRONT = 0.5
+_CENTRE = 0.7071
+_OTHER = 0.3536  # surrounds, backs, sides, heights, wides: -3 dB into one side, halved
+_WEIGHTS = {"FL": _FRONT, "FR": _FRONT, "FC": _CENTRE, "LFE": 0.0, "LFE2": 0.0}
+
+
+def downmix_weights(channel_names: list[str]) -> FloatArray:
+    """Mono weights for a layout's channels (FFmpeg names); unnamed channels weigh the same."""
+    if all(name in ("", "NONE") for name in channel_names):
+        weights = np.ones(len(channel_names), dtype=np.float32)
+    else:
+        weights = np.array([_WEIGHTS.get(n, _OTHER) for n in channel_names], dtype=np.float32)
+    if not weights.any():  # only LFE channels: still the only sound there is
+        weights = np.ones(len(channel_names), dtype=np.float32)
+    normalised: FloatArray = weights / weights.sum()
+    return normalised
+
+
+class _Buffer:
+    """A growing float32 buffer that never holds the audio twice.
+
+    Growing and the final trim use `ndarray.resize`, which is `realloc`: for a buffer this size
+    glibc moves pages with `mremap` instead of copying, so a container whose declared duration
+    was short costs no second copy.
+    """
+
+    def __init__(self, expected: int, limit: int) -> None:
+        self._limit = limit
+        self.samples: FloatArray = np.zeros(max(expected, SAMPLE_RATE), dtype=np.float32)
+        self.size = 0
+
+    def append(self, chunk: FloatArray) -> bool:
+        """Add `chunk`; False once the total passes the limit (nothing more is kept)."""
+        end = self.size + chunk.shape[0]
+        if end > self._limit:
+            return False
+        if end > self.samples.shape[0]:
+            grown = min(max(end, self.samples.shape[0] * 5 // 4), self._limit)
+            self.samples.resize(grown, refcheck=False)
+        self.samples[self.size : end] = chunk
+        self.size = end
+        return True
+
+    def take(self) -> FloatArray:
+        """The decoded samples, the unused tail given back."""
+        self.samples.resize(self.size, refcheck=False)
+        return self.samples
 
 
 def decode(media_path: Path, *, max_duration_s: float) -> Audio:
@@ -25,39 +84,78 @@ def decode(media_path: Path, *, max_duration_s: float) -> Audio:
         if not container.streams.audio:
             raise StageError(Stage.DECODE, ErrorCode.NO_AUDIO_TRACK, "the media has no audio")
         stream = container.streams.audio[0]
-        if container.duration is not None and container.duration / 1e6 > max_duration_s:
-            raise _too_long(container.duration / 1e6, max_duration_s)
+        declared_s = container.duration / 1e6 if container.duration is not None else None
+        if declared_s is not None and declared_s > max_duration_s:
+            raise _too_long(declared_s, max_duration_s)
         max_samples = int(max_duration_s * SAMPLE_RATE)
-        # Keep the channels and average them: FFmpeg's own downmix adds +3 dB for identical
-        # channels, which would skew volume_db between mono and stereo uploads.
-        resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
-        chunks: list[np.ndarray] = []
-        total = 0
+        # A container's duration is usually right; the buffer grows when it is not.
+        expected = int((declared_s or 60.0) * SAMPLE_RATE * 1.01) + SAMPLE_RATE
+        buffer = _Buffer(min(expected, max_samples), max_samples)
+        mixer = _Mixer()
         try:
             for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().mean(axis=0, dtype=np.float32)
-                    chunks.append(chunk)
-                    total += chunk.shape[0]
-                if total > max_samples:
-                    raise _too_long(total / SAMPLE_RATE, max_duration_s)
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().mean(axis=0, dtype=np.float32))
+                for chunk in mixer.mix(frame):
+                    if not buffer.append(chunk):
+                        raise _too_long(None, max_duration_s)
+            for chunk in mixer.flush():
+                if not buffer.append(chunk):
+                    raise _too_long(None, max_duration_s)
         except av.error.FFmpegError as exc:
-            if not chunks:
+            if buffer.size == 0:
                 raise StageError(
                     Stage.DECODE, ErrorCode.UNSUPPORTED_MEDIA, f"cannot decode audio: {exc}"
                 ) from exc
             # A damaged tail is common in uploads; keep what decoded.
-            logger.warning("decode stopped early after %d samples: %s", total, exc)
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    samples = np.clip(samples.astype(np.float32, copy=False), -1.0, 1.0)
+            logger.warning("decode stopped early after %d samples: %s", buffer.size, exc)
+    samples = buffer.take()
+    np.clip(samples, -1.0, 1.0, out=samples)
     return Audio(samples=samples, sample_rate=SAMPLE_RATE)
 
 
-def _too_long(duration_s: float, limit_s: float) -> StageError:
+class _Mixer:
+    """Resamples frames to packed float at 16 kHz and downmixes them to mono.
+
+    A new resampler is made when the stream's format, layout or rate changes mid-stream
+    (spliced uploads do this); the old one is flushed first so no samples are lost.
+    """
+
+    def __init__(self) -> None:
+        self._resampler: av.AudioResampler | None = None
+        self._key: tuple[str, str, int] | None = None
+        self._weights: FloatArray = np.ones(1, dtype=np.float32)
+
+    def mix(self, frame: av.AudioFrame) -> list[FloatArray]:
+        key = (frame.format.name, frame.layout.name, frame.sample_rate)
+        out: list[FloatArray] = []
+        if key != self._key:
+            out.extend(self.flush())
+            names = [channel.name for channel in frame.layout.channels]
+            self._weights = downmix_weights(names)
+            self._resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=SAMPLE_RATE)
+            self._key = key
+        assert self._resampler is not None
+        out.extend(self._downmix(piece) for piece in self._resampler.resample(frame))
+        return out
+
+    def flush(self) -> list[FloatArray]:
+        if self._resampler is None:
+            return []
+        pieces = [self._downmix(piece) for piece in self._resampler.resample(None)]
+        self._resampler = None
+        self._key = None
+        return pieces
+
+    def _downmix(self, frame: av.AudioFrame) -> FloatArray:
+        # Packed: one plane of interleaved samples, shape (1, samples × channels).
+        interleaved = frame.to_ndarray().reshape(-1, self._weights.shape[0])
+        mono: FloatArray = np.asarray(interleaved @ self._weights, dtype=np.float32)
+        return mono
+
+
+def _too_long(duration_s: float | None, limit_s: float) -> StageError:
+    lasts = "longer" if duration_s is None else f"{duration_s:.0f} s"
     return StageError(
         Stage.DECODE,
         ErrorCode.FILE_TOO_LARGE,
-        f"media lasts {duration_s:.0f} s, over the {limit_s:.0f} s limit",
+        f"media lasts {lasts}, over the {limit_s:.0f} s limit",
     )

@@ -36,6 +36,7 @@ from ml_server.pipeline.data import (
     Diarization,
     SpeakerTurn,
     SpeechRegion,
+    mean_square,
 )
 from ml_server.pipeline.errors import Cancelled
 from ml_server.pipeline.resegment import resegment
@@ -128,20 +129,22 @@ def embed_windows(
     if not windows:
         return np.zeros((0, 256), dtype=np.float32)
     samples = audio.samples
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
+    rms = float(np.sqrt(mean_square(samples)))  # blockwise: no float64 copy of hours of audio
     # resemblyzer normalises loudness before embedding; one gain for the whole signal keeps
     # windows comparable with each other.
     gain = np.float32(10 ** (_TARGET_DBFS / 20) / rms if rms > 1e-6 else 1.0)
     span = partials_n_frames * _HOP
     starts = np.array([round(w.start * audio.sample_rate) for w in windows])
-    need = int(starts.max()) + span
-    padded = np.pad(samples, (0, max(0, need - samples.shape[0])))
+    # Past the end reads as silence; indices are clipped instead of padding (copying) the audio.
+    last = samples.shape[0] - 1
     out: list[np.ndarray] = []
     with torch.inference_mode():
         for i in range(0, len(windows), batch_size):
             if should_stop is not None and should_stop():
                 raise Cancelled(Stage.DIARIZE)
-            chunk = padded[starts[i : i + batch_size, None] + np.arange(span)[None, :]] * gain
+            idx = starts[i : i + batch_size, None] + np.arange(span)[None, :]
+            chunk = np.where(idx <= last, samples[np.minimum(idx, last)], 0.0).astype(np.float32)
+            chunk *= gain
             mel = librosa.feature.melspectrogram(
                 y=chunk, sr=audio.sample_rate, n_fft=_N_FFT, hop_length=_HOP, n_mels=mel_n_channels
             )  # (b, 40, frames)

@@ -73,13 +73,14 @@ def track_pitch(
     nfft = 1 << int(np.ceil(np.log2(length)))
     taus = np.arange(tau_max + 1)
     offsets = np.arange(length)
-    # Window energies for every lag come from one running sum over the whole signal.
-    energy = np.concatenate([[0.0], np.cumsum(np.square(x, dtype=np.float64))])
     for b in range(0, frame_idx.size, o.block_frames):
         starts = frame_idx[b : b + o.block_frames] * hop
         fr = x[starts[:, None] + offsets[None, :]]
-        lagged = energy[starts[:, None] + taus[None, :]]
-        e_tau = energy[starts[:, None] + taus[None, :] + w] - lagged
+        # Window energies for every lag from a running sum over each frame: memory per block,
+        # not per signal (a running sum over hours of audio is gigabytes of float64).
+        energy = np.zeros((fr.shape[0], length + 1))
+        np.cumsum(np.square(fr, dtype=np.float64), axis=1, out=energy[:, 1:])
+        e_tau = energy[:, taus + w] - energy[:, taus]
         f0[frame_idx[b : b + o.block_frames]] = _yin_frames(fr, e_tau, w, tau_min, nfft, sr, o)
     return PitchTrack(times=times, f0=f0)
 

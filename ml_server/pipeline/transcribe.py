@@ -141,14 +141,11 @@ def _token_budget(speech_s: float) -> int | None:
     return budget if budget < _MAX_NEW_TOKENS else None
 
 
-def transcribe_speech(
-    audio: Audio,
-    regions: list[SpeechRegion],
-    opts: TranscribeSettings,
-    asr: AsrModels,
-    on_progress: Callable[[float], None] | None = None,
-) -> Transcript:
-    """Choose the language (asked or detected), route English to the English model, transcribe."""
+def choose_language(
+    audio: Audio, regions: list[SpeechRegion], opts: TranscribeSettings, asr: AsrModels
+) -> tuple[str, float] | None:
+    """(language, probability): the asked one, or detected over `regions`; None when there is
+    nothing to detect in (no speech, several languages allowed)."""
     multilingual = bool(asr.main.model.is_multilingual)
     if not multilingual and any(code != "en" for code in opts.languages or ("en",)):
         raise StageError(
@@ -157,14 +154,27 @@ def transcribe_speech(
             "the loaded ASR model is English-only",
         )
     language = opts.language or (None if multilingual else "en")
-    probability = 1.0
-    if language is None:
-        if not regions:
-            return Transcript(language=UNDETERMINED, language_probability=0.0, segments=())
-        speech, _ = _speech(audio, regions)
-        language, probability = detect_language(
-            speech, asr.main, opts.languages, opts.detection_windows
-        )
+    if language is not None:
+        return language, 1.0
+    if not regions:
+        return None
+    speech, _ = _speech(audio, regions)
+    return detect_language(speech, asr.main, opts.languages, opts.detection_windows)
+
+
+def transcribe_speech(
+    audio: Audio,
+    regions: list[SpeechRegion],
+    opts: TranscribeSettings,
+    asr: AsrModels,
+    on_progress: Callable[[float], None] | None = None,
+) -> Transcript:
+    """Choose the language (asked or detected), route English to the English model, transcribe."""
+    chosen = choose_language(audio, regions, opts, asr)
+    if chosen is None:
+        return Transcript(language=UNDETERMINED, language_probability=0.0, segments=())
+    language, probability = chosen
+    multilingual = bool(asr.main.model.is_multilingual)
     translate = opts.hints.task == "translate" and language != "en"
     if translate and not multilingual:
         raise StageError(

@@ -24,6 +24,7 @@ import redis
 from ecg_protocol import sign_headers
 from ml_server.executor_celery import PUBLISH_TIMEOUT_S
 from tests.celery.conftest import REDIS_URL
+from tests.support.ml_requests import cancel_job, get_job
 from tests.support.procs import ManagedProcess, ecg_command, free_port
 
 SECRET = "broker-down-secret"
@@ -97,7 +98,7 @@ class Server:
         return httpx.post(f"{self.base}/process", content=body, headers=headers, timeout=30)
 
     def job(self, job_id: str) -> httpx.Response:
-        return httpx.get(f"{self.base}/jobs/{job_id}", timeout=10)
+        return get_job(self.base, job_id, SECRET)
 
 
 def _closed_port_url(scheme: str) -> str:
@@ -143,7 +144,7 @@ def test_broker_down_is_503_with_no_job_left(
             assert not list(redis_client.scan_iter(match=f"{prefix}job:*"))
         # Nothing else answers 500 either.
         assert srv.job("not-a-job").status_code == 404
-        assert httpx.delete(f"{srv.base}/jobs/{job_id}", timeout=10).status_code == 404
+        assert cancel_job(srv.base, job_id, SECRET).status_code == 404
         assert httpx.get(f"{srv.base}/health", timeout=10).status_code == 200
         assert httpx.get(f"{srv.base}/metrics", timeout=10).status_code == 200
         assert "Traceback" not in srv.proc.log_text()
@@ -184,7 +185,7 @@ def test_job_store_down_is_503_not_500(tmp_path: Path, prefix: str) -> None:
     broker = f"redis://127.0.0.1:{free_port()}/0"
     with Server(tmp_path, broker=broker, store=store, prefix=prefix) as srv:
         job_id = str(uuid.uuid4())
-        for r in (srv.process(job_id), srv.job(job_id), httpx.delete(f"{srv.base}/jobs/{job_id}")):
+        for r in (srv.process(job_id), srv.job(job_id), cancel_job(srv.base, job_id, SECRET)):
             assert r.status_code == 503, r.text
             assert r.json()["error_code"] == "STORE_UNAVAILABLE"
             assert int(r.headers["Retry-After"]) > 0

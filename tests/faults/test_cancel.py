@@ -3,9 +3,8 @@ runs: state and cancellation travel through the shared Redis store."""
 
 from __future__ import annotations
 
-import httpx
-
-from tests.faults.stack import Stack
+from tests.faults.stack import SECRET, Stack
+from tests.support.ml_requests import cancel_job, get_job
 
 
 def test_status_and_cancel_across_processes(stack: Stack) -> None:
@@ -15,16 +14,16 @@ def test_status_and_cancel_across_processes(stack: Stack) -> None:
     job_id = stack.submit()
     stack.wait_ml(job_id, lambda r: r["status"] == "processing", "the worker to start the job")
 
-    seen = httpx.get(f"{stack.ml_url}/jobs/{job_id}", timeout=10)
+    seen = get_job(stack.ml_url, job_id, SECRET)
     assert seen.status_code == 200 and seen.json()["status"] == "processing"
 
-    cancel = httpx.delete(f"{stack.ml_url}/jobs/{job_id}", timeout=10)
+    cancel = cancel_job(stack.ml_url, job_id, SECRET)
     assert cancel.status_code == 202, cancel.text
 
     final = stack.wait_final(job_id, timeout_s=60)
     assert final["status"] == "failed" and final["error_code"] == "CANCELLED", final
-    after = httpx.get(f"{stack.ml_url}/jobs/{job_id}", timeout=10).json()
+    after = get_job(stack.ml_url, job_id, SECRET).json()
     assert after["status"] == "cancelled" and after["cancel_requested"] is True
     assert stack.completions(job_id) == 0
     # A cancelled job cannot be cancelled again.
-    assert httpx.delete(f"{stack.ml_url}/jobs/{job_id}", timeout=10).status_code == 409
+    assert cancel_job(stack.ml_url, job_id, SECRET).status_code == 409

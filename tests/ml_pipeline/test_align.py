@@ -41,8 +41,10 @@ def _start_errors(clip: TruthClip, words: list[AsrWord]) -> np.ndarray:
 
 def _transcribe(clip: TruthClip, models: Models) -> tuple[Audio, Transcript]:
     audio = Audio(clip.samples)
-    settings = transcribe.TranscribeSettings(language="en")
-    return audio, transcribe.transcribe(audio, vad.detect_speech(audio), settings, models.asr)
+    settings = transcribe.TranscribeSettings(languages=("en",))
+    # English goes to the English model in the pipeline (the one the stage was tuned with).
+    model = models.asr_english or models.asr
+    return audio, transcribe.transcribe(audio, vad.detect_speech(audio), settings, model)
 
 
 def _clip(kind: str) -> TruthClip:

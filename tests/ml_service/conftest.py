@@ -15,6 +15,7 @@ import pytest
 
 from ecg_protocol import sign_headers
 from tests.ml_service.servers import CallbackReceiver, MediaServer
+from tests.support import ml_requests
 from tests.support.procs import ManagedProcess, ecg_command, free_port
 
 SECRET = "ml-service-test-secret"
@@ -50,8 +51,16 @@ class MLServer:
             headers.update(sign_headers(body, SECRET))
         return httpx.post(f"{self.base_url}/process", content=body, headers=headers, timeout=10)
 
+    def get(self, job_id: str) -> httpx.Response:
+        """Signed `GET /jobs/{job_id}`."""
+        return ml_requests.get_job(self.base_url, job_id, SECRET)
+
+    def cancel(self, job_id: str) -> httpx.Response:
+        """Signed `DELETE /jobs/{job_id}`."""
+        return ml_requests.cancel_job(self.base_url, job_id, SECRET)
+
     def job(self, job_id: str) -> dict[str, Any]:
-        response = httpx.get(f"{self.base_url}/jobs/{job_id}", timeout=10)
+        response = self.get(job_id)
         response.raise_for_status()
         data: dict[str, Any] = response.json()
         return data

@@ -83,7 +83,7 @@ def test_unsigned_process_is_401(ml_server: MLServer, receiver: CallbackReceiver
     response = httpx.post(f"{ml_server.base_url}/process", content=body, headers=headers)
     assert response.status_code == 401, response.text
     assert response.json()["error_code"] == "INVALID_SIGNATURE"
-    assert httpx.get(f"{ml_server.base_url}/jobs/{job_id}").status_code == 404
+    assert ml_server.get(job_id).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -128,12 +128,12 @@ def test_forbidden_url_is_400(
     assert response.status_code == 400, response.text
     assert response.json()["error_code"] == "URL_NOT_ALLOWED"
     assert field in response.json()["detail"]
-    assert httpx.get(f"{ml_server.base_url}/jobs/{job_id}").status_code == 404
+    assert ml_server.get(job_id).status_code == 404
 
 
 def test_unknown_job(ml_server: MLServer) -> None:
-    assert httpx.get(f"{ml_server.base_url}/jobs/nope").status_code == 404
-    assert httpx.delete(f"{ml_server.base_url}/jobs/nope").status_code == 404
+    assert ml_server.get("nope").status_code == 404
+    assert ml_server.cancel("nope").status_code == 404
 
 
 # --------------------------------------------------------------------------- bad inputs
@@ -212,11 +212,11 @@ def test_cancel_running_and_queued_while_health_answers(
     assert time.monotonic() - t0 < 1.0
     assert health["running"] == 1 and health["queue_depth"] == 1
 
-    answer = httpx.delete(f"{ml_server.base_url}/jobs/{queued}")
+    answer = ml_server.cancel(queued)
     assert answer.status_code == 202 and answer.json()["status"] == "cancelled"
     assert ml_server.job(queued)["status"] == "cancelled"
 
-    answer = httpx.delete(f"{ml_server.base_url}/jobs/{running}")
+    answer = ml_server.cancel(running)
     assert answer.status_code == 202 and answer.json()["cancel_requested"] is True
     for job_id in (running, queued):
         final = receiver.wait_final(job_id, timeout_s=20).json
@@ -224,7 +224,7 @@ def test_cancel_running_and_queued_while_health_answers(
         record = settled(ml_server, job_id)
         assert record["status"] == "cancelled" and record["error_code"] == "CANCELLED"
         check_callbacks(receiver, job_id)
-    assert httpx.delete(f"{ml_server.base_url}/jobs/{running}").status_code == 409
+    assert ml_server.cancel(running).status_code == 409
     assert ml_server.leftovers() == []
 
 

@@ -116,7 +116,13 @@ MEANING: dict[str, str] = {
     "ML_CALLBACK_BACKOFF_BASE_S": "first callback retry delay, seconds (exponential, jittered)",
     "ML_CALLBACK_BACKOFF_MAX_S": "largest callback retry delay, seconds",
     "ML_CALLBACK_TIMEOUT_S": "timeout of one callback request, seconds",
-    "ML_REQUIRE_SIGNATURE": "refuse unsigned `POST /process`",
+    "ML_REQUIRE_SIGNATURE": "refuse unsigned `POST /process`, `GET`/`DELETE /jobs/{id}`",
+    "ML_WORKER_MAX_RSS_MB": "memory cap of one analysis process, MB; over it the job fails "
+    "`MEMORY_LIMIT` (0 = none)",
+    "ML_ANALYSIS_OVERHEAD_S": "seconds added to duration × `ML_TASK_REALTIME_FACTOR` before an "
+    "analysis counts as hung (`ANALYSIS_TIMEOUT`)",
+    "ML_WEBHOOK_STRICT": "require the Standard Webhooks headers (replay window); `false` also "
+    "accepts `X-Signature-256` alone (weaker: no replay protection)",
 }
 
 

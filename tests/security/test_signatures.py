@@ -14,6 +14,7 @@ import pytest
 from ecg_protocol import sign_headers
 from tests.faults.stack import SECRET, Stack
 from tests.security.servers import Outpost
+from tests.support.ml_requests import get_job
 
 
 def _signed(
@@ -67,7 +68,7 @@ def test_ml_server_refuses_badly_signed_process(sec_stack: Stack, case: str) -> 
     )[case]
     r = httpx.post(f"{sec_stack.ml_url}/process", content=body, headers=headers, timeout=10)
     assert r.status_code == 401, r.text
-    assert httpx.get(f"{sec_stack.ml_url}/jobs/{job_id}", timeout=10).status_code == 404
+    assert get_job(sec_stack.ml_url, job_id, SECRET).status_code == 404
 
 
 @pytest.mark.parametrize("case", BAD_SIGNATURE_CASES)

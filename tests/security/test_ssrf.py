@@ -14,6 +14,7 @@ import pytest
 from ecg_protocol import sign_headers
 from tests.faults.stack import SECRET, Stack
 from tests.security.servers import Outpost
+from tests.support.ml_requests import get_job
 
 PRIVATE_URLS = [
     "http://10.0.0.1/video.mp4",
@@ -50,7 +51,7 @@ def _process(stack: Stack, payload: dict[str, Any]) -> httpx.Response:
 
 
 def _job(stack: Stack, job_id: str) -> httpx.Response:
-    return httpx.get(f"{stack.ml_url}/jobs/{job_id}", timeout=10)
+    return get_job(stack.ml_url, job_id, SECRET)
 
 
 @pytest.mark.parametrize("url", PRIVATE_URLS)

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from ecg_protocol import ProcessRequest, SignatureError, sign_headers, verify_signature
+from ecg_protocol.bodyless import bodyless_signed_content
 
 
 def free_port() -> int:
@@ -269,7 +270,8 @@ class FakeMLServer:
 
         @app.get("/jobs/{job_id}")
         async def get_job(job_id: str, request: Request) -> Response:
-            verified = self._verify(b"", request)
+            # Like the real ML server: a body-less request signs its method and path.
+            verified = self._verify(bodyless_signed_content("GET", f"/jobs/{job_id}"), request)
             with self._lock:
                 self.received.append(
                     Received(

@@ -22,7 +22,7 @@ from app.api.errors import error_responses
 from app.services.auth import ANONYMOUS
 from app.services.errors import JobNotFound
 from app.services.job_service import OPEN, as_utc, parse_job_id
-from ecg_protocol import sign_headers
+from app.services.ml_client import cancel_headers
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=error_responses(401, 404, 503))
@@ -87,14 +87,10 @@ async def list_jobs(
 async def _cancel_on_ml_server(
     http: httpx.AsyncClient, base_url: str, job_id: str, secret: str
 ) -> None:
-    # Best effort: the ML server stops work on a job nobody will read. Signed like every
-    # request to it (an empty body; a fresh webhook-id per request).
+    # Best effort: the ML server stops work on a job nobody will read (signed, like every call).
+    headers = cancel_headers(job_id, secret)
     with contextlib.suppress(httpx.HTTPError):
-        await http.delete(
-            f"{base_url.rstrip('/')}/jobs/{job_id}",
-            headers=sign_headers(b"", secret),
-            timeout=5.0,
-        )
+        await http.delete(f"{base_url.rstrip('/')}/jobs/{job_id}", headers=headers, timeout=5.0)
 
 
 @router.delete("/{job_id}")
