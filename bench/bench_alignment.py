@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ml_server.config import BUNDLED_ASR
+from ml_server.config import BUNDLED_ENGLISH_ASR
 from ml_server.models import resolve_asr_model
 from ml_server.pipeline import align, transcribe, vad
 from ml_server.pipeline.data import AsrWord, Audio, Transcript
@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parser.parse_args(argv)
     from faster_whisper import WhisperModel
 
-    path, _ = resolve_asr_model(BUNDLED_ASR)
+    # English is what the stage refines, and the pipeline sends English to this model.
+    path, _ = resolve_asr_model(BUNDLED_ENGLISH_ASR)
     model = WhisperModel(path, device="cpu", compute_type="int8", local_files_only=True)
     cases = [(c, *transcribe_clip(c.clip, model)) for c in conditions(args.split)]
     rows = evaluate(cases)
