@@ -179,4 +179,5 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     )
     # Client addresses come from the socket; X-Forwarded-For is honoured only through the
     # TRUST_FORWARDED_FOR setting (rate limiting must not trust any local process's header).
-    run_server(create_app(), host=host, port=port, proxy_headers=False, log_level="info")
+    # log_config=None: uvicorn's lines go through the format configured above (one format).
+    run_server(create_app(), host=host, port=port, proxy_headers=False, log_config=None)

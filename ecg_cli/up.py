@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,9 +29,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ecg_protocol.secret import default_data_dir, load_or_create_secret
+from ecg_protocol.secret import (
+    CLIENT_SECRET_FILE,
+    default_data_dir,
+    load_or_create_secret,
+    new_whsec,
+)
 
-STARTUP_TIMEOUT_S = 300.0  # the ML server loads its models before it answers healthy
+STARTUP_TIMEOUT_S = 300.0  # both services answering health (the ML server loads models after)
+MODELS_TIMEOUT_S = 900.0  # first start: the bundled base model is joined and hash-checked once
 STOP_GRACE_S = 20.0
 EXIT_CHILD_DIED = 1
 EXIT_STARTUP = 3
@@ -184,6 +191,47 @@ def _wait_healthy(
     return None
 
 
+def _busy_port(host: str, ports: list[int]) -> int | None:
+    """The first of `ports` something already listens on at `host` (a second `ecg up`)."""
+    for port in ports:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                return port
+    return None
+
+
+def _models_ready(ml_url: str) -> bool:
+    try:
+        resp = httpx.get(f"{ml_url}/health", timeout=2.0)
+        return resp.status_code == 200 and bool(resp.json().get("models_loaded"))
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _wait_models(children: list[Child], ml_url: str, stopping: list[int]) -> str | None:
+    """Wait until the ML server's workers hold their models; the failure as a line, or None."""
+    deadline = time.monotonic() + MODELS_TIMEOUT_S
+    while not _models_ready(ml_url):
+        for child in children:
+            if child.proc.poll() is not None:
+                return f"{child.name} exited with code {child.proc.returncode} while loading"
+        if stopping:
+            return "interrupted while the models were loading"
+        if time.monotonic() > deadline:
+            return f"the ML server's models did not load in {MODELS_TIMEOUT_S:.0f}s"
+        time.sleep(0.5)
+    return None
+
+
+def _client_webhook_line(env: Mapping[str, str], data_dir: Path) -> str:
+    if env.get("CLIENT_WEBHOOK_SECRET"):
+        return "  webhooks:  signed with CLIENT_WEBHOOK_SECRET (Standard Webhooks)"
+    secret = load_or_create_secret(data_dir, CLIENT_SECRET_FILE, new_whsec)
+    return f"  webhooks:  signed with {secret} (Standard Webhooks; CLIENT_WEBHOOK_SECRET)"
+
+
 def _stop(children: list[Child]) -> None:
     """SIGTERM each child, wait for a graceful exit, then SIGKILL what is left."""
     for child in children:
@@ -223,6 +271,16 @@ def run_up(
     backend_url = f"http://{near}:{backend_port}"
     ml_url = f"http://{near}:{ml_port}"
 
+    busy = _busy_port(host, [backend_port, ml_port])
+    if busy is not None:
+        # One clear line now, not "ready" followed by "address already in use" from a child.
+        print(
+            f"ecg up: error: port {busy} on {host} is already in use (is another `ecg up` "
+            "running?); stop it or pick --backend-port/--ml-port",
+            file=sys.stderr,
+            flush=True,
+        )
+        return EXIT_STARTUP
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -258,6 +316,10 @@ def run_up(
             time.monotonic() + startup_timeout_s,
             stopping,
         )
+        if not failure and not _models_ready(ml_url):
+            # Up but not able to analyse yet: say so, and say "ready" only when it is true.
+            print("ecg up: services up; loading the models…", flush=True)
+            failure = _wait_models(children, ml_url, stopping)
         if failure:
             print(f"ecg up: error: {failure}", file=sys.stderr, flush=True)
             return 0 if stopping else EXIT_STARTUP
@@ -267,7 +329,8 @@ def run_up(
             f"  API docs:  {backend_url}/docs",
             f"  ML server: {ml_url}/health",
             *_describe(os.environ, data_dir),
-            "  analyze:   ecg analyze VIDEO --srt out.srt   (Ctrl-C stops both services)",
+            _client_webhook_line(os.environ, data_dir),
+            "  analyze:   ecg analyze VIDEO   (Ctrl-C stops both services)",
         ]
         print("\n".join(lines), flush=True)
         while not stopping:

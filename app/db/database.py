@@ -85,6 +85,8 @@ def _upgrade(connection: Connection) -> None:
 
 async def run_migrations(engine: AsyncEngine) -> None:
     """Upgrade the schema to head in one transaction (PostgreSQL DDL is transactional)."""
+    # Alembic narrates every step at INFO in its own words; the one line below says it all.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade)
     logger.info("database schema is at head")

@@ -3,9 +3,14 @@ while the other keeps running, and `ecg up` says so."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from tests.support.procs import ManagedProcess, ecg_command, free_port, wait_for
@@ -75,10 +80,47 @@ def test_a_dead_service_is_restarted_and_the_other_keeps_running(tmp_path: Path)
         )
         log = proc.log_text()
         assert "ecg up: ml-server exited with code -9; restarting it" in log
-        assert proc.alive and _listening(ml_port) and _listening(backend_port)
+        assert proc.alive() and _listening(ml_port) and _listening(backend_port)
         now = _children(proc.pid)
         assert backend in now and ml not in now and len(now) == 2
         proc.signal(signal.SIGINT)
         assert proc.wait_exit(timeout_s=40) == 0, proc.log_tail()
+    finally:
+        proc.stop()
+
+
+def test_ready_means_models_loaded_and_busy_ports_fail_at_once(tmp_path: Path) -> None:
+    proc, backend_port, ml_port = _start(tmp_path / "first")
+    try:
+        # "ready" is said only once the workers hold their models.
+        with urllib.request.urlopen(f"http://127.0.0.1:{ml_port}/health", timeout=5) as resp:
+            assert json.load(resp)["models_loaded"] is True
+        log = proc.log_text()
+        assert "webhooks:  signed with whsec_" in log
+        # One log format: no alembic narration, uvicorn's lines in the same shape as ours.
+        assert "[alembic." not in log and "Context impl" not in log
+        assert "INFO:     " not in log
+        # A second `ecg up` on the same ports stops at once with one clear line.
+        started = time.monotonic()
+        second = subprocess.run(
+            ecg_command(
+                "up",
+                "--backend-port",
+                str(backend_port),
+                "--ml-port",
+                str(ml_port),
+                python=sys.executable,
+            ),
+            env={**os.environ, "ECG_DATA_DIR": str(tmp_path / "second")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 3, second
+        assert time.monotonic() - started < 20
+        assert "ready" not in second.stdout
+        err = second.stderr.strip()
+        assert "\n" not in err and f"port {backend_port}" in err and "already in use" in err
+        assert proc.alive()  # the first one is untouched
     finally:
         proc.stop()
