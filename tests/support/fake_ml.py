@@ -303,7 +303,9 @@ class FakeMLServer:
 
         @app.delete("/jobs/{job_id}")
         async def cancel_job(job_id: str, request: Request) -> Response:
-            verified = self._verify(await request.body(), request)
+            # Signed like the real ML server checks it: method and path, no body.
+            content = bodyless_signed_content("DELETE", f"/jobs/{job_id}")
+            verified = self._verify(content, request)
             with self._lock:
                 self.received.append(
                     Received(
