@@ -33,6 +33,9 @@ def test_regions_are_grouped_in_order_without_passing_the_bound() -> None:
     assert [r for g in groups for r in g] == regions
     assert all(_speech_s(g) <= 30.0 for g in groups)
     assert bounded.group_regions([SpeechRegion(0, 100)], max_s=30.0) == [[SpeechRegion(0, 100)]]
+    # A short tail joins the last group instead of costing a decode of its own.
+    tail = [SpeechRegion(0, 28), SpeechRegion(30, 58), SpeechRegion(60, 65)]
+    assert bounded.group_regions(tail, max_s=30.0) == [tail[:1], tail[1:]]
 
 
 def test_grouped_transcription_keeps_the_words_in_media_time() -> None:
