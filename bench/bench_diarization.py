@@ -128,23 +128,31 @@ def _is_calibration(clip: str) -> bool:
     return clip.startswith("trn")
 
 
+def _transcribed(models: Any, clip: str) -> tuple[Any, Any, Any]:
+    """(audio, speech regions, transcript) of one clip, as the pipeline makes them: the
+    language detected, English to the English model."""
+    from ml_server.pipeline import decode, transcribe, vad
+
+    audio = decode.decode(DATA / f"{clip}.wav", max_duration_s=600)
+    regions = vad.detect_speech(audio)
+    transcript = transcribe.transcribe_speech(
+        audio,
+        regions,
+        transcribe.TranscribeSettings(beam_size=models.beam_size, batch_size=models.batch_size),
+        models.asr_models(),
+    )
+    return audio, regions, transcript
+
+
 def calibrate(models: Any, reference: dict[str, list[RefTurn]], clips: list[str]) -> None:
     """Grid-search DiarizeSettings on the trn clips; report the winner on the held-out rest."""
     import itertools
 
-    from ml_server.pipeline import decode, diarize, transcribe, vad
+    from ml_server.pipeline import diarize
 
     staged = {}
     for clip in clips:
-        audio = decode.decode(DATA / f"{clip}.wav", max_duration_s=600)
-        regions = vad.detect_speech(audio)
-        # As the pipeline does: detect the language, English to the English model.
-        transcript = transcribe.transcribe_speech(
-            audio,
-            regions,
-            transcribe.TranscribeSettings(beam_size=models.beam_size, batch_size=models.batch_size),
-            models.asr_models(),
-        )
+        audio, regions, transcript = _transcribed(models, clip)
         speech = diarize.embed_speech(
             audio, regions, diarize.DiarizeSettings(), models.speaker_encoder
         )
@@ -195,20 +203,12 @@ def calibrate(models: Any, reference: dict[str, list[RefTurn]], clips: list[str]
 
 def hour(models: Any, clips: list[str]) -> dict[str, float]:
     """Seconds to diarize one hour of speech built from the clips (see the module doc)."""
-    from ml_server.pipeline import decode, diarize, transcribe, vad
+    from ml_server.pipeline import diarize
     from ml_server.pipeline.data import AsrSegment, AsrWord, Audio, SpeechRegion
 
     parts = []
     for clip in clips:
-        audio = decode.decode(DATA / f"{clip}.wav", max_duration_s=600)
-        regions = vad.detect_speech(audio)
-        # As the pipeline does: detect the language, English to the English model.
-        transcript = transcribe.transcribe_speech(
-            audio,
-            regions,
-            transcribe.TranscribeSettings(beam_size=models.beam_size, batch_size=models.batch_size),
-            models.asr_models(),
-        )
+        audio, regions, transcript = _transcribed(models, clip)
         if transcript.words:
             parts.append((audio, regions, transcript.segments))
     samples, all_regions, segments = [], [], []
