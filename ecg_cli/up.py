@@ -195,6 +195,9 @@ def _busy_port(host: str, ports: list[int]) -> int | None:
     """The first of `ports` something already listens on at `host` (a second `ecg up`)."""
     for port in ports:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            # As uvicorn binds: a port left in TIME_WAIT by the last `ecg up` is free, one
+            # with a live listener is not (Linux refuses that bind even with SO_REUSEADDR).
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((host, port))
             except OSError:

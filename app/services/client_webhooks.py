@@ -116,6 +116,8 @@ class Notifier:
                 await self.deliver_due()
             except SQLAlchemyError as exc:
                 logger.warning("client webhooks: database unavailable (%s); retrying", exc)
+            except Exception:  # the loop must outlive any one failure, or events stop silently
+                logger.exception("client webhooks: delivery round failed; retrying")
             try:
                 async with asyncio.timeout(self.settings.dispatch_poll_interval_s):
                     await self._wake.wait()
