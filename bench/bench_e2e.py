@@ -25,9 +25,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.stack import ecg_up, run_analyze
 from tests.support.media import dialogue
 from tests.support.procs import REPO_ROOT
+from tests.support.up import ecg_up, run_analyze
 
 OUT_DIR = REPO_ROOT / "bench" / "out"
 

@@ -26,14 +26,7 @@ from bench._backend import backend_env, backend_process, make_result, scratch_da
 from bench._load import LoadResult, run_load
 from bench.status_app import BARE_PATH
 from ecg_protocol import normalize_timestamp_fields
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.net import free_port
 
 
 async def seed_completed_job(database_url: str, words: int, duration_s: float) -> uuid.UUID:

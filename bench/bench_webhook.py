@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import platform
-import socket
 import statistics
 import tempfile
 import time
@@ -37,12 +36,7 @@ from bench._backend import (
     scratch_database,
 )
 from ecg_protocol import sign_headers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.net import free_port
 
 
 async def seed_running_jobs(database_url: str, n: int) -> list[uuid.UUID]:

@@ -41,10 +41,11 @@ from bench.bench_e2e import clip
 from ecg_protocol import sign_headers
 from ml_server.config import MLSettings
 from ml_server.store_redis import RedisJobStore
-from tests.support.procs import ManagedProcess, ecg_command, free_port, wait_for
+from tests.support.net import free_port
+from tests.support.procs import ManagedProcess, ecg_command, wait_for
+from tests.support.services import REDIS_URL
 
 SECRET = "bench-secret"  # the same secret bench._backend gives the backend
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class Outpost:

@@ -34,8 +34,9 @@ from typing import Any
 import httpx
 
 from bench._backend import SECRET, backend_env, backend_process, cpu_s, scratch_database
-from bench.bench_webhook import free_port, seed_running_jobs
+from bench.bench_webhook import seed_running_jobs
 from ecg_protocol import sign_headers
+from tests.support.net import free_port
 
 # Below uvicorn's 5 s keep-alive timeout: with httpx's default (also 5 s) a request can go out on
 # a connection the server is closing at that instant, and fail with ReadError (seen once in a

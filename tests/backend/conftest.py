@@ -1,50 +1,45 @@
 """Backend fixtures: the real app (lifespan and all) on SQLite and on PostgreSQL, driven through
-httpx's ASGI transport; the fake ML server (the one allowed fake) behind it."""
+httpx's ASGI transport; the fake ML server (the one allowed fake) behind it. The helpers they use
+(`Backend`, `make_settings`, `open_backend`, `auth`, …) are in tests/support/backend.py."""
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
-import jwt
 import pytest
 
-from app.api.deps import AppContext
-from app.core.config import Settings
-from app.main import create_app
-from ecg_protocol import sign_headers
+from tests.support.backend import SECRET, Backend, make_settings, open_backend
 from tests.support.fake_ml import FakeMLServer
-
-SECRET = "backend-test-secret"
-JWT_SECRET = "backend-test-jwt-secret-0123456789abcdef"
-BASE_URL = "http://testserver"
-
-
-def token(user: str, *, secret: str = JWT_SECRET, **claims: Any) -> str:
-    return jwt.encode({"sub": user, "exp": int(time.time()) + 600, **claims}, secret, "HS256")
-
-
-def auth(user: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(user)}"}
-
-
-def new_user() -> str:
-    """A user of one's own, so parallel tests on the shared database never see each other."""
-    return f"u{uuid.uuid4().hex[:12]}"
+from tests.support.pg import temporary_database
+from tests.support.seaweed import SeaweedS3
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A SQLite file, or the session's PostgreSQL database (shared: use a user of one's own)."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'ecg.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database per test (its own PostgreSQL database, or a SQLite file), for
+    tests that count every job in the table."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'ecg.db'}"
+        return
+    with temporary_database("ecg_backend") as url:
+        yield url
+
+
+@pytest.fixture
+def empty_pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (for the tests that are about PostgreSQL only)."""
+    with temporary_database("ecg_backend") as url:
+        yield url
 
 
 @pytest.fixture
@@ -56,91 +51,6 @@ def sqlite_url(tmp_path: Path) -> str:
 def fake_ml() -> Iterator[FakeMLServer]:
     with FakeMLServer(secret=SECRET) as server:
         yield server
-
-
-def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
-    """Explicit settings: nothing leaks in from the environment of the test run."""
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "ecg_data_dir": tmp_path / "data",
-        "fastapi_base_url": BASE_URL,
-        "webhook_secret_key": SECRET,
-        "jwt_secret": JWT_SECRET,
-        "model_server_url": None,
-        "s3_bucket_name": None,
-        "max_upload_bytes": 1_000_000,
-        "rate_limit_process": "1000/minute",
-        "dispatch_retry_delays": "600",
-        "ml_health_timeout": 2.0,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
-
-
-@dataclass
-class Backend:
-    """A running app and a client for it."""
-
-    app: Any
-    client: httpx.AsyncClient
-    settings: Settings
-
-    @property
-    def ctx(self) -> AppContext:
-        ctx: AppContext = self.app.state.ctx
-        return ctx
-
-    async def upload(
-        self,
-        *,
-        data: bytes = b"\x00" * 1000,
-        filename: str = "clip.mp4",
-        content_type: str = "video/mp4",
-        headers: dict[str, str] | None = None,
-    ) -> str:
-        """generate-url then PUT, like a client; the file key."""
-        r = await self.client.post(
-            "/api/upload-video/generate-url",
-            json={"filename": filename, "content_type": content_type},
-            headers=headers or {},
-        )
-        assert r.status_code == 200, r.text
-        put = await self.client.put(
-            r.json()["presigned_url"], content=data, headers={"Content-Type": content_type}
-        )
-        assert put.status_code == 200, put.text
-        key: str = r.json()["file_key"]
-        return key
-
-    async def start_job(self, *, headers: dict[str, str] | None = None, **body: Any) -> str:
-        key = await self.upload(headers=headers)
-        r = await self.client.post(
-            "/api/upload-video/request-process",
-            json={"fileKey": key, **body},
-            headers=headers or {},
-        )
-        assert r.status_code == 200, r.text
-        job_id: str = r.json()["job_id"]
-        return job_id
-
-    async def callback(
-        self, payload: dict[str, Any] | bytes, *, msg_id: str | None = None, **sign: Any
-    ) -> httpx.Response:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        headers = sign_headers(body, SECRET, msg_id=msg_id, **sign)
-        headers["Content-Type"] = "application/json"
-        return await self.client.post("/api/upload-video/result", content=body, headers=headers)
-
-    async def status(self, job_id: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        return await self.client.get(f"/api/upload-video/status/{job_id}", headers=headers or {})
-
-
-async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            yield Backend(app=app, client=client, settings=settings)
 
 
 @pytest.fixture
@@ -156,4 +66,24 @@ async def sqlite_backend(
 ) -> AsyncIterator[Backend]:
     """The app on SQLite only (for tests where the database does not matter)."""
     async for b in open_backend(make_settings(tmp_path, sqlite_url, model_server_url=fake_ml.url)):
+        yield b
+
+
+@pytest.fixture
+async def s3_backend(
+    seaweed: SeaweedS3, sqlite_url: str, tmp_path: Path, fake_ml: FakeMLServer
+) -> AsyncIterator[Backend]:
+    """The app on SQLite with its uploads on the session's SeaweedFS (S3, SigV4)."""
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        model_server_url=fake_ml.url,
+        s3_bucket_name=seaweed.buckets[0],
+        s3_endpoint_url=seaweed.endpoint,
+        aws_access_key_id=seaweed.access_key,
+        aws_secret_access_key=seaweed.secret_key,
+        aws_region=seaweed.region,
+        max_upload_bytes=4000,
+    )
+    async for b in open_backend(settings):
         yield b

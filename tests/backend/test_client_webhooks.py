@@ -24,7 +24,7 @@ from app.models.job import Job
 from app.services.job_service import JobService, NotifyState
 from ecg_protocol import sign_headers
 from ecg_protocol.secret import new_whsec
-from tests.backend.conftest import Backend, make_settings, open_backend
+from tests.support.backend import Backend, make_settings, open_backend
 from tests.support.fake_ml import FakeMLServer
 from tests.support.net import free_port
 from tests.support.results import caption_result

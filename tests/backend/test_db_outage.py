@@ -15,10 +15,10 @@ import pytest
 from psycopg import sql
 
 from app.api.errors import ErrorBody
-from tests.backend.conftest import Backend, auth, make_settings, open_backend
-from tests.backend.test_webhook import processing
+from tests.support.backend import Backend, auth, make_settings, open_backend
 from tests.support.fake_ml import FakeMLServer
 from tests.support.pg import admin_url, create_database, drop_database
+from tests.support.results import processing
 
 
 @pytest.fixture

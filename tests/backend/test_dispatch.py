@@ -29,26 +29,12 @@ from app.services import metrics
 from app.services.dispatch import Dispatcher
 from app.services.ml_client import process_message_id
 from ecg_protocol import ProcessRequest
-from tests.support.fake_ml import FakeMLServer, free_port
-from tests.support.pg import create_database, drop_database
+from tests.support.fake_ml import FakeMLServer
+from tests.support.net import free_port
+from tests.support.results import RESULT_WIRE
 
 SECRET = "dispatch-test-secret"
 Sessions = async_sessionmaker[AsyncSession]
-
-RESULT_WIRE: dict[str, Any] = {
-    "metadata": {"filename": "v.mp4", "duration": 9.0, "total_segments": 1, "unique_speakers": 1},
-    "segments": [
-        {
-            "start_time": 4.908,
-            "end_time": 8.754,
-            "speaker": {"speaker_id": "SPEAKER_01"},
-            "text": "Go see a musical.",
-            "words": [
-                {"word": "Go", "start": 4.908, "end": 5.1, "volume_db": -19.8, "pitch_hz": 180.0}
-            ],
-        }
-    ],
-}
 
 
 async def wait_for(
@@ -63,29 +49,6 @@ async def wait_for(
 
 
 # ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database per test (its own PostgreSQL database, or a SQLite file)."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
-        return
-    url, name = create_database(prefix="ecg_dispatch")
-    try:
-        yield url
-    finally:
-        drop_database(name)
-
-
-@pytest.fixture
-def pg_db_url() -> Iterator[str]:
-    """A fresh PostgreSQL database (for the tests that are about PostgreSQL only)."""
-    url, name = create_database(prefix="ecg_dispatch")
-    try:
-        yield url
-    finally:
-        drop_database(name)
 
 
 class Harness:
@@ -169,16 +132,16 @@ class Harness:
 
 
 @pytest.fixture
-async def h(db_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = Harness(db_url, tmp_path)
+async def h(empty_db_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    harness = Harness(empty_db_url, tmp_path)
     await harness.create_tables()
     yield harness
     await harness.close()
 
 
 @pytest.fixture
-async def pg(pg_db_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    harness = Harness(pg_db_url, tmp_path)
+async def pg(empty_pg_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    harness = Harness(empty_pg_url, tmp_path)
     await harness.create_tables()
     yield harness
     await harness.close()

@@ -6,47 +6,19 @@ SIGKILL right after answering request-process whose job is dispatched by the nex
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from ecg_protocol import ProcessRequest
 from tests.support.fake_ml import FakeMLServer
+from tests.support.net import free_port
 from tests.support.pg import create_database, drop_database
-from tests.support.procs import ManagedProcess, ecg_command, free_port, wait_for
+from tests.support.procs import ManagedProcess, ecg_command, wait_for
+from tests.support.results import RESULT_WIRE
 
 SECRET = "dispatch-app-secret"
-
-RESULT_WIRE: dict[str, Any] = {
-    "metadata": {"filename": "clip.mp4", "duration": 9.0, "total_segments": 1},
-    "segments": [
-        {
-            "start_time": 1.0,
-            "end_time": 2.5,
-            "speaker": {"speaker_id": "SPEAKER_00"},
-            "text": "Hello there.",
-            "words": [
-                {"word": "Hello", "start": 1.0, "end": 1.4, "volume_db": -20.1, "pitch_hz": 150.0},
-                {"word": "there.", "start": 1.5, "end": 2.5, "volume_db": -22.0, "pitch_hz": None},
-            ],
-        }
-    ],
-}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'ecg.db'}"
-        return
-    url, name = create_database(prefix="ecg_dispatch_app")
-    try:
-        yield url
-    finally:
-        drop_database(name)
 
 
 def backend(
@@ -105,7 +77,7 @@ def status(base: str, job_id: str) -> dict[str, Any]:
 
 
 def test_request_process_dispatches_at_once_and_result_comes_back(
-    database_url: str, tmp_path: Path
+    empty_db_url: str, tmp_path: Path
 ) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -113,7 +85,7 @@ def test_request_process_dispatches_at_once_and_result_comes_back(
         FakeMLServer(secret=SECRET) as fake,
         backend(
             port=port,
-            database_url=database_url,
+            database_url=empty_db_url,
             ml_url=fake.url,
             data_dir=tmp_path / "data",
             log=tmp_path / "backend.log",
@@ -143,7 +115,7 @@ def test_request_process_dispatches_at_once_and_result_comes_back(
         done = status(base, job_id)
         assert done["progress"] == 100
         seg = done["result"]["segments"][0]
-        assert (seg["start"], seg["end"]) == (1.0, 2.5)
+        assert (seg["start"], seg["end"]) == (4.908, 8.754)
         assert fake.accepted[job_id] == 1
 
 

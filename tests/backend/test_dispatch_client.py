@@ -18,7 +18,8 @@ from app.services.ml_client import (
     process_message_id,
 )
 from ecg_protocol import ErrorCode, ProcessRequest
-from tests.support.fake_ml import FakeMLServer, free_port
+from tests.support.fake_ml import FakeMLServer
+from tests.support.net import free_port
 
 SECRET = "client-test-secret"
 

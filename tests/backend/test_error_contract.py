@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.errors import ErrorBody, ValidationErrorBody
-from tests.backend.conftest import Backend
+from tests.support.backend import Backend
 
 
 def _ref(response: dict[str, Any]) -> str | None:

@@ -16,10 +16,9 @@ import httpx
 import pytest
 
 from ecg_protocol import sign_headers
-from tests.backend.conftest import SECRET, Backend, auth, new_user
-from tests.backend.test_s3 import generate, s3_backend  # noqa: F401  (fixture)
-from tests.backend.test_webhook import completed, processing
+from tests.support.backend import SECRET, Backend, auth, generate, new_user
 from tests.support.fake_ml import FakeMLServer
+from tests.support.results import completed, processing
 
 WEBHOOK = "/api/upload-video/result"
 JSON_ROUTES = {
@@ -216,7 +215,7 @@ async def test_deleting_a_job_deletes_its_video_locally(
 
 
 async def test_deleting_a_job_deletes_its_video_on_s3(
-    s3_backend: Backend,  # noqa: F811
+    s3_backend: Backend,
     fake_ml: FakeMLServer,
 ) -> None:
     b = s3_backend

@@ -19,7 +19,7 @@ from ml_server.config import BUNDLED_ENGLISH_ASR, MLSettings
 from ml_server.executor import ThreadPoolJobExecutor
 from ml_server.main import create_app
 from ml_server.store import MemoryJobStore
-from tests.backend.conftest import Backend
+from tests.support.backend import Backend
 
 SECRET = "language-test-secret-0123456789abcdef"
 

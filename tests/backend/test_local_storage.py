@@ -12,7 +12,7 @@ import pytest
 from app.services.errors import FileTooLarge, InvalidInput
 from app.services.local_storage import LocalStorage
 from app.services.storage import is_safe_key, make_file_key, sanitize_filename
-from tests.backend.conftest import Backend
+from tests.support.backend import Backend
 
 
 def with_query(url: str, **changes: str) -> str:

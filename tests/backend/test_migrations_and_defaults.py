@@ -21,9 +21,9 @@ from sqlalchemy.engine import Connection
 from app.db.database import create_engine, normalize_database_url, run_migrations
 from app.models.job import Base
 from ecg_protocol import sign_headers
-from tests.backend.conftest import SECRET, Backend
-from tests.backend.test_webhook import completed, processing
+from tests.support.backend import SECRET, Backend
 from tests.support.net import free_port
+from tests.support.results import completed, processing
 
 
 def _diff(conn: Connection) -> list[Any]:

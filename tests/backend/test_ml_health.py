@@ -13,7 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from tests.backend.conftest import Backend, make_settings, open_backend
+from tests.support.backend import Backend, make_settings, open_backend
 from tests.support.fake_ml import FakeMLServer
 from tests.support.net import free_port
 

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from tests.backend.conftest import BASE_URL, Backend, make_settings, open_backend
+from tests.support.backend import BASE_URL, Backend, make_settings, open_backend
 from tests.support.fake_ml import FakeMLServer
 from tests.support.results import caption_result
 

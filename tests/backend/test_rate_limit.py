@@ -10,8 +10,7 @@ import pytest
 from app.services.errors import RateLimited
 from app.services.rate_limit import ProcessLimiter, parse_rate
 from tests.support.net import free_port
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.support.services import REDIS_URL
 
 
 async def _hits(limiter: ProcessLimiter, client: str, n: int) -> list[bool]:

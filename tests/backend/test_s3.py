@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -15,9 +14,9 @@ from sqlalchemy import func, select
 
 from app.models.job import Job
 from app.services.s3_service import S3Service
-from tests.backend.conftest import Backend, make_settings, open_backend
+from tests.support.backend import Backend, generate, make_settings, open_backend
 from tests.support.fake_ml import FakeMLServer
-from tests.support.procs import free_port as pick_free_port
+from tests.support.net import free_port as pick_free_port
 from tests.support.seaweed import SeaweedS3
 
 
@@ -93,33 +92,6 @@ async def test_presigned_url_expires(s3: S3Service) -> None:
             assert time.monotonic() < deadline, "presigned URL never expired"
             await s3.delete_object(key)
             await asyncio.sleep(0.5)
-
-
-@pytest.fixture
-async def s3_backend(
-    seaweed: SeaweedS3, sqlite_url: str, tmp_path: Path, fake_ml: FakeMLServer
-) -> AsyncIterator[Backend]:
-    settings = make_settings(
-        tmp_path,
-        sqlite_url,
-        model_server_url=fake_ml.url,
-        s3_bucket_name=seaweed.buckets[0],
-        s3_endpoint_url=seaweed.endpoint,
-        aws_access_key_id=seaweed.access_key,
-        aws_secret_access_key=seaweed.secret_key,
-        aws_region=seaweed.region,
-        max_upload_bytes=4000,
-    )
-    async for b in open_backend(settings):
-        yield b
-
-
-async def generate(b: Backend) -> tuple[str, str]:
-    r = await b.client.post(
-        "/api/upload-video/generate-url", json={"filename": "s3.mp4", "content_type": "video/mp4"}
-    )
-    assert r.status_code == 200
-    return r.json()["presigned_url"], r.json()["file_key"]
 
 
 async def test_backend_flow_on_s3(s3_backend: Backend, fake_ml: FakeMLServer) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from app.services.dispatch import Dispatcher, cancel_and_wait, wait_event
-from tests.backend.conftest import make_settings, open_backend
+from tests.support.backend import make_settings, open_backend
 
 
 async def test_wait_event_lets_a_simultaneous_cancel_through() -> None:

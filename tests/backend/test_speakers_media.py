@@ -3,7 +3,7 @@ page plays from (real app on SQLite and PostgreSQL, local storage)."""
 
 from __future__ import annotations
 
-from tests.backend.conftest import Backend, auth, new_user
+from tests.support.backend import Backend, auth, new_user
 from tests.support.results import caption_result
 
 

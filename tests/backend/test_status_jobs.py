@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from tests.backend.conftest import Backend, auth, new_user
-from tests.backend.test_webhook import completed, processing
+from tests.support.backend import Backend, auth, new_user
+from tests.support.results import completed, processing
 
 STATUS_KEYS = {
     "job_id",

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models.job import Job
-from tests.backend.conftest import Backend, auth, new_user, token
+from tests.support.backend import Backend, auth, new_user, token
 
 OTHER_SECRET = "wrong-secret-0123456789abcdef-0123"
 

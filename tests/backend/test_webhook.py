@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -14,50 +13,8 @@ from sqlalchemy import select
 from app.models.job import Job
 from ecg_protocol import sign_headers
 from ecg_protocol.signing import hex_signature
-from tests.backend.conftest import SECRET, Backend
-
-
-def result_doc(words: int = 2) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "filename": "video.mp4",
-            "duration": 10.0,
-            "total_segments": 1,
-            "unique_speakers": 1,
-        },
-        "segments": [
-            {
-                "start_time": 4.908,
-                "end_time": 8.754,
-                "speaker": {"speaker_id": "SPEAKER_01"},
-                "text": "You know",
-                "words": [
-                    {
-                        "word": f"w{i}",
-                        "start": 4.9 + i * 0.1,
-                        "end": 5.0 + i * 0.1,
-                        "volume_db": -19.87,
-                        "pitch_hz": 851.09,
-                    }
-                    for i in range(words)
-                ],
-            }
-        ],
-    }
-
-
-def processing(job_id: str, progress: int, stage: str = "transcribe") -> dict[str, Any]:
-    return {"job_id": job_id, "status": "processing", "progress": progress, "stage": stage}
-
-
-def completed(job_id: str) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "status": "completed",
-        "progress": 100,
-        "message": "Processing completed",
-        "result": result_doc(),
-    }
+from tests.support.backend import SECRET, Backend
+from tests.support.results import completed, processing
 
 
 async def job_row(b: Backend, job_id: str) -> Job:

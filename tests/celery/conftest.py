@@ -10,8 +10,7 @@ import redis
 
 from ml_server.config import MLSettings
 from ml_server.store_redis import RedisJobStore
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.support.services import REDIS_URL
 
 
 @pytest.fixture(scope="session")

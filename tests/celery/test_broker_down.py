@@ -23,9 +23,10 @@ import redis
 
 from ecg_protocol import sign_headers
 from ml_server.executor_celery import PUBLISH_TIMEOUT_S
-from tests.celery.conftest import REDIS_URL
 from tests.support.ml_requests import cancel_job, get_job
-from tests.support.procs import ManagedProcess, ecg_command, free_port
+from tests.support.net import free_port
+from tests.support.procs import ManagedProcess, ecg_command
+from tests.support.services import REDIS_URL
 
 SECRET = "broker-down-secret"
 

@@ -18,11 +18,11 @@ from ecg_protocol import ProcessRequest
 from ml_server.config import MLSettings
 from ml_server.executor_celery import CeleryJobExecutor
 from ml_server.store_redis import RedisJobStore
-from tests.security.servers import Outpost
 from tests.support.procs import ManagedProcess, ecg_command
+from tests.support.security import Outpost
+from tests.support.services import REDIS_URL
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _rabbit_up() -> bool:

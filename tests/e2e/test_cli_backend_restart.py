@@ -7,9 +7,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.e2e.stack import word_error_rate
 from tests.support.media import dialogue
-from tests.support.procs import REPO_ROOT, ManagedProcess, ecg_command, free_port
+from tests.support.net import free_port
+from tests.support.procs import REPO_ROOT, ManagedProcess, ecg_command
+from tests.support.transcripts import word_error_rate
 
 
 def test_analyze_survives_a_backend_restart(tmp_path: Path) -> None:

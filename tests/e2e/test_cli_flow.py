@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import CliRun, UpStack, ecg_up, run_analyze, word_error_rate
-from tests.product.parsers import parse_srt, parse_vtt, strip_tags, vtt_voice
+from tests.support.caption_parsers import parse_srt, parse_vtt, strip_tags, vtt_voice
 from tests.support.media import SpeechMedia, dialogue, not_media
+from tests.support.net import free_port
 from tests.support.pg import temporary_database
-from tests.support.procs import REPO_ROOT, free_port
+from tests.support.procs import REPO_ROOT
 from tests.support.seaweed import SeaweedS3
+from tests.support.transcripts import word_error_rate
+from tests.support.up import CliRun, UpStack, ecg_up, run_analyze
 
 MAX_WER = 0.15
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.procs import REPO_ROOT, ManagedProcess, free_port
+from tests.support.net import free_port
+from tests.support.procs import REPO_ROOT, ManagedProcess
 
 INSTALL_TIMEOUT_S = 1500.0  # a fresh venv: torch, faster-whisper, … from the wheel cache
 

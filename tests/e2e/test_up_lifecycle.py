@@ -13,7 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.support.procs import ManagedProcess, ecg_command, free_port, wait_for
+from tests.support.net import free_port
+from tests.support.procs import ManagedProcess, ecg_command, wait_for
 
 
 def _children(pid: int) -> list[int]:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.stack import UpStack, ecg_up
 from tests.support.media import dialogue
 from tests.support.procs import REPO_ROOT
+from tests.support.up import UpStack, ecg_up
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.stack import Stack, short_clip
-from tests.support.pg import create_database, drop_database
+from tests.support.pg import temporary_database
 from tests.support.seaweed import SeaweedS3
+from tests.support.stack import Stack, short_clip
 
 
 @pytest.fixture(scope="session")
@@ -20,11 +20,8 @@ def clip() -> Path:
 @pytest.fixture
 def fresh_pg() -> Iterator[str]:
     """An empty database per test: replicas and restarts must not see another test's jobs."""
-    url, name = create_database("ecg_fault")
-    try:
+    with temporary_database("ecg_fault") as url:
         yield url
-    finally:
-        drop_database(name)
 
 
 @pytest.fixture

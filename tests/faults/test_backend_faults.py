@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.faults.stack import Stack
-from tests.support.procs import free_port, wait_for
+from tests.support.net import free_port
+from tests.support.procs import wait_for
+from tests.support.stack import Stack
 
 
 def _row(pg_url: str, job_id: str) -> tuple[str, int, object]:

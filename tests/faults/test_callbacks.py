@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 
 from ecg_protocol import sign_headers
-from tests.faults.stack import SECRET, Stack
-from tests.support.procs import free_port, wait_for
+from tests.support.net import free_port
+from tests.support.procs import wait_for
+from tests.support.stack import SECRET, Stack
 
 WEBHOOK = "/api/upload-video/result"
 

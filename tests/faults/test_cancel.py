@@ -3,8 +3,8 @@ runs: state and cancellation travel through the shared Redis store."""
 
 from __future__ import annotations
 
-from tests.faults.stack import SECRET, Stack
 from tests.support.ml_requests import cancel_job, get_job
+from tests.support.stack import SECRET, Stack
 
 
 def test_status_and_cancel_across_processes(stack: Stack) -> None:

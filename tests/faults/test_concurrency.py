@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.faults.stack import Stack
-from tests.support.procs import free_port
+from tests.support.net import free_port
+from tests.support.stack import Stack
 
 JOBS = 8
 

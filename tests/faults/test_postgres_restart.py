@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.pg_instance import PgInstance
-from tests.faults.stack import Stack
+from tests.support.pg_instance import PgInstance
 from tests.support.seaweed import SeaweedS3
+from tests.support.stack import Stack
 
 
 @pytest.fixture

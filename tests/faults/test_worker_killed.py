@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from tests.faults.stack import Stack
+from tests.support.stack import Stack
 
 
 def test_worker_killed_mid_job_completes_after_redelivery(stack: Stack) -> None:

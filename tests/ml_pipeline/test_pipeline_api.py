@@ -95,7 +95,7 @@ def test_batched_inference_path(models: Models) -> None:
     # The GPU path (BatchedInferencePipeline over the VAD regions) also runs on CPU.
     from faster_whisper import BatchedInferencePipeline
 
-    from tests.ml_pipeline.test_quality import wer
+    from tests.support.transcripts import word_error_rate as wer
 
     assert models.asr_english is not None  # English speech goes to the English model
     batched = dataclasses.replace(

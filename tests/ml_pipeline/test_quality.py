@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable
 
@@ -10,25 +9,10 @@ import pytest
 
 from ecg_protocol import AnalysisResult, Word
 from tests.support.media import Format, SpeechMedia
+from tests.support.transcripts import word_error_rate as wer
 
 FORMATS: list[Format] = ["mp4", "webm", "wav"]
 Analysed = Callable[[Format], tuple[SpeechMedia, AnalysisResult]]
-
-
-def normalise(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate: word-level Levenshtein distance / reference length."""
-    ref, hyp = normalise(reference), normalise(hypothesis)
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1] / max(1, len(ref))
 
 
 def test_wer_function() -> None:

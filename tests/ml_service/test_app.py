@@ -13,33 +13,20 @@ from fastapi.testclient import TestClient
 
 from ecg_protocol import ProcessRequest, sign_headers
 from ml_server.callbacks import CallbackSender
-from ml_server.config import MLSettings
 from ml_server.executor import ThreadPoolJobExecutor
 from ml_server.main import create_app
 from ml_server.models import Models
 from ml_server.runner import execute_job
 from ml_server.store import MemoryJobStore, MLJobStatus
-from tests.ml_service.conftest import SECRET, new_job_id, request_body
-from tests.ml_service.servers import CallbackReceiver, MediaServer
 from tests.support import media
+from tests.support.local_servers import CallbackReceiver, MediaServer
+from tests.support.ml_service import SECRET, ml_settings, new_job_id, request_body
 from tests.support.procs import wait_for
-
-
-def settings(**overrides: object) -> MLSettings:
-    values: dict[str, object] = {
-        "webhook_secret_key": SECRET,
-        "ml_allowed_private_hosts": "127.0.0.1",
-        "ml_callback_max_attempts": 2,
-        "ml_callback_backoff_base_s": 0.01,
-        "ml_download_stall_timeout_s": 1.0,
-        **overrides,
-    }
-    return MLSettings.model_validate(values)
 
 
 @pytest.fixture
 def unsigned_client() -> Iterator[tuple[TestClient, MemoryJobStore]]:
-    conf = settings(ml_require_signature=False)
+    conf = ml_settings(ml_require_signature=False)
     store = MemoryJobStore(60)
     executor = ThreadPoolJobExecutor(conf, store, warm=False)
     with TestClient(create_app(conf, store=store, executor=executor)) as client:
@@ -83,7 +70,7 @@ def test_bad_bodies_never_500(
 
 
 def test_signed_request_accepted_by_signature_check(receiver: CallbackReceiver) -> None:
-    conf = settings()
+    conf = ml_settings()
     store = MemoryJobStore(60)
     with TestClient(
         create_app(conf, store=store, executor=ThreadPoolJobExecutor(conf, store, warm=False))
@@ -101,7 +88,7 @@ def test_model_load_failure_is_one_failed_callback(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    conf = settings()
+    conf = ml_settings()
     store = MemoryJobStore(60)
     job_id = new_job_id()
     request = ProcessRequest.model_validate(
@@ -130,7 +117,7 @@ def test_model_load_failure_is_one_failed_callback(
 def test_shutdown_stops_a_running_job_without_a_final_callback(
     receiver: CallbackReceiver, media_server: MediaServer
 ) -> None:
-    conf = settings()
+    conf = ml_settings()
     store = MemoryJobStore(60)
     executor = ThreadPoolJobExecutor(conf, store, warm=False)
     job_id = new_job_id()

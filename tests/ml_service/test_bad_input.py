@@ -16,8 +16,8 @@ from ml_server.config import MLSettings
 from ml_server.executor import ThreadPoolJobExecutor
 from ml_server.main import create_app
 from ml_server.store import MemoryJobStore
-from tests.ml_service.conftest import SECRET
 from tests.support.ml_requests import job_headers
+from tests.support.ml_service import SECRET
 
 
 @pytest.fixture(scope="module")

@@ -6,33 +6,29 @@ The contract test checks the ML server's signature with an HMAC written here fro
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
-import time
 
 import pytest
 
 from ecg_protocol import AnalysisResult, CallbackPayload, Metadata, Stage
 from ml_server.callbacks import CallbackSender, JobNotifier, retry_after_s
 from ml_server.config import MLSettings
-from tests.ml_service.conftest import SECRET
-from tests.ml_service.servers import CallbackReceiver, Received
-from tests.support.procs import free_port, wait_for
+from tests.support.local_servers import CallbackReceiver
+from tests.support.ml_service import SECRET, independent_check, ml_settings
+from tests.support.net import free_port
+from tests.support.procs import wait_for
 
 
 def settings(**overrides: object) -> MLSettings:
+    """More attempts and a low backoff ceiling than the default test settings, so the retry
+    schedule shows."""
     values: dict[str, object] = {
-        "webhook_secret_key": SECRET,
-        "ml_allowed_private_hosts": "127.0.0.1",
         "ml_callback_max_attempts": 5,
-        "ml_callback_backoff_base_s": 0.01,
         "ml_callback_backoff_max_s": 0.05,
         "ml_callback_timeout_s": 5,
         **overrides,
     }
-    return MLSettings.model_validate(values)
+    return ml_settings(**values)
 
 
 class SleepLog:
@@ -50,19 +46,6 @@ def completed(job_id: str = "job-1") -> CallbackPayload:
         progress=100,
         result=AnalysisResult(metadata=Metadata(filename="v.mp4", duration=1.0)),
     )
-
-
-def independent_check(request: Received, secret: str) -> None:
-    """SYSTEM.md §5, verified from scratch."""
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    key = secret.encode()
-    expected_hex = "sha256=" + hmac.new(key, request.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(headers["x-signature-256"], expected_hex)
-    msg_id, ts = headers["webhook-id"], headers["webhook-timestamp"]
-    assert abs(time.time() - int(ts)) <= 300
-    signed = msg_id.encode() + b"." + ts.encode() + b"." + request.body
-    expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    assert any(hmac.compare_digest(expected, s) for s in headers["webhook-signature"].split())
 
 
 def test_contract_signature_accepted_by_independent_hmac(receiver: CallbackReceiver) -> None:

@@ -11,7 +11,7 @@ from ecg_protocol import ErrorCode, Stage
 from ml_server.net import UrlGuard
 from ml_server.pipeline.download import DownloadOptions, download, media_suffix
 from ml_server.pipeline.errors import Cancelled, StageError
-from tests.ml_service.servers import MediaServer
+from tests.support.local_servers import MediaServer
 
 OPTS = DownloadOptions(max_bytes=100_000, total_timeout_s=20, stall_timeout_s=0.5)
 LOCAL = UrlGuard.from_entries(["127.0.0.1"])

@@ -18,13 +18,12 @@ from ml_server.executor import ThreadPoolJobExecutor
 from ml_server.main import create_app
 from ml_server.runner import remove_dead_temp_dirs
 from ml_server.store import MemoryJobStore
-from tests.ml_service.conftest import SECRET, new_job_id, request_body
-from tests.ml_service.test_app import settings
 from tests.support.ml_requests import job_headers
+from tests.support.ml_service import SECRET, ml_settings, new_job_id, request_body
 
 
 def _client(strict: bool) -> TestClient:
-    conf = settings(ml_webhook_strict=strict)
+    conf = ml_settings(ml_webhook_strict=strict)
     store = MemoryJobStore(60)
     app = create_app(conf, store=store, executor=ThreadPoolJobExecutor(conf, store, warm=False))
     return TestClient(app)

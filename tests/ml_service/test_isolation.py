@@ -19,9 +19,9 @@ from ecg_protocol import ErrorCode
 from ml_server.config import MLSettings
 from ml_server.executor_child import ChildAnalyser
 from ml_server.pipeline import PipelineOptions, StageError
-from tests.ml_service.conftest import MLServer, new_job_id, request_body
-from tests.ml_service.servers import CallbackReceiver, MediaServer
 from tests.support import media
+from tests.support.local_servers import CallbackReceiver, MediaServer
+from tests.support.ml_service import MLServer, new_job_id, request_body
 from tests.support.procs import wait_for
 
 

@@ -15,7 +15,7 @@ from ml_server.config import BUNDLED_ENGLISH_ASR, MLSettings
 from ml_server.executor import ThreadPoolJobExecutor
 from ml_server.main import create_app
 from ml_server.store import MemoryJobStore
-from tests.ml_service.conftest import SECRET
+from tests.support.ml_service import SECRET
 
 
 def _client(**settings: str) -> Iterator[TestClient]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from tests.ml_service.conftest import new_job_id, request_body, start_ml_server
-from tests.ml_service.servers import CallbackReceiver, MediaServer
+from tests.support.local_servers import CallbackReceiver, MediaServer
+from tests.support.ml_service import new_job_id, request_body, start_ml_server
 from tests.support.procs import wait_for
 
 

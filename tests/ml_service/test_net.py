@@ -21,7 +21,7 @@ from ml_server.net import (
     is_public,
     system_resolver,
 )
-from tests.ml_service.servers import MediaServer
+from tests.support.local_servers import MediaServer
 
 FORBIDDEN = [
     "127.0.0.1",

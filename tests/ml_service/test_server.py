@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from ecg_protocol import AnalysisResult, sign_headers
-from tests.ml_service.conftest import SECRET, MLServer, new_job_id, request_body
-from tests.ml_service.servers import CallbackReceiver, MediaServer, Received
-from tests.ml_service.test_callbacks import independent_check
 from tests.support import media
-from tests.support.procs import free_port, wait_for
+from tests.support.local_servers import CallbackReceiver, MediaServer, Received
+from tests.support.ml_service import SECRET, MLServer, independent_check, new_job_id, request_body
+from tests.support.net import free_port
+from tests.support.procs import wait_for
 
 WORD_KEYS = {"word", "start", "end", "speaker_id", "volume_db", "pitch_hz", "probability"}
 

@@ -21,7 +21,8 @@ import webvtt
 from ecg_cli.analyze import FORMATS, run_analyze
 from ecg_cli.main import build_parser
 from tests.support.fake_ml import FakeMLServer
-from tests.support.procs import ManagedProcess, ecg_command, free_port
+from tests.support.net import free_port
+from tests.support.procs import ManagedProcess, ecg_command
 from tests.support.results import caption_result
 
 SECRET = "cli-test-secret"

@@ -9,43 +9,8 @@ import pytest
 
 from app.services.captions import build_cues, format_timestamp, render, to_json, to_srt, to_vtt
 from ecg_protocol import AnalysisResult
-from tests.product.parsers import parse_srt, parse_vtt, strip_tags, vtt_voice
-
-LONG = (  # noqa: SIM905 - reads as a sentence
-    "so the thing about building a caption exporter is that every line has to fit on "
-    "the screen and every cue has to follow the speaker word by word without drifting"
-).split()
-
-
-def _words(texts: list[str], start: float, step: float = 0.4) -> list[dict[str, object]]:
-    return [
-        {"word": f" {t}", "start": start + i * step, "end": start + i * step + step * 0.8}
-        for i, t in enumerate(texts)
-    ]
-
-
-def make_result() -> AnalysisResult:
-    return AnalysisResult.model_validate(
-        {
-            "metadata": {"filename": "a.mp4", "duration": 30.0},
-            "segments": [
-                {
-                    "start_time": 0.5,
-                    "end_time": 0.5 + 0.4 * len(LONG),
-                    "speaker": {"speaker_id": "SPEAKER_00"},
-                    "text": " ".join(LONG),
-                    "words": _words(LONG, 0.5),
-                },
-                {
-                    "start": 14.0,
-                    "end": 15.5,
-                    "speaker": {"speaker_id": "SPEAKER_01"},
-                    "text": "Yes <really> & truly.",
-                    "words": _words(["Yes", "<really>", "&", "truly."], 14.0),
-                },
-            ],
-        }
-    )
+from tests.support.caption_parsers import parse_srt, parse_vtt, strip_tags, vtt_voice
+from tests.support.results import LONG, mixed_shape_result
 
 
 def test_format_timestamp_rounds_and_pads() -> None:
@@ -58,7 +23,7 @@ def test_format_timestamp_rounds_and_pads() -> None:
 
 @pytest.mark.parametrize("limit", [20, 32, 42])
 def test_every_line_fits_and_cues_have_at_most_two_lines(limit: int) -> None:
-    result = make_result()
+    result = mixed_shape_result()
     for text, parse in (
         (to_srt(result, max_line_length=limit), parse_srt),
         (to_vtt(result, max_line_length=limit), parse_vtt),
@@ -74,7 +39,7 @@ def test_every_line_fits_and_cues_have_at_most_two_lines(limit: int) -> None:
 
 
 def test_long_segment_splits_at_word_times_and_keeps_every_word() -> None:
-    result = make_result()
+    result = mixed_shape_result()
     cues = build_cues(result, max_line_length=42)
     first = [c for c in cues if c.speaker == "SPEAKER_00"]
     assert len(first) >= 2
@@ -88,7 +53,7 @@ def test_long_segment_splits_at_word_times_and_keeps_every_word() -> None:
 
 
 def test_speaker_labels_in_srt_and_voice_tags_in_vtt() -> None:
-    result = make_result()
+    result = mixed_shape_result()
     srt = parse_srt(to_srt(result))
     assert srt[0].lines[0].startswith("[SPEAKER_00] ")
     assert srt[-1].lines[0].startswith("[SPEAKER_01] Yes")
@@ -154,7 +119,7 @@ def test_empty_result_and_json_round_trip() -> None:
     empty = AnalysisResult()
     assert to_srt(empty) == ""
     assert to_vtt(empty).startswith("WEBVTT")
-    result = make_result()
+    result = mixed_shape_result()
     stored = json.loads(to_json(result))
     assert stored["segments"][0]["start"] == 0.5 and "start_time" not in stored["segments"][0]
     assert AnalysisResult.model_validate(stored) == result
@@ -163,4 +128,4 @@ def test_empty_result_and_json_round_trip() -> None:
 
 def test_invalid_limits_are_refused() -> None:
     with pytest.raises(ValueError):
-        build_cues(make_result(), max_line_length=0)
+        build_cues(mixed_shape_result(), max_line_length=0)

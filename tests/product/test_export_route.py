@@ -16,9 +16,8 @@ from app.core.config import Settings
 from app.main import create_app
 from app.services.job_service import JobService
 from ecg_protocol import JobStatus
-from tests.product.parsers import parse_srt, parse_vtt, vtt_voice
-from tests.product.test_captions import make_result
-from tests.support.results import caption_result
+from tests.support.caption_parsers import parse_srt, parse_vtt, vtt_voice
+from tests.support.results import caption_result, mixed_shape_result
 
 
 @pytest.fixture
@@ -58,7 +57,9 @@ def add_job(
 
 
 def completed(client: TestClient, owner: str = "anonymous") -> str:
-    return add_job(client, owner=owner, status=JobStatus.PENDING, result=make_result().to_stored())
+    return add_job(
+        client, owner=owner, status=JobStatus.PENDING, result=mixed_shape_result().to_stored()
+    )
 
 
 def test_srt_vtt_json_of_a_completed_job(client: TestClient) -> None:

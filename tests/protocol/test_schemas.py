@@ -6,38 +6,13 @@ import pytest
 from pydantic import ValidationError
 
 from ecg_protocol import AnalysisResult, CallbackPayload, ProcessOptions, normalize_timestamp_fields
-
-GUIDE_RESULT = {
-    "metadata": {
-        "filename": "video.mp4",
-        "duration": 143.39,
-        "total_segments": 1,
-        "unique_speakers": 1,
-    },
-    "segments": [
-        {
-            "start_time": 4.908,
-            "end_time": 8.754,
-            "speaker": {"speaker_id": "SPEAKER_01"},
-            "text": "You know",
-            "words": [
-                {
-                    "word": "You",
-                    "start": 4.908,
-                    "end": 4.988,
-                    "volume_db": -19.87,
-                    "pitch_hz": 851.09,
-                }
-            ],
-        }
-    ],
-}
+from tests.support.results import RESULT_WIRE
 
 WORD_KEYS = {"word", "start", "end", "speaker_id", "volume_db", "pitch_hz", "probability"}
 
 
 def test_guide_result_normalizes_to_start_end_with_every_word_key() -> None:
-    stored = normalize_timestamp_fields(GUIDE_RESULT)
+    stored = normalize_timestamp_fields(RESULT_WIRE)
     seg = stored["segments"][0]
     assert (seg["start"], seg["end"]) == (4.908, 8.754)
     assert "start_time" not in seg
@@ -47,7 +22,7 @@ def test_guide_result_normalizes_to_start_end_with_every_word_key() -> None:
 
 
 def test_wire_form_uses_guide_names_and_round_trips() -> None:
-    result = AnalysisResult.model_validate(GUIDE_RESULT)
+    result = AnalysisResult.model_validate(RESULT_WIRE)
     wire = result.to_wire()
     assert wire["segments"][0]["start_time"] == 4.908
     assert AnalysisResult.model_validate(wire) == result

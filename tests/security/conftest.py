@@ -7,13 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.stack import Stack
-from tests.security.servers import HOST as OUTPOST_HOST
 from tests.support.pg import create_database, drop_database
 from tests.support.seaweed import SeaweedS3
-
-JWT_SECRET = "security-suite-jwt-secret-0123456789abcdef"
-MAX_UPLOAD_BYTES = 400_000
+from tests.support.security import HOST as OUTPOST_HOST
+from tests.support.security import JWT_SECRET, MAX_UPLOAD_BYTES
+from tests.support.stack import Stack
 
 
 @pytest.fixture(scope="session")

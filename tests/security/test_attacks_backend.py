@@ -25,10 +25,10 @@ import pytest
 
 from ecg_protocol import sign_headers
 from ecg_protocol.serving import HEADER_TIMEOUT_S
-from tests.faults.stack import Stack
 from tests.support.fake_ml import FakeMLServer
+from tests.support.net import free_port
 from tests.support.pg import create_database, drop_database
-from tests.support.procs import ManagedProcess, ecg_command, free_port, wait_for
+from tests.support.procs import ManagedProcess, ecg_command, wait_for
 from tests.support.seaweed import SeaweedS3
 from tests.support.slow_clients import (
     close_all,
@@ -36,6 +36,7 @@ from tests.support.slow_clients import (
     open_partial_requests,
     wait_all_closed,
 )
+from tests.support.stack import Stack
 
 SECRET = "attack-suite-secret"
 WEBHOOK = "/api/upload-video/result"

@@ -25,11 +25,11 @@ import pytest
 
 from ecg_protocol import sign_headers
 from ecg_protocol.signing import ID_HEADER, TIMESTAMP_HEADER, WEBHOOK_SIGNATURE_HEADER
-from tests.faults.stack import SECRET, Stack
-from tests.security.servers import HOST, Outpost
 from tests.support import media
 from tests.support.ml_requests import cancel_job, get_job, job_headers
 from tests.support.procs import wait_for
+from tests.support.security import HOST, Outpost
+from tests.support.stack import SECRET, Stack
 
 STREAMED_BYTES = 200 * 1024 * 1024
 RSS_GROWTH_LIMIT = 40 * 1024 * 1024  # the 64 KB limit plus buffers; 200 MB read would show

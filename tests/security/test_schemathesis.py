@@ -21,7 +21,7 @@ from schemathesis.core import NotSet
 from schemathesis.core.result import Err
 
 from ecg_protocol import ProcessRequest, sign_headers
-from tests.faults.stack import SECRET, Stack
+from tests.support.stack import SECRET, Stack
 
 EXAMPLES = int(os.environ.get("ECG_SCHEMATHESIS_EXAMPLES", "12"))
 CHECKS = [not_a_server_error, response_schema_conformance]

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from ecg_protocol import sign_headers
-from tests.faults.stack import SECRET, Stack
-from tests.security.servers import Outpost
 from tests.support.ml_requests import get_job
+from tests.support.security import Outpost
+from tests.support.stack import SECRET, Stack
 
 PRIVATE_URLS = [
     "http://10.0.0.1/video.mp4",

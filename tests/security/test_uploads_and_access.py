@@ -12,8 +12,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.faults.stack import Stack, short_clip
-from tests.security.conftest import JWT_SECRET, MAX_UPLOAD_BYTES
+from tests.support.security import JWT_SECRET, MAX_UPLOAD_BYTES
+from tests.support.stack import Stack, short_clip
 
 KEY_RE = re.compile(r"^videos/(anonymous|[A-Za-z0-9_.@-]+)/\d{8}_\d{6}_[0-9a-f]{8}_[^/\\]+$")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import socket
 import threading
 import time
 from collections import Counter
@@ -25,12 +24,7 @@ from fastapi.responses import JSONResponse
 
 from ecg_protocol import ProcessRequest, SignatureError, sign_headers, verify_signature
 from ecg_protocol.bodyless import bodyless_signed_content
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.net import free_port
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.media import session_dir
+from tests.support.transcripts import edit_distance
 
 AUDIOEVAL_DIR = Path(__file__).resolve().parent.parent / "data" / "audioeval"
 CHARACTER_LANGUAGES = frozenset({"ja", "zh"})  # no spaces between words: CER, not WER
@@ -66,15 +67,6 @@ def _is_punct(c: str) -> bool:
     return unicodedata.category(c)[0] in "PS"
 
 
-def _edit_distance(ref: list[str], hyp: list[str]) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[len(hyp)]
-
-
 def error_rate(reference: str, hypothesis: str, lang: str) -> float:
     """WER (CER for ja/zh) after lower-casing and dropping punctuation."""
     ref, hyp = _normalise(reference), _normalise(hypothesis)
@@ -82,7 +74,7 @@ def error_rate(reference: str, hypothesis: str, lang: str) -> float:
         r, h = list(ref.replace(" ", "")), list(hyp.replace(" ", ""))
     else:
         r, h = ref.split(), hyp.split()
-    return _edit_distance(r, h) / max(1, len(r))
+    return edit_distance(r, h) / max(1, len(r))
 
 
 def hangul_share(text: str) -> float:

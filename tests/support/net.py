@@ -1,10 +1,12 @@
-"""Ports and waiting: free ports from the OS, and polling a condition with a deadline."""
+"""Ports: a free one from the OS, and whether something listens on one.
+
+The one home of `free_port` (also the `free_port` fixture of tests/conftest.py); waiting on a
+condition is `tests.support.procs.wait_for`.
+"""
 
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -18,16 +20,3 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
-
-
-def wait_until(
-    condition: Callable[[], bool], *, timeout_s: float, interval_s: float = 0.1, what: str = ""
-) -> None:
-    """Poll `condition` until it holds; `TimeoutError` naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if condition():
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what or condition}")
-        time.sleep(interval_s)

@@ -2,7 +2,7 @@
 
 Shared by the ML server, end-to-end and fault tests. Typical use:
 
-    port = free_port()
+    port = free_port()           # tests.support.net
     with ManagedProcess(
         ecg_command("ml-server", "--port", str(port)),
         env={"WEBHOOK_SECRET_KEY": "s", "ECG_DATA_DIR": str(tmp)},
@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,13 +42,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 class ProcessFailed(AssertionError):
     """The process exited early or a wait timed out; the message carries the log tail."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (bind to 0, read, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def ecg_command(subcommand: str, *args: str, python: str | None = None) -> list[str]:

@@ -7,11 +7,15 @@ machine may have lost one: `make test` runs this first so the tests never hit a 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.support.net import port_open
+
+# The machine's shared Redis, as every test that needs one reaches it (keys under a unique prefix).
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 SERVICES: dict[str, tuple[int, list[str]]] = {
     "postgresql": (
@@ -44,12 +48,6 @@ SERVICES: dict[str, tuple[int, list[str]]] = {
         ],
     ),
 }
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
 
 
 def ensure(name: str, port: int, cmd: list[str], deadline_s: float = 60.0) -> None:

@@ -1,6 +1,6 @@
-"""A tiny HTTP server on 127.0.0.5 (the one private address the ML server may reach in the
-security suite): `GET /redirect?to=URL` answers 302, `POST /api/upload-video/result` records
-callbacks."""
+"""The security suite's settings, and its outpost: a tiny HTTP server on 127.0.0.5 (the one
+private address the ML server may reach in that suite) where `GET /redirect?to=URL` answers 302
+and `POST /api/upload-video/result` records callbacks. The Celery tests use the outpost too."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 from tests.support.procs import wait_for
 
 HOST = "127.0.0.5"
+
+# The backend of tests/security/conftest.py's stack: JWT on, a small upload limit.
+JWT_SECRET = "security-suite-jwt-secret-0123456789abcdef"
+MAX_UPLOAD_BYTES = 400_000
 
 
 class _Server(ThreadingHTTPServer):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -12,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.procs import REPO_ROOT, ManagedProcess, ecg_command, free_port
+from tests.support.net import free_port
+from tests.support.procs import REPO_ROOT, ManagedProcess, ecg_command
 
 STARTUP_TIMEOUT_S = 240.0  # the ML server loads its models first; two cores are shared
 ANALYZE_TIMEOUT_S = 600.0
@@ -105,22 +105,3 @@ def run_analyze(
         env={"PATH": "/usr/bin:/bin", "HOME": str(out_dir), "PYTHONUNBUFFERED": "1"},
     )
     return CliRun(proc.returncode, proc.stdout, proc.stderr, outputs)
-
-
-_WORD = re.compile(r"[a-z0-9']+")
-
-
-def normalize_words(text: str) -> list[str]:
-    return _WORD.findall(text.lower().replace("-", " "))
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """(substitutions + deletions + insertions) / reference words, on normalized words."""
-    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, start=1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1] / max(len(ref), 1)

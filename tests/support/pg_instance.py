@@ -15,7 +15,8 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support.procs import free_port, wait_for
+from tests.support.net import free_port
+from tests.support.procs import wait_for
 
 
 def pg_bin(name: str) -> str:

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.support.procs import free_port
+from tests.support.net import free_port
 
 FINAL = ("completed", "failed")
 

@@ -23,11 +23,12 @@ import redis
 from ml_server.config import MLSettings
 from ml_server.store_redis import RedisJobStore
 from tests.support.media import dialogue
-from tests.support.procs import ManagedProcess, ecg_command, free_port, wait_for
+from tests.support.net import free_port
+from tests.support.procs import ManagedProcess, ecg_command, wait_for
 from tests.support.seaweed import SeaweedS3
+from tests.support.services import REDIS_URL
 
 SECRET = "fault-suite-secret"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 FINAL = ("completed", "failed")
 BUCKET = "ecg-test"
 
