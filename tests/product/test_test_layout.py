@@ -72,9 +72,9 @@ def _why_not(importer: Path, target: Path) -> str | None:
     if target.name == "conftest.py":
         return "a conftest; move the helper to tests/support, keep the fixture"
     in_test_folder = target.parts[0] == "tests" and len(target.parts) > 2
-    if in_test_folder and target.parts[1] != "support" and target.name != "__init__.py":
-        if importer.parent != target.parent:
-            return "a helper of another test folder; move it to tests/support"
+    helper = in_test_folder and target.parts[1] != "support" and target.name != "__init__.py"
+    if helper and importer.parent != target.parent:
+        return "a helper of another test folder; move it to tests/support"
     return None
 
 
