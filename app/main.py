@@ -28,7 +28,8 @@ from app.services.client_webhooks import Notifier
 from app.services.dispatch import Dispatcher
 from app.services.rate_limit import ProcessLimiter
 from app.services.status import StatusCache, StatusReader
-from app.services.storage import Storage, build_storage
+from app.services.storage import Storage
+from app.services.storage_factory import build_storage
 
 logger = logging.getLogger(__name__)
 
