@@ -335,7 +335,7 @@ class JobService:
         *,
         progress: int | None = None,
         stage: str | None = None,
-        result: Any = None,
+        result: dict[str, Any] | ColumnElement[Any] | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
     ) -> dict[str, Any] | None:

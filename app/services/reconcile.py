@@ -195,9 +195,27 @@ class Reconciler:
             state.progress,
         )
 
-    async def _transition(self, job_id: uuid.UUID, status: JobStatus, **values: Any) -> bool:
+    async def _transition(
+        self,
+        job_id: uuid.UUID,
+        status: JobStatus,
+        *,
+        progress: int | None = None,
+        stage: str | None = None,
+        result: dict[str, Any] | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> bool:
         # The webhook's own forward-only move, so both paths store the same thing.
         return await with_jobs(
             self._sessions,
-            lambda jobs: jobs.update_job_status(job_id=job_id, status=status, **values),
+            lambda jobs: jobs.update_job_status(
+                job_id=job_id,
+                status=status,
+                progress=progress,
+                stage=stage,
+                result=result,
+                error_code=error_code,
+                error_message=error_message,
+            ),
         )

@@ -100,4 +100,3 @@ def is_safe_key(file_key: str) -> bool:
     return all(
         part not in (".", "..") and len(part) <= MAX_KEY_PART_CHARS for part in file_key.split("/")
     )
-
