@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 from fastapi import Depends, Header, Request
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.services.auth import authenticate
 from app.services.client_webhooks import Notifier
+from app.services.dispatch import Dispatcher
 from app.services.job_service import JobService
 from app.services.rate_limit import ProcessLimiter
 from app.services.status import StatusReader
@@ -29,7 +30,7 @@ class AppContext:
     session_factory: async_sessionmaker[AsyncSession]
     storage: Storage
     http: httpx.AsyncClient
-    dispatcher: Any  # app.services.dispatch.Dispatcher (owned by the dispatch module)
+    dispatcher: Dispatcher
     status: StatusReader
     process_limiter: ProcessLimiter
     notifier: Notifier

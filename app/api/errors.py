@@ -10,6 +10,7 @@ logged with its traceback but never shows internals to the client.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -106,7 +107,7 @@ def openai_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def clean_errors(errors: Any) -> list[dict[str, Any]]:
+def clean_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Validation errors without the offending input or doc URLs."""
     out: list[dict[str, Any]] = []
     for err in list(errors)[:_MAX_ERRORS]:
@@ -120,7 +121,9 @@ def clean_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
-def validation_response(errors: Any, *, extra: dict[str, Any] | None = None) -> JSONResponse:
+def validation_response(
+    errors: Sequence[Any], *, extra: dict[str, Any] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"error": "VALIDATION_ERROR", "detail": clean_errors(errors)}
     if extra:
         body.update(extra)

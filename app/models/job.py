@@ -58,7 +58,7 @@ class Job(Base):
     notify_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     # Names a user gave the speakers (SPEAKER_00 → "Alice"), kept with the job for every view.
-    speaker_names: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    speaker_names: Mapped[dict[str, str] | None] = mapped_column(JsonDoc)
 
     __table_args__ = (
         Index("ix_jobs_dispatch", "status", "next_attempt_at"),

@@ -9,48 +9,42 @@ LOCKED` plus a lease (`next_attempt_at = now + lease`) committed before the requ
 lease outlives the request timeout, so nobody else can claim a row while its send is in flight;
 a crashed sender's rows come back when the lease runs out. SQLite (embedded, one process) claims
 with a compare-and-swap UPDATE instead. Every outcome is written with an SQL guard on the status,
-so a callback that raced in is never overwritten.
+so a callback that raced in is never overwritten. The claims and outcomes are JobService's named
+transitions (`claim_for_dispatch`, `mark_dispatched`, `schedule_retry`, `fail_dispatch`); this
+module decides when to call which.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 from pathlib import PurePosixPath
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.models.job import Job
 from app.services import metrics
+from app.services.job_service import ClaimedJob, JobService, utcnow, with_jobs
 from app.services.media_probe import media_duration_s
 from app.services.ml_client import MLClient, MLRequestError, process_message_id
 from app.services.reconcile import Reconciler
-from ecg_protocol import ErrorCode, JobStatus, ProcessOptions, ProcessRequest
+from app.services.storage import Storage
+from ecg_protocol import ErrorCode, ProcessOptions, ProcessRequest
 
 logger = logging.getLogger(__name__)
 
-OPEN = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
 # Sends in flight per backend process; each holds one claimed row.
 MAX_IN_FLIGHT = 16
 # A lease outlives the request timeout by up to this much, so a slow send is never claimed twice.
 LEASE_MARGIN_S = 10.0
 # Longest wait a 429's Retry-After may impose on one attempt.
 MAX_RETRY_AFTER_S = 600.0
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def wait_event(event: asyncio.Event, *, timeout_s: float) -> bool:
@@ -83,36 +77,6 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], *, timeout_s: floa
     return not pending
 
 
-@runtime_checkable
-class DownloadUrlSource(Protocol):
-    """Storage that can mint a fresh download URL (the one stored at request time may expire)."""
-
-    def generate_download_url(self, file_key: str) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedJob:
-    """The columns a send needs, read in the claiming transaction."""
-
-    job_id: uuid.UUID
-    video_url: str | None
-    file_key: str | None
-    language: str
-    options: dict[str, Any] | None
-    dispatch_attempts: int
-    redispatch_count: int
-    lease_until: datetime
-
-
-def due_for_dispatch(now: datetime) -> Any:
-    """Rows the dispatcher may claim: open, not yet accepted by the ML server, lease expired."""
-    return and_(
-        Job.status.in_(OPEN),
-        Job.dispatched_at.is_(None),
-        or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now),
-    )
-
-
 class Dispatcher:
     """Sends pending jobs to the ML server from the database, and reconciles quiet ones."""
 
@@ -122,12 +86,13 @@ class Dispatcher:
         settings: Settings,
         session_factory: async_sessionmaker[AsyncSession],
         http: httpx.AsyncClient,
-        storage: object | None = None,
+        storage: Storage | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self._settings = settings
         self._sessions = session_factory
-        self._storage = storage if isinstance(storage, DownloadUrlSource) else None
+        # Mints fresh download URLs: the one stored at request time may have expired.
+        self._storage = storage
         self._client = (
             MLClient(
                 base_url=settings.model_server_url,
@@ -225,23 +190,12 @@ class Dispatcher:
         """
         now = utcnow()
         try:
-            async with self._sessions() as session:
-                next_due = (
-                    await session.execute(
-                        select(func.min(Job.next_attempt_at)).where(
-                            Job.status.in_(OPEN),
-                            Job.dispatched_at.is_(None),
-                            Job.next_attempt_at > now,
-                        )
-                    )
-                ).scalar_one_or_none()
+            next_due = await with_jobs(self._sessions, lambda jobs: jobs.next_dispatch_due(now=now))
         except (SQLAlchemyError, OSError) as exc:
             logger.warning("dispatch: reading the next due time failed: %s", exc)
             return poll
         if next_due is None:
             return poll
-        if next_due.tzinfo is None:  # SQLite hands back naive UTC
-            next_due = next_due.replace(tzinfo=UTC)
         return max(0.01, min(poll, (next_due - now).total_seconds() + 0.01))
 
     def _send_done(self, task: asyncio.Task[None]) -> None:
@@ -252,81 +206,8 @@ class Dispatcher:
 
     async def claim(self, *, limit: int) -> list[ClaimedJob]:
         """Lease up to `limit` due rows to this process and return them."""
-        async with self._sessions() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                return await self._claim_skip_locked(session, limit)
-            return await self._claim_cas(session, limit)
-
-    def _columns(self) -> tuple[Any, ...]:
-        return (
-            Job.job_id,
-            Job.video_url,
-            Job.file_key,
-            Job.language,
-            Job.options,
-            Job.dispatch_attempts,
-            Job.redispatch_count,
-        )
-
-    async def _claim_skip_locked(self, session: AsyncSession, limit: int) -> list[ClaimedJob]:
-        now = utcnow()
-        lease_until = now + self._lease
-        async with session.begin():
-            rows = (
-                await session.execute(
-                    select(*self._columns())
-                    .where(due_for_dispatch(now))
-                    .order_by(Job.created_at)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if not rows:
-                return []
-            await session.execute(
-                update(Job)
-                .where(Job.job_id.in_([r.job_id for r in rows]))
-                .values(next_attempt_at=lease_until)
-                .execution_options(synchronize_session=False)
-            )
-        return [self._claimed(r, lease_until) for r in rows]
-
-    async def _claim_cas(self, session: AsyncSession, limit: int) -> list[ClaimedJob]:
-        now = utcnow()
-        lease_until = now + self._lease
-        rows = (
-            await session.execute(
-                select(*self._columns())
-                .where(due_for_dispatch(now))
-                .order_by(Job.created_at)
-                .limit(limit)
-            )
-        ).all()
-        await session.rollback()
-        claimed: list[ClaimedJob] = []
-        for row in rows:
-            async with session.begin():
-                res = await session.execute(
-                    update(Job)
-                    .where(Job.job_id == row.job_id, due_for_dispatch(now))
-                    .values(next_attempt_at=lease_until)
-                    .execution_options(synchronize_session=False)
-                )
-            if cast("CursorResult[Any]", res).rowcount == 1:
-                claimed.append(self._claimed(row, lease_until))
-        return claimed
-
-    @staticmethod
-    def _claimed(row: Any, lease_until: datetime) -> ClaimedJob:
-        return ClaimedJob(
-            job_id=row.job_id,
-            video_url=row.video_url,
-            file_key=row.file_key,
-            language=row.language or "auto",
-            options=row.options,
-            dispatch_attempts=row.dispatch_attempts or 0,
-            redispatch_count=row.redispatch_count or 0,
-            lease_until=lease_until,
+        return await with_jobs(
+            self._sessions, lambda jobs: jobs.claim_for_dispatch(lease=self._lease, limit=limit)
         )
 
     # ------------------------------------------------------------------ sending
@@ -386,12 +267,7 @@ class Dispatcher:
             await self._fail(job, error.code, error.message)
 
     async def _succeeded(self, job: ClaimedJob) -> None:
-        now = utcnow()
-        await self._write(
-            update(Job)
-            .where(Job.job_id == job.job_id, Job.status.in_(OPEN), Job.dispatched_at.is_(None))
-            .values(dispatched_at=now, last_event_at=now, next_attempt_at=None)
-        )
+        await self._record(lambda jobs: jobs.mark_dispatched(job_id=job.job_id))
         logger.info("job sent to ML server - job_id=%s", job.job_id)
 
     async def _retry_or_fail(self, job: ClaimedJob, error: MLRequestError) -> None:
@@ -402,15 +278,10 @@ class Dispatcher:
         delay = self._delays[attempts - 1]
         if error.retry_after_s is not None:
             delay = min(error.retry_after_s, MAX_RETRY_AFTER_S)
-        await self._write(
-            update(Job)
-            .where(
-                Job.job_id == job.job_id,
-                Job.status.in_(OPEN),
-                Job.dispatched_at.is_(None),
-                Job.next_attempt_at == job.lease_until,  # still our claim
+        await self._record(
+            lambda jobs: jobs.schedule_retry(
+                job_id=job.job_id, lease_until=job.lease_until, attempts=attempts, delay_s=delay
             )
-            .values(dispatch_attempts=attempts, next_attempt_at=utcnow() + timedelta(seconds=delay))
         )
         logger.info(
             "retrying job in %.1fs (%d/%d) - job_id=%s",
@@ -423,30 +294,21 @@ class Dispatcher:
     async def _fail(
         self, job: ClaimedJob, code: ErrorCode, message: str, *, attempts: int | None = None
     ) -> None:
-        values: dict[str, Any] = {
-            "status": JobStatus.FAILED.value,
-            "error_code": code.value,
-            "error_message": f"{code.value}: {message}",
-            "next_attempt_at": None,
-        }
-        if attempts is not None:
-            values["dispatch_attempts"] = attempts
-        changed = await self._write(
-            update(Job)
-            .where(Job.job_id == job.job_id, Job.status.in_(OPEN), Job.dispatched_at.is_(None))
-            .values(**values)
+        changed = await self._record(
+            lambda jobs: jobs.fail_dispatch(
+                job_id=job.job_id, code=code, message=message, attempts=attempts
+            )
         )
         if changed:
             metrics.record_job_failed(code.value)
             logger.error("job failed at dispatch - job_id=%s code=%s", job.job_id, code.value)
 
-    async def _write(self, stmt: Any) -> bool:
-        """Run one guarded UPDATE in its own transaction; True when it changed the row."""
+    async def _record(self, transition: Callable[[JobService], Awaitable[bool]]) -> bool:
+        """Record an outcome (one transition, its own transaction), retried over a short database
+        hiccup; True when it changed the row."""
         for attempt in (1, 2, 3):
             try:
-                async with self._sessions() as session, session.begin():
-                    res = await session.execute(stmt.execution_options(synchronize_session=False))
-                return bool(cast("CursorResult[Any]", res).rowcount)
+                return await with_jobs(self._sessions, transition)
             except (SQLAlchemyError, OSError):
                 if attempt == 3:
                     # The lease expires and the row is claimed again: nothing is lost.

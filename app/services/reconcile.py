@@ -7,7 +7,8 @@ times, then failed `JOB_LOST`. An unreachable ML server changes nothing until th
 unheard for its deadline — max(`ML_UNREACHABLE_DEADLINE_S`, `ML_UNREACHABLE_DURATION_FACTOR` ×
 media duration), the duration read with ffprobe only once the fixed part has passed — and then
 the job fails `ML_SERVER_UNREACHABLE` instead of waiting forever.
-Every write is guarded in SQL, so a callback racing in, or another replica reconciling the same
+Every write is one of JobService's guarded transitions (`requeue_lost`, `mark_heard`, the
+callback's own forward move), so a callback racing in, or another replica reconciling the same
 row, is never overwritten.
 """
 
@@ -17,33 +18,25 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from datetime import timedelta
+from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.models.job import Job
 from app.services import metrics
-from app.services.job_service import JobService, as_utc
+from app.services.job_service import QuietJob, utcnow, with_jobs
 from app.services.ml_client import MLClient, MLJobState, MLRequestError
 from ecg_protocol import ErrorCode, JobStatus, normalize_timestamp_fields
 
 logger = logging.getLogger(__name__)
 
-OPEN = (JobStatus.PENDING.value, JobStatus.PROCESSING.value)
 BATCH = 100
 # Durations remembered per replica (one probe per job); cleared wholesale past this many.
 MAX_REMEMBERED_DURATIONS = 10_000
 
 DurationProbe = Callable[[str], Awaitable[float | None]]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Reconciler:
@@ -79,29 +72,11 @@ class Reconciler:
         """One round; returns how many jobs it looked up."""
         if self._client is None:
             return 0
-        threshold = _utcnow() - self._quiet
-        async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        Job.job_id,
-                        Job.redispatch_count,
-                        Job.file_key,
-                        Job.last_event_at,
-                        Job.dispatched_at,
-                    )
-                    .where(
-                        Job.status.in_(OPEN),
-                        Job.dispatched_at.is_not(None),
-                        or_(
-                            Job.last_event_at < threshold,
-                            and_(Job.last_event_at.is_(None), Job.dispatched_at < threshold),
-                        ),
-                    )
-                    .order_by(func.coalesce(Job.last_event_at, Job.dispatched_at))
-                    .limit(BATCH)
-                )
-            ).all()
+        unheard_since = utcnow() - self._quiet
+        rows = await with_jobs(
+            self._sessions,
+            lambda jobs: jobs.quiet_dispatched(unheard_since=unheard_since, limit=BATCH),
+        )
         for index, row in enumerate(rows):
             try:
                 state = await self._client.get_job(str(row.job_id))
@@ -111,15 +86,12 @@ class Reconciler:
                 for quiet in rows[index:]:
                     await self._unreachable(quiet, exc)
                 return len(rows)
-            await self._apply(row.job_id, row.redispatch_count or 0, state)
+            await self._apply(row.job_id, row.redispatch_count, state)
         return len(rows)
 
-    async def _unreachable(self, row: Any, error: MLRequestError) -> None:
+    async def _unreachable(self, row: QuietJob, error: MLRequestError) -> None:
         """Fail the job `ML_SERVER_UNREACHABLE` once it has gone unheard past its deadline."""
-        last = as_utc(row.last_event_at or row.dispatched_at)
-        if last is None:
-            return
-        silent_s = (_utcnow() - last).total_seconds()
+        silent_s = (utcnow() - row.last_heard).total_seconds()
         floor = self._settings.ml_unreachable_deadline_s
         if silent_s < floor:
             logger.info(
@@ -177,21 +149,9 @@ class Reconciler:
                 f"the ML server lost the job {redispatch_count + 1} time(s)",
             )
             return
-        # CAS on redispatch_count: two replicas reconciling the same row re-dispatch it once.
-        changed = await self._write(
-            update(Job)
-            .where(
-                Job.job_id == job_id,
-                Job.status.in_(OPEN),
-                Job.dispatched_at.is_not(None),
-                Job.redispatch_count == redispatch_count,
-            )
-            .values(
-                dispatched_at=None,
-                next_attempt_at=None,
-                dispatch_attempts=0,
-                redispatch_count=redispatch_count + 1,
-            )
+        changed = await with_jobs(
+            self._sessions,
+            lambda jobs: jobs.requeue_lost(job_id=job_id, redispatch_count=redispatch_count),
         )
         if changed:
             logger.warning(
@@ -210,7 +170,6 @@ class Reconciler:
                 job_id, ErrorCode.ML_SERVER_ERROR.value, f"invalid result from ML server: {exc}"
             )
             return
-        # The webhook's own forward-only transition, so both paths store the same thing.
         if await self._transition(job_id, JobStatus.COMPLETED, result=result):
             metrics.record_job_completed()
             logger.info("job completed (result fetched by reconcile) - job_id=%s", job_id)
@@ -228,11 +187,7 @@ class Reconciler:
                 job_id, JobStatus.PROCESSING, progress=state.progress or 0, stage=state.stage
             )
         else:
-            await self._write(
-                update(Job)
-                .where(Job.job_id == job_id, Job.status.in_(OPEN))
-                .values(last_event_at=_utcnow())
-            )
+            await with_jobs(self._sessions, lambda jobs: jobs.mark_heard(job_id=job_id))
         logger.info(
             "reconcile: job still running at ML server - job_id=%s stage=%s progress=%s",
             job_id,
@@ -240,13 +195,27 @@ class Reconciler:
             state.progress,
         )
 
-    async def _transition(self, job_id: uuid.UUID, status: JobStatus, **values: Any) -> bool:
-        async with self._sessions() as session:
-            return await JobService(session).update_job_status(
-                job_id=job_id, status=status, **values
-            )
-
-    async def _write(self, stmt: Any) -> bool:
-        async with self._sessions() as session, session.begin():
-            res = await session.execute(stmt.execution_options(synchronize_session=False))
-        return bool(cast("CursorResult[Any]", res).rowcount)
+    async def _transition(
+        self,
+        job_id: uuid.UUID,
+        status: JobStatus,
+        *,
+        progress: int | None = None,
+        stage: str | None = None,
+        result: dict[str, Any] | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> bool:
+        # The webhook's own forward-only move, so both paths store the same thing.
+        return await with_jobs(
+            self._sessions,
+            lambda jobs: jobs.update_job_status(
+                job_id=job_id,
+                status=status,
+                progress=progress,
+                stage=stage,
+                result=result,
+                error_code=error_code,
+                error_message=error_message,
+            ),
+        )

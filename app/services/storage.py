@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from app.core.config import Settings
-
 KEY_PREFIX = "videos"
 MAX_FILENAME_CHARS = 120
 MAX_KEY_PART_CHARS = 255
@@ -102,14 +100,3 @@ def is_safe_key(file_key: str) -> bool:
     return all(
         part not in (".", "..") and len(part) <= MAX_KEY_PART_CHARS for part in file_key.split("/")
     )
-
-
-def build_storage(settings: Settings) -> Storage:
-    """S3 when a bucket is configured, else the embedded local folder."""
-    if settings.uses_s3:
-        from app.services.s3_service import S3Service
-
-        return S3Service.from_settings(settings)
-    from app.services.local_storage import LocalStorage
-
-    return LocalStorage.from_settings(settings)

@@ -87,30 +87,7 @@ async def ingest_callback(
     cache: StatusCache | None = None,
 ) -> dict[str, Any]:
     """Verify, parse and apply one callback; the answer body for the ML server."""
-    user_agent = headers.get("user-agent")
-    try:
-        verified = verify_signature(
-            body,
-            headers,
-            settings.signing_secret(),
-            tolerance_s=settings.webhook_tolerance_s,
-            strict=not settings.webhook_allow_legacy_signature,
-        )
-    except SignatureError as exc:
-        metrics.record_callback("rejected_signature")
-        if looks_like_misuse(body, user_agent):
-            raise misuse_error() from exc
-        logger.warning("callback refused: %s (%s)", exc.message, exc.reason)
-        raise InvalidSignature(exc.message, reason=exc.reason) from exc
-
-    try:
-        payload = CallbackPayload.model_validate_json(body)
-    except ValidationError:
-        metrics.record_callback("invalid")
-        if looks_like_misuse(body, user_agent):
-            raise misuse_error() from None
-        raise
-
+    msg_id, payload = verify_and_parse(body, headers, settings)
     job_id = parse_job_id(payload.job_id)
     if job_id is None:
         metrics.record_callback("unknown_job")
@@ -120,7 +97,7 @@ async def ingest_callback(
     status = JobStatus(payload.status)
     outcome = await jobs.apply_callback(
         job_id=job_id,
-        msg_id=verified.msg_id,
+        msg_id=msg_id,
         status=status,
         progress=payload.progress,
         stage=payload.stage.value if payload.stage else None,
@@ -139,9 +116,45 @@ async def ingest_callback(
 
     if cache is not None:
         cache.invalidate(job_id)
-    duration = (
-        (datetime.now(UTC) - outcome.created_at).total_seconds() if outcome.created_at else None
-    )
+    _count_final(status, payload, outcome.created_at, job_id=str(job_id))
+    return {"status": "received", "job_id": str(job_id), "job_status": status.value}
+
+
+def verify_and_parse(
+    body: bytes, headers: Mapping[str, str], settings: Settings
+) -> tuple[str | None, CallbackPayload]:
+    """The callback's webhook-id and payload: the signature verified on the raw bytes, then the
+    body validated once. A frontend that posted here by mistake gets the misuse answer."""
+    user_agent = headers.get("user-agent")
+    try:
+        verified = verify_signature(
+            body,
+            headers,
+            settings.signing_secret(),
+            tolerance_s=settings.webhook_tolerance_s,
+            strict=not settings.webhook_allow_legacy_signature,
+        )
+    except SignatureError as exc:
+        metrics.record_callback("rejected_signature")
+        if looks_like_misuse(body, user_agent):
+            raise misuse_error() from exc
+        logger.warning("callback refused: %s (%s)", exc.message, exc.reason)
+        raise InvalidSignature(exc.message, reason=exc.reason) from exc
+    try:
+        payload = CallbackPayload.model_validate_json(body)
+    except ValidationError:
+        metrics.record_callback("invalid")
+        if looks_like_misuse(body, user_agent):
+            raise misuse_error() from None
+        raise
+    return verified.msg_id, payload
+
+
+def _count_final(
+    status: JobStatus, payload: CallbackPayload, created_at: datetime | None, *, job_id: str
+) -> None:
+    """Metrics and a log line for an applied callback that made its job final."""
+    duration = (datetime.now(UTC) - created_at).total_seconds() if created_at else None
     if status == JobStatus.COMPLETED:
         metrics.record_job_completed(duration)
         logger.info("job completed: job_id=%s", job_id)
@@ -149,4 +162,3 @@ async def ingest_callback(
         code = str(payload.error_code or "UNKNOWN_ERROR")
         metrics.record_job_failed(code, duration)
         logger.info("job failed: job_id=%s code=%s", job_id, code)
-    return {"status": "received", "job_id": str(job_id), "job_status": status.value}

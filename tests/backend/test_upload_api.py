@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 
 import pytest
@@ -202,13 +203,16 @@ async def test_invalid_tokens_are_401(sqlite_backend: Backend) -> None:
         {"Authorization": f"Bearer {token('../../etc')}"},
         {"Authorization": "Basic dXNlcjpwYXNz"},
     ]
-    for headers in bad:
-        r = await c.post(
-            "/api/upload-video/generate-url",
-            json={"filename": "a.mp4", "content_type": "video/mp4"},
-            headers=headers,
-        )
-        assert r.status_code == 401, headers
+    # An injected route (CurrentUser) and the status route, which authenticates without
+    # dependency injection (its measured fast path): the same refusals from both.
+    routes = [
+        ("POST", "/api/upload-video/generate-url"),
+        ("GET", f"/api/upload-video/status/{uuid.uuid4()}"),
+    ]
+    for (method, url), headers in itertools.product(routes, bad):
+        body = {"filename": "a.mp4", "content_type": "video/mp4"} if method == "POST" else None
+        r = await c.request(method, url, json=body, headers=headers)
+        assert r.status_code == 401, (url, headers)
         assert r.headers["WWW-Authenticate"] == "Bearer"
 
 
@@ -218,6 +222,8 @@ async def test_anonymous_can_be_switched_off(sqlite_backend: Backend) -> None:
         "/api/upload-video/generate-url", json={"filename": "a.mp4", "content_type": "video/mp4"}
     )
     assert r.status_code == 401
+    # The status route (no dependency injection) refuses the anonymous caller too.
+    assert (await sqlite_backend.status(str(uuid.uuid4()))).status_code == 401
     r = await sqlite_backend.client.post(
         "/api/upload-video/generate-url",
         json={"filename": "a.mp4", "content_type": "video/mp4"},

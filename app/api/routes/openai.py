@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Header, Response, UploadFile
 
-from app.api.deps import ContextDep, JobsDep, RateLimitProcess, SettingsDep
+from app.api.deps import AppContext, ContextDep, JobsDep, RateLimitProcess, SettingsDep
 from app.api.errors import openai_error_responses
 from app.core.config import Settings
 from app.services.auth import ANONYMOUS, authenticate
 from app.services.client_webhooks import check_webhook_url
 from app.services.errors import AnalysisFailed, FileTooLarge, MediaRejected, StillProcessing
+from app.services.job_service import JobService
 from app.services.openai_compat import (
     MEDIA_TYPES,
     ResponseFormat,
@@ -76,8 +78,8 @@ def _content_type(upload: UploadFile, settings: Settings) -> str:
 
 async def _transcribe(
     *,
-    ctx: ContextDep,
-    jobs: JobsDep,
+    ctx: AppContext,
+    jobs: JobService,
     user: str,
     file: UploadFile,
     task: Task,
@@ -87,31 +89,17 @@ async def _transcribe(
     granularities: list[str],
     webhook_url: str | None = None,
 ) -> Response:
-    settings = ctx.settings
-    if file.size is not None and file.size > settings.max_upload_bytes:
-        raise FileTooLarge(
-            f"file is {file.size} bytes, over the limit of {settings.max_upload_bytes} bytes",
-            max_bytes=settings.max_upload_bytes,
-        )
-    language = job_language(language)
-    content_type = _content_type(file, settings)
-    if webhook_url:
-        await check_webhook_url(webhook_url, settings)
-    key = make_file_key(user, file.filename or "audio")
-    await ctx.storage.put_file(key, content_type, file.file)
-    job_id = await start_processing(
+    job_id = await _store_and_start(
+        ctx=ctx,
         jobs=jobs,
-        storage=ctx.storage,
-        settings=settings,
-        dispatcher=ctx.dispatcher,
-        owner=user,
-        file_key=key,
+        user=user,
+        file=file,
         language=language,
-        options=options.model_dump(exclude_none=True),
+        options=options,
         webhook_url=webhook_url,
     )
     job = await wait_for_final(
-        ctx.session_factory, job_id=job_id, owner=user, timeout_s=settings.sync_wait_timeout_s
+        ctx.session_factory, job_id=job_id, owner=user, timeout_s=ctx.settings.sync_wait_timeout_s
     )
     if job is None:
         raise StillProcessing(
@@ -136,6 +124,42 @@ async def _transcribe(
         content=body.encode("utf-8"),
         media_type=MEDIA_TYPES[response_format],
         headers={"X-ECG-Job-Id": str(job_id)},
+    )
+
+
+async def _store_and_start(
+    *,
+    ctx: AppContext,
+    jobs: JobService,
+    user: str,
+    file: UploadFile,
+    language: str | None,
+    options: ProcessOptions,
+    webhook_url: str | None,
+) -> uuid.UUID:
+    """Check the upload, store it under the caller's prefix and write its job; the job id."""
+    settings = ctx.settings
+    if file.size is not None and file.size > settings.max_upload_bytes:
+        raise FileTooLarge(
+            f"file is {file.size} bytes, over the limit of {settings.max_upload_bytes} bytes",
+            max_bytes=settings.max_upload_bytes,
+        )
+    checked_language = job_language(language)
+    content_type = _content_type(file, settings)
+    if webhook_url:
+        await check_webhook_url(webhook_url, settings)
+    key = make_file_key(user, file.filename or "audio")
+    await ctx.storage.put_file(key, content_type, file.file)
+    return await start_processing(
+        jobs=jobs,
+        storage=ctx.storage,
+        settings=settings,
+        dispatcher=ctx.dispatcher,
+        owner=user,
+        file_key=key,
+        language=checked_language,
+        options=options.model_dump(exclude_none=True),
+        webhook_url=webhook_url,
     )
 
 

@@ -1,0 +1,118 @@
+"""Health: `GET /api/upload-video/ml-server/health` (is the ML server up?), and the backend's own
+`GET /health` and `GET /metrics` for probes and Prometheus."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import text
+
+from app.api.deps import ContextDep
+from app.api.errors import error_responses
+from app.services import metrics
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/upload-video", tags=["ml"], responses=error_responses(401, 503))
+ops_router = APIRouter(tags=["ops"])
+
+
+class MLHealth(BaseModel):
+    """The guide's ML health answer; 503 carries `error` instead of `response`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    ml_server_url: str | None
+    response_time_ms: float | None = None
+    http_status: int | None = None
+    response: str | None = None
+    error: str | None = None
+
+
+@router.get(
+    "/ml-server/health",
+    responses={
+        200: {"model": MLHealth},
+        503: {"model": MLHealth, "description": "the ML server is down, slow or unset"},
+    },
+)
+async def check_ml_server_health(ctx: ContextDep) -> JSONResponse:
+    """Ask the ML server's /health (10 s timeout); 503 with the error when it is not healthy."""
+    url = ctx.settings.model_server_url
+    if not url:
+        return JSONResponse(
+            status_code=503,
+            content={
+                "status": "unhealthy",
+                "ml_server_url": None,
+                "error": "MODEL_SERVER_URL is not configured",
+            },
+        )
+    started = time.perf_counter()
+    content: dict[str, Any] = {"ml_server_url": url}
+    try:
+        resp = await ctx.http.get(
+            url.rstrip("/") + "/health", timeout=ctx.settings.ml_health_timeout
+        )
+    except Exception as exc:  # any transport failure means "unhealthy", with its reason
+        content.update(
+            status="unhealthy",
+            response_time_ms=round((time.perf_counter() - started) * 1000, 2),
+            error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+        )
+        return JSONResponse(status_code=503, content=content)
+    elapsed = round((time.perf_counter() - started) * 1000, 2)
+    message = resp.text[:500]
+    try:
+        data = resp.json()
+        if isinstance(data, dict) and isinstance(data.get("message"), str):
+            message = data["message"]
+        # What the web page's and the CLI's language choice offer (issue 8).
+        if isinstance(data, dict) and isinstance(data.get("languages"), list):
+            content["languages"] = [c for c in data["languages"] if isinstance(c, str)]
+    except ValueError:
+        pass
+    healthy = resp.status_code == 200
+    content.update(
+        status="healthy" if healthy else "unhealthy",
+        response_time_ms=elapsed,
+        http_status=resp.status_code,
+        response=message,
+    )
+    if not healthy:
+        content["error"] = f"ML server answered HTTP {resp.status_code}"
+    return JSONResponse(status_code=200 if healthy else 503, content=content)
+
+
+@ops_router.get("/health")
+async def health(request: Request, ctx: ContextDep) -> JSONResponse:
+    """The backend itself: up, and its database reachable."""
+    try:
+        async with ctx.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # report, never crash the probe
+        logger.warning("health: database unreachable: %s", exc)
+        return JSONResponse(
+            status_code=503,
+            content={"status": "unhealthy", "database": "unreachable", "error": str(exc)},
+        )
+    return JSONResponse(
+        {
+            "status": "ok",
+            "database": "ok",
+            "storage": ctx.storage.kind,
+            "version": request.app.version,
+        }
+    )
+
+
+@ops_router.get("/metrics")
+async def prometheus_metrics() -> Response:
+    """Prometheus exposition (the guide's four metric points)."""
+    body, content_type = metrics.render()
+    return Response(content=body, media_type=content_type)

@@ -1,0 +1,94 @@
+"""`POST /api/upload-video/request-process`: validate an upload, write the `pending` job row
+and wake the dispatcher. Route only: the work is in app.services.processing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from app.api.deps import ContextDep, CurrentUser, JobsDep, RateLimitProcess
+from app.api.errors import error_responses
+from app.services.client_webhooks import check_webhook_url
+from app.services.errors import Conflict, InvalidInput
+from app.services.processing import job_language, start_processing
+from app.services.uploads import check_uploaded_object
+from ecg_protocol import ProcessOptions
+
+router = APIRouter(prefix="/api/upload-video", tags=["ml"], responses=error_responses(401, 503))
+
+
+class ProcessVideoRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    fileKey: str = Field(
+        validation_alias=AliasChoices("fileKey", "file_key"), min_length=1, max_length=1024
+    )
+    # `auto`, one code (`ko`) or a list to detect among (`ko,en`); codes checked in the route.
+    language: str = Field(
+        default="auto",
+        max_length=256,
+        pattern=r"^\s*[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?(\s*,\s*[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?)*\s*$",
+    )
+    min_speakers: int | None = Field(default=None, ge=1, le=32)
+    max_speakers: int | None = Field(default=None, ge=1, le=32)
+    # Decoding hints passed to faster-whisper (initial_prompt, hotwords).
+    prompt: str | None = Field(default=None, max_length=2000)
+    hotwords: str | None = Field(default=None, max_length=1000)
+    # Where to POST job.completed / job.failed (Standard Webhooks, CLIENT_WEBHOOK_SECRET).
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
+
+
+class ProcessStarted(BaseModel):
+    message: str = "Video processing started."
+    job_id: str
+
+
+@router.post(
+    "/request-process",
+    dependencies=[RateLimitProcess],
+    responses=error_responses(400, 404, 409, 413, 415, 429),
+)
+async def request_process(
+    body: ProcessVideoRequest,
+    user: CurrentUser,
+    ctx: ContextDep,
+    jobs: JobsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> ProcessStarted:
+    """Validate the upload, write the `pending` job row, then wake the dispatcher."""
+    if idempotency_key:
+        existing = await jobs.get_by_idempotency_key(owner=user, key=idempotency_key)
+        if existing is not None:
+            if existing.file_key != body.fileKey:
+                raise Conflict("Idempotency-Key was already used for a different fileKey")
+            return ProcessStarted(job_id=str(existing.job_id))
+    try:
+        options = ProcessOptions(
+            min_speakers=body.min_speakers,
+            max_speakers=body.max_speakers,
+            prompt=body.prompt,
+            hotwords=body.hotwords,
+        )
+    except ValueError as exc:
+        raise InvalidInput("min_speakers must not exceed max_speakers") from exc
+    language = job_language(body.language)
+    await check_uploaded_object(
+        storage=ctx.storage, settings=ctx.settings, owner=user, file_key=body.fileKey
+    )
+    if body.webhook_url:
+        await check_webhook_url(body.webhook_url, ctx.settings)
+    job_id = await start_processing(
+        jobs=jobs,
+        storage=ctx.storage,
+        settings=ctx.settings,
+        dispatcher=ctx.dispatcher,
+        owner=user,
+        file_key=body.fileKey,
+        language=language,
+        options=options.model_dump(exclude_none=True),
+        idempotency_key=idempotency_key,
+        webhook_url=body.webhook_url,
+    )
+    return ProcessStarted(job_id=str(job_id))
