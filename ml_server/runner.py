@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
-from ecg_protocol import AnalysisResult, ErrorCode, ProcessRequest, Stage
+from ecg_protocol import AnalysisResult, ErrorCode, MLJobStatus, ProcessRequest, Stage
 from ml_server import metrics
 from ml_server.callbacks import CallbackSender, JobNotifier
 from ml_server.config import MLSettings
@@ -33,7 +33,7 @@ from ml_server.pipeline import PipelineOptions, run_pipeline
 from ml_server.pipeline.data import DecodingHints
 from ml_server.pipeline.download import DownloadOptions, download, media_suffix
 from ml_server.pipeline.errors import Cancelled, StageError
-from ml_server.store import JobStore, MLJobStatus
+from ml_server.store import JobStore
 
 if TYPE_CHECKING:
     from ml_server.models import Models

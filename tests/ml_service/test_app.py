@@ -12,13 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ecg_protocol import ProcessRequest, sign_headers
+from ecg_protocol.jobs import MLJobStatus
 from ml_server.callbacks import CallbackSender
 from ml_server.config import MLSettings
 from ml_server.executor import ThreadPoolJobExecutor
 from ml_server.main import create_app
 from ml_server.models import Models
 from ml_server.runner import execute_job
-from ml_server.store import MemoryJobStore, MLJobStatus
+from ml_server.store import MemoryJobStore
 from tests.ml_service.conftest import SECRET, new_job_id, request_body
 from tests.ml_service.servers import CallbackReceiver, MediaServer
 from tests.support import media

@@ -15,7 +15,8 @@ import time
 import pytest
 
 from ecg_protocol import AnalysisResult, CallbackPayload, Metadata, Stage
-from ml_server.callbacks import CallbackSender, JobNotifier, retry_after_s
+from ecg_protocol.errors import retry_after_s
+from ml_server.callbacks import CallbackSender, JobNotifier
 from ml_server.config import MLSettings
 from tests.ml_service.conftest import SECRET
 from tests.ml_service.servers import CallbackReceiver, Received

@@ -1,4 +1,5 @@
-"""No import cycle between the product's modules (app, ml_server, ecg_protocol, ecg_cli).
+"""No import cycle between the product's modules (app, ml_server, ecg_protocol, ecg_serving,
+ecg_cli).
 
 Every `import` counts wherever it is written: at module level, inside a function, or under
 `if TYPE_CHECKING:`. A lazy or type-only import does not remove a cycle, it only hides it
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("app", "ml_server", "ecg_protocol", "ecg_cli")
+PACKAGES = ("app", "ml_server", "ecg_protocol", "ecg_serving", "ecg_cli")
 
 
 def _module_name(path: Path) -> str:
@@ -42,9 +43,7 @@ def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join([*prefix, node.module] if node.module else prefix)
 
 
-def _targets(
-    module: str, path: Path, tree: ast.AST, known: Iterable[str]
-) -> set[str]:
+def _targets(module: str, path: Path, tree: ast.AST, known: Iterable[str]) -> set[str]:
     """The product modules `module` imports, anywhere in its body."""
     known = set(known)
     is_package = path.name == "__init__.py"
@@ -157,9 +156,7 @@ def test_the_checker_finds_a_cycle() -> None:
 
 def test_the_checker_sees_function_level_and_relative_imports() -> None:
     """A lazy import inside a function and a relative import are edges like any other."""
-    tree = ast.parse(
-        "def f():\n    from ml_server import runner\nfrom .store import JobStore\n"
-    )
+    tree = ast.parse("def f():\n    from ml_server import runner\nfrom .store import JobStore\n")
     known = {"ml_server.executor", "ml_server.runner", "ml_server.store", "ml_server"}
     found = _targets("ml_server.executor", ROOT / "ml_server/executor.py", tree, known)
     assert found == {"ml_server.runner", "ml_server.store"}
