@@ -68,7 +68,7 @@ class RefusalCode(StrEnum):
 class ErrorBody(BaseModel):
     """Every error the ML server answers: words for a person, a stable code for a program.
 
-    The optional fields appear only where they apply (`exclude_none` on output): `reason` on a
+    The optional fields appear only where they apply (absent otherwise): `reason` on a
     401, `errors` on a 422, `retry_after_s` (equal to the Retry-After header) on a 503,
     `job_id`/`status` where a job is concerned.
     """
@@ -82,9 +82,6 @@ class ErrorBody(BaseModel):
     retry_after_s: int | None = None
     job_id: str | None = None
     status: str | None = None
-
-    def wire(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
 
 
 def retry_after_s(value: str | None, *, now: float | None = None) -> float | None:

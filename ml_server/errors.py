@@ -42,9 +42,17 @@ def error_response(
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    """An `ErrorBody` answer; `extra` fills its optional fields (`reason`, `errors`, …)."""
-    body = ErrorBody(detail=message, error_code=code, **extra)
-    return _AsciiJSON(status_code=http_status, content=body.wire(), headers=headers)
+    """An `ErrorBody` answer; `extra` fills its optional fields (`reason`, `errors`, …).
+
+    Built as a dict, not validated through the model: the message may quote hostile input (a
+    lone surrogate) that pydantic would refuse to encode. The field names are still the model's.
+    """
+    unknown = extra.keys() - ErrorBody.model_fields.keys()
+    if unknown:
+        raise TypeError(f"ErrorBody has no field {sorted(unknown)}")
+    content = {"detail": message, "error_code": str(code)}
+    content.update({k: v for k, v in extra.items() if v is not None})
+    return _AsciiJSON(status_code=http_status, content=content, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
