@@ -28,7 +28,9 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import ValidationError
 
+from ecg_protocol.health import MLServerHealth
 from ecg_protocol.secret import (
     CLIENT_SECRET_FILE,
     default_data_dir,
@@ -208,8 +210,10 @@ def _busy_port(host: str, ports: list[int]) -> int | None:
 def _models_ready(ml_url: str) -> bool:
     try:
         resp = httpx.get(f"{ml_url}/health", timeout=2.0)
-        return resp.status_code == 200 and bool(resp.json().get("models_loaded"))
-    except (httpx.HTTPError, ValueError):
+        if resp.status_code != 200:
+            return False
+        return MLServerHealth.model_validate_json(resp.content).models_loaded
+    except (httpx.HTTPError, ValidationError):
         return False
 
 

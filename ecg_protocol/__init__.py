@@ -6,6 +6,7 @@ one place.
 """
 
 from ecg_protocol.errors import ErrorBody, ErrorCode, RefusalCode, retry_after_s
+from ecg_protocol.health import LanguageName, MLServerHealth, MLServerLanguages
 from ecg_protocol.jobs import CancelAccepted, JobRecord, MLJobStatus, ProcessAccepted
 from ecg_protocol.schemas import (
     SCHEMA_VERSION,
@@ -44,7 +45,10 @@ __all__ = [
     "ErrorCode",
     "JobRecord",
     "JobStatus",
+    "LanguageName",
     "MLJobStatus",
+    "MLServerHealth",
+    "MLServerLanguages",
     "Metadata",
     "ProcessAccepted",
     "ProcessOptions",

@@ -25,6 +25,7 @@ from ecg_protocol import (
     verify_signature,
 )
 from ecg_protocol.bodyless import bodyless_signed_content
+from ecg_protocol.health import LanguageName, MLServerHealth, MLServerLanguages
 from ecg_protocol.languages import WHISPER_LANGUAGES, LanguageError
 from ecg_protocol.signing import (
     ID_HEADER,
@@ -65,31 +66,6 @@ StoreDep = Annotated[JobStore, Depends(_store)]
 ExecutorDep = Annotated[JobExecutor, Depends(_executor)]
 
 router = APIRouter()
-
-
-class Health(BaseModel):
-    status: str = "ok"
-    message: str = "ML Server is running"
-    models_loaded: bool
-    queue_depth: int
-    running: int
-    workers: int
-    version: str
-    # Codes a request's `language` may name (one, or a comma-separated list), besides `auto`.
-    languages: list[str]
-
-
-class Language(BaseModel):
-    code: str
-    name: str
-
-
-class Languages(BaseModel):
-    """What `language` may be on this server: `auto`, one code, or a comma-separated list."""
-
-    asr_model: str
-    english_model: str | None
-    languages: list[Language]
 
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -284,11 +260,11 @@ def _accepted(body: BaseModel) -> JSONResponse:
     return JSONResponse(status_code=202, content=body.model_dump(mode="json"))
 
 
-@router.get("/health", response_model=Health)
-def health(executor: ExecutorDep, settings: SettingsDep) -> Health:
+@router.get("/health", response_model=MLServerHealth)
+def health(executor: ExecutorDep, settings: SettingsDep) -> MLServerHealth:
     """Liveness plus what the workers are doing; answers while jobs run."""
     stats = executor.stats()
-    return Health(
+    return MLServerHealth(
         models_loaded=stats.models_loaded,
         queue_depth=stats.queue_depth,
         running=stats.running,
@@ -298,15 +274,15 @@ def health(executor: ExecutorDep, settings: SettingsDep) -> Health:
     )
 
 
-@router.get("/languages", response_model=Languages)
-def languages(settings: SettingsDep) -> Languages:
+@router.get("/languages", response_model=MLServerLanguages)
+def languages(settings: SettingsDep) -> MLServerLanguages:
     """The languages the configured ASR model can transcribe (narrowed by ML_LANGUAGES)."""
     english = settings.ml_asr_english_model.strip() or None
-    return Languages(
+    return MLServerLanguages(
         asr_model=settings.ml_asr_model,
         english_model=english,
         languages=[
-            Language(code=c, name=WHISPER_LANGUAGES[c]) for c in supported_languages(settings)
+            LanguageName(code=c, name=WHISPER_LANGUAGES[c]) for c in supported_languages(settings)
         ],
     )
 
