@@ -39,12 +39,12 @@ test: install sysdeps
 	$(BIN)/python -m tests.support.services
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-PY_DIRS := app ml_server ecg_protocol ecg_cli tests bench
+PY_DIRS := app ml_server ecg_protocol ecg_serving ecg_cli tests bench
 
 lint: install
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
-	$(BIN)/mypy app ml_server ecg_protocol ecg_cli
+	$(BIN)/mypy app ml_server ecg_protocol ecg_serving ecg_cli
 
 bench: install
 	$(BIN)/python -m bench.run_all

@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the backend with uvicorn (used by `ecg backend`), header-read and idle timeouts on."""
-    from ecg_protocol.serving import run_server
+    from ecg_serving.server import run_server
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_ml(host=args.host, port=args.port)
         return 0
     if args.command == "worker":
-        from ml_server.celery_app import run_worker
+        from ml_server.celery_worker import run_worker
 
         return run_worker(concurrency=args.concurrency, hostname=args.hostname)
     if args.command == "up":

@@ -28,7 +28,9 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import ValidationError
 
+from ecg_protocol.health import MLServerHealth
 from ecg_protocol.secret import (
     CLIENT_SECRET_FILE,
     default_data_dir,
@@ -208,8 +210,10 @@ def _busy_port(host: str, ports: list[int]) -> int | None:
 def _models_ready(ml_url: str) -> bool:
     try:
         resp = httpx.get(f"{ml_url}/health", timeout=2.0)
-        return resp.status_code == 200 and bool(resp.json().get("models_loaded"))
-    except (httpx.HTTPError, ValueError):
+        if resp.status_code != 200:
+            return False
+        return MLServerHealth.model_validate_json(resp.content).models_loaded
+    except (httpx.HTTPError, ValidationError):
         return False
 
 
@@ -262,6 +266,10 @@ def _describe(env: Mapping[str, str], data_dir: Path) -> list[str]:
     return [f"  database:  {db}", f"  storage:   {storage}", f"  ASR model: {model}"]
 
 
+# 200 here means the backend is up AND reaches the ML server: the wiring works.
+BACKEND_HEALTH = "/api/upload-video/ml-server/health"
+
+
 def run_up(
     host: str, backend_port: int, ml_port: int, *, startup_timeout_s: float = STARTUP_TIMEOUT_S
 ) -> int:
@@ -305,47 +313,64 @@ def run_up(
                 "backend",
                 ["backend", "--host", host, "--port", str(backend_port)],
                 backend_env,
-                f"{backend_url}/api/upload-video/ml-server/health",
+                f"{backend_url}{BACKEND_HEALTH}",
             )
         )
         print(f"ecg up: starting ML server ({ml_url}) and backend ({backend_url})", flush=True)
-        failure = _wait_healthy(
-            children,
-            [
-                ("ML server", f"{ml_url}/health"),
-                # 200 here means the backend is up AND reaches the ML server: the wiring works.
-                ("backend", f"{backend_url}/api/upload-video/ml-server/health"),
-            ],
-            time.monotonic() + startup_timeout_s,
-            stopping,
-        )
-        if not failure and not _models_ready(ml_url):
-            # Up but not able to analyse yet: say so, and say "ready" only when it is true.
-            print("ecg up: services up; loading the models…", flush=True)
-            failure = _wait_models(children, ml_url, stopping)
+        failure = _wait_ready(children, ml_url, backend_url, startup_timeout_s, stopping)
         if failure:
             print(f"ecg up: error: {failure}", file=sys.stderr, flush=True)
             return 0 if stopping else EXIT_STARTUP
-        lines = [
-            "ecg up: ready",
-            f"  web page:  {backend_url}/",
-            f"  API docs:  {backend_url}/docs",
-            f"  ML server: {ml_url}/health",
-            *_describe(os.environ, data_dir),
-            _client_webhook_line(os.environ, data_dir),
-            "  analyze:   ecg analyze VIDEO   (Ctrl-C stops both services)",
-        ]
-        print("\n".join(lines), flush=True)
-        while not stopping:
-            for child in children:
-                give_up = _supervise(child, time.monotonic())
-                if give_up:
-                    _say(f"ecg up: error: {give_up}", error=True)
-                    return EXIT_CHILD_DIED
-            time.sleep(0.2)
-        print(f"ecg up: {signal.Signals(stopping[0]).name} received, stopping", flush=True)
-        return 0
+        print(_ready_text(backend_url, ml_url, data_dir), flush=True)
+        return _supervise_until_stopped(children, stopping)
     finally:
         _stop(children)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _wait_ready(
+    children: list[Child],
+    ml_url: str,
+    backend_url: str,
+    startup_timeout_s: float,
+    stopping: list[int],
+) -> str | None:
+    """Wait for both services to answer, then for the models; what went wrong, or None."""
+    failure = _wait_healthy(
+        children,
+        [("ML server", f"{ml_url}/health"), ("backend", f"{backend_url}{BACKEND_HEALTH}")],
+        time.monotonic() + startup_timeout_s,
+        stopping,
+    )
+    if not failure and not _models_ready(ml_url):
+        # Up but not able to analyse yet: say so, and say "ready" only when it is true.
+        print("ecg up: services up; loading the models…", flush=True)
+        failure = _wait_models(children, ml_url, stopping)
+    return failure
+
+
+def _ready_text(backend_url: str, ml_url: str, data_dir: Path) -> str:
+    lines = [
+        "ecg up: ready",
+        f"  web page:  {backend_url}/",
+        f"  API docs:  {backend_url}/docs",
+        f"  ML server: {ml_url}/health",
+        *_describe(os.environ, data_dir),
+        _client_webhook_line(os.environ, data_dir),
+        "  analyze:   ecg analyze VIDEO   (Ctrl-C stops both services)",
+    ]
+    return "\n".join(lines)
+
+
+def _supervise_until_stopped(children: list[Child], stopping: list[int]) -> int:
+    """Restart a child that dies (within its budget) until a signal asks both to stop."""
+    while not stopping:
+        for child in children:
+            give_up = _supervise(child, time.monotonic())
+            if give_up:
+                _say(f"ecg up: error: {give_up}", error=True)
+                return EXIT_CHILD_DIED
+        time.sleep(0.2)
+    print(f"ecg up: {signal.Signals(stopping[0]).name} received, stopping", flush=True)
+    return 0

@@ -1,10 +1,13 @@
 """The one definition of the wire format shared by the ECG backend and the ML server.
 
-Both services import the request, callback and result schemas, the error codes and the
-signing scheme from here, so a change to the protocol is a change in exactly one place.
+Both services import the request, callback, result and job-record models, the error codes, the
+error body and the signing scheme from here, so a change to the protocol is a change in exactly
+one place.
 """
 
-from ecg_protocol.errors import ErrorCode
+from ecg_protocol.errors import ErrorBody, ErrorCode, RefusalCode, retry_after_s
+from ecg_protocol.health import LanguageName, MLServerHealth, MLServerLanguages
+from ecg_protocol.jobs import CancelAccepted, JobRecord, MLJobStatus, ProcessAccepted
 from ecg_protocol.schemas import (
     SCHEMA_VERSION,
     AnalysisResult,
@@ -13,7 +16,6 @@ from ecg_protocol.schemas import (
     Emotion,
     JobStatus,
     Metadata,
-    ProcessAccepted,
     ProcessOptions,
     ProcessRequest,
     Segment,
@@ -37,13 +39,21 @@ __all__ = [
     "AnalysisResult",
     "CallbackPayload",
     "CallbackStatus",
+    "CancelAccepted",
     "Emotion",
+    "ErrorBody",
     "ErrorCode",
+    "JobRecord",
     "JobStatus",
+    "LanguageName",
+    "MLJobStatus",
+    "MLServerHealth",
+    "MLServerLanguages",
     "Metadata",
     "ProcessAccepted",
     "ProcessOptions",
     "ProcessRequest",
+    "RefusalCode",
     "Segment",
     "SignatureError",
     "Speaker",
@@ -52,6 +62,7 @@ __all__ = [
     "Word",
     "check_headers",
     "normalize_timestamp_fields",
+    "retry_after_s",
     "sign_headers",
     "verify_signature",
 ]

@@ -104,13 +104,6 @@ class ProcessRequest(_Model):
     options: ProcessOptions = Field(default_factory=ProcessOptions)
 
 
-class ProcessAccepted(_Model):
-    """The ML server's 202 answer to `POST /process`."""
-
-    job_id: str
-    status: Literal["queued"] = "queued"
-
-
 # --------------------------------------------------------------------------- result (§4.1)
 
 

@@ -7,13 +7,25 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from ecg_protocol import ErrorCode, ProcessRequest, SignatureError, verify_signature
+from ecg_protocol import (
+    CancelAccepted,
+    ErrorBody,
+    ErrorCode,
+    JobRecord,
+    MLJobStatus,
+    ProcessAccepted,
+    ProcessRequest,
+    RefusalCode,
+    SignatureError,
+    verify_signature,
+)
 from ecg_protocol.bodyless import bodyless_signed_content
+from ecg_protocol.health import LanguageName, MLServerHealth, MLServerLanguages
 from ecg_protocol.languages import WHISPER_LANGUAGES, LanguageError
 from ecg_protocol.signing import (
     ID_HEADER,
@@ -23,10 +35,11 @@ from ecg_protocol.signing import (
 )
 from ml_server import metrics
 from ml_server.config import MLSettings
+from ml_server.errors import error_response
 from ml_server.executor import JobExecutor, QueueUnavailable, publish_stats
 from ml_server.languages import resolve_request, supported_languages
 from ml_server.net import ResolutionError, UrlGuard, URLNotAllowed
-from ml_server.store import JobRecord, JobStore, MLJobStatus
+from ml_server.store import JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -55,54 +68,17 @@ ExecutorDep = Annotated[JobExecutor, Depends(_executor)]
 router = APIRouter()
 
 
-class Health(BaseModel):
-    status: str = "ok"
-    message: str = "ML Server is running"
-    models_loaded: bool
-    queue_depth: int
-    running: int
-    workers: int
-    version: str
-    # Codes a request's `language` may name (one, or a comma-separated list), besides `auto`.
-    languages: list[str]
-
-
-class Language(BaseModel):
-    code: str
-    name: str
-
-
-class Languages(BaseModel):
-    """What `language` may be on this server: `auto`, one code, or a comma-separated list."""
-
-    asr_model: str
-    english_model: str | None
-    languages: list[Language]
-
-
-class Accepted(BaseModel):
-    job_id: str
-    status: MLJobStatus
-
-
-class Refused(BaseModel):
-    """Every refusal of `POST /process`: words for a person, a stable code for a program."""
-
-    detail: str
-    error_code: str
-
-
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     400: {
-        "model": Refused,
+        "model": ErrorBody,
         "description": "URL_NOT_ALLOWED: a URL is not http(s) or is private; "
         "UNSUPPORTED_LANGUAGE: an unknown code or one the ASR model cannot transcribe",
     },
-    401: {"model": Refused, "description": "INVALID_SIGNATURE"},
-    413: {"model": Refused, "description": "REQUEST_TOO_LARGE"},
-    422: {"model": Refused, "description": "INVALID_REQUEST (with `errors`)"},
+    401: {"model": ErrorBody, "description": "INVALID_SIGNATURE"},
+    413: {"model": ErrorBody, "description": "REQUEST_TOO_LARGE"},
+    422: {"model": ErrorBody, "description": "INVALID_REQUEST (with `errors`)"},
     503: {
-        "model": Refused,
+        "model": ErrorBody,
         "description": "QUEUE_UNAVAILABLE (the broker is down; nothing kept, retry after the "
         "Retry-After header) or ML_SERVER_ERROR (shutting down)",
     },
@@ -114,24 +90,6 @@ def _version() -> str:
         return version("ecg")
     except PackageNotFoundError:
         return "unknown"
-
-
-class _AsciiJSON(JSONResponse):
-    """Escapes everything outside ASCII: a refusal may quote input that is not valid UTF-8
-    (a lone surrogate), which the default rendering cannot encode (a 500)."""
-
-    def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False, default=str).encode()
-
-
-def _error(
-    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    return _AsciiJSON(
-        status_code=status,
-        content={"detail": message, "error_code": code, **extra},
-        headers=headers,
-    )
 
 
 def _check_urls(guard: UrlGuard, job: ProcessRequest) -> None:
@@ -170,7 +128,7 @@ def _missing_signature(request: Request, settings: MLSettings) -> JSONResponse |
     else:
         return None
     logger.warning("refused %s %s: %s", request.method, request.url.path, reason)
-    return _error(401, "INVALID_SIGNATURE", message, reason=reason)
+    return error_response(401, RefusalCode.INVALID_SIGNATURE, message, reason=reason)
 
 
 def _bad_signature(request: Request, settings: MLSettings, signed: bytes) -> JSONResponse | None:
@@ -181,13 +139,13 @@ def _bad_signature(request: Request, settings: MLSettings, signed: bytes) -> JSO
         verify_signature(
             signed,
             request.headers,
-            settings.signing_secret(),
+            request.app.state.signing_secret,  # read once at start, not from disk per request
             tolerance_s=settings.webhook_tolerance_s,
             strict=settings.ml_webhook_strict,
         )
     except SignatureError as exc:
         logger.warning("refused %s %s: %s", request.method, request.url.path, exc.reason)
-        return _error(401, "INVALID_SIGNATURE", exc.message, reason=exc.reason)
+        return error_response(401, RefusalCode.INVALID_SIGNATURE, exc.message, reason=exc.reason)
     return None
 
 
@@ -214,7 +172,7 @@ def _verify_bodyless(request: Request, settings: MLSettings, job_id: str) -> JSO
     return _bad_signature(request, settings, signed)
 
 
-@router.post("/process", status_code=202, response_model=Accepted, responses=_REFUSALS)
+@router.post("/process", status_code=202, response_model=ProcessAccepted, responses=_REFUSALS)
 async def process(
     request: Request, settings: SettingsDep, store: StoreDep, executor: ExecutorDep
 ) -> Response:
@@ -226,14 +184,18 @@ async def process(
     try:
         body = await _read_bounded(request, MAX_BODY_BYTES)
     except _BodyTooLarge:
-        return _error(413, "REQUEST_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
+        return error_response(
+            413, RefusalCode.REQUEST_TOO_LARGE, f"the body is over {MAX_BODY_BYTES} bytes"
+        )
     refused = _bad_signature(request, settings, body)
     if refused is not None:
         return refused
     try:
         job = ProcessRequest.model_validate(json.loads(body))
     except RecursionError:
-        return _error(422, "INVALID_REQUEST", "invalid request body: nested too deeply")
+        return error_response(
+            422, RefusalCode.INVALID_REQUEST, "invalid request body: nested too deeply"
+        )
     except (ValueError, ValidationError) as exc:
         # Without the inputs: they may hold NaN, lone surrogates or the whole body.
         errors = (
@@ -241,19 +203,21 @@ async def process(
             if isinstance(exc, ValidationError)
             else None
         )
-        return _error(422, "INVALID_REQUEST", f"invalid request body: {exc}"[:500], errors=errors)
+        return error_response(
+            422, RefusalCode.INVALID_REQUEST, f"invalid request body: {exc}"[:500], errors=errors
+        )
     try:
         resolve_request(job.language, supported_languages(settings))
     except LanguageError as exc:
         logger.warning("refused job_id=%s: %s", job.job_id, exc)
-        return _error(400, ErrorCode.UNSUPPORTED_LANGUAGE.value, str(exc))
+        return error_response(400, ErrorCode.UNSUPPORTED_LANGUAGE, str(exc))
     guard = UrlGuard.from_entries(settings.allowed_private_hosts)
     try:
         # getaddrinfo blocks; keep it off the event loop.
         await run_in_threadpool(_check_urls, guard, job)
     except _Refused as exc:
         logger.warning("refused job_id=%s: %s", job.job_id, exc.message)
-        return _error(400, ErrorCode.URL_NOT_ALLOWED.value, exc.message)
+        return error_response(400, ErrorCode.URL_NOT_ALLOWED, exc.message)
     # The store and a Celery publish do network I/O: keep them off the event loop.
     return await run_in_threadpool(_accept, store, executor, job)
 
@@ -266,9 +230,9 @@ def _accept(store: JobStore, executor: JobExecutor, job: ProcessRequest) -> JSON
         except QueueUnavailable as exc:
             # Nothing was kept (the executor forgot the record): the backend's retry resubmits.
             logger.warning("job_id=%s not accepted: %s", job.job_id, exc.message)
-            return _error(
+            return error_response(
                 503,
-                "QUEUE_UNAVAILABLE",
+                RefusalCode.QUEUE_UNAVAILABLE,
                 exc.message,
                 headers={"Retry-After": str(exc.retry_after_s)},
                 job_id=job.job_id,
@@ -282,21 +246,25 @@ def _accept(store: JobStore, executor: JobExecutor, job: ProcessRequest) -> JSON
                 error_code=ErrorCode.ML_SERVER_ERROR.value,
                 error_message=str(exc),
             )
-            return _error(503, ErrorCode.ML_SERVER_ERROR.value, str(exc))
+            return error_response(503, ErrorCode.ML_SERVER_ERROR, str(exc))
         metrics.JOBS_ACCEPTED.inc()
         logger.info("queued job_id=%s", job.job_id)
-        return JSONResponse(status_code=202, content={"job_id": job.job_id, "status": "queued"})
+        return _accepted(ProcessAccepted(job_id=job.job_id, status=MLJobStatus.QUEUED))
     record = store.get(job.job_id)
-    status = record.status.value if record else MLJobStatus.QUEUED.value
-    logger.info("duplicate /process job_id=%s status=%s: no new work", job.job_id, status)
-    return JSONResponse(status_code=202, content={"job_id": job.job_id, "status": status})
+    status = record.status if record else MLJobStatus.QUEUED
+    logger.info("duplicate /process job_id=%s status=%s: no new work", job.job_id, status.value)
+    return _accepted(ProcessAccepted(job_id=job.job_id, status=status))
 
 
-@router.get("/health", response_model=Health)
-def health(executor: ExecutorDep, settings: SettingsDep) -> Health:
+def _accepted(body: BaseModel) -> JSONResponse:
+    return JSONResponse(status_code=202, content=body.model_dump(mode="json"))
+
+
+@router.get("/health", response_model=MLServerHealth)
+def health(executor: ExecutorDep, settings: SettingsDep) -> MLServerHealth:
     """Liveness plus what the workers are doing; answers while jobs run."""
     stats = executor.stats()
-    return Health(
+    return MLServerHealth(
         models_loaded=stats.models_loaded,
         queue_depth=stats.queue_depth,
         running=stats.running,
@@ -306,20 +274,26 @@ def health(executor: ExecutorDep, settings: SettingsDep) -> Health:
     )
 
 
-@router.get("/languages", response_model=Languages)
-def languages(settings: SettingsDep) -> Languages:
+@router.get("/languages", response_model=MLServerLanguages)
+def languages(settings: SettingsDep) -> MLServerLanguages:
     """The languages the configured ASR model can transcribe (narrowed by ML_LANGUAGES)."""
     english = settings.ml_asr_english_model.strip() or None
-    return Languages(
+    return MLServerLanguages(
         asr_model=settings.ml_asr_model,
         english_model=english,
         languages=[
-            Language(code=c, name=WHISPER_LANGUAGES[c]) for c in supported_languages(settings)
+            LanguageName(code=c, name=WHISPER_LANGUAGES[c]) for c in supported_languages(settings)
         ],
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobRecord, responses={401: {"model": Refused}})
+_JOB_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "INVALID_SIGNATURE"},
+    404: {"model": ErrorBody, "description": "JOB_NOT_FOUND (unknown, or purged after retention)"},
+}
+
+
+@router.get("/jobs/{job_id}", response_model=JobRecord, responses=_JOB_ERRORS)
 def get_job(job_id: str, request: Request, settings: SettingsDep, store: StoreDep) -> Response:
     """State, stage, progress, and the result once completed (signed like `/process`)."""
     refused = _verify_bodyless(request, settings, job_id)
@@ -327,11 +301,23 @@ def get_job(job_id: str, request: Request, settings: SettingsDep, store: StoreDe
         return refused
     record = store.get(job_id)
     if record is None:
-        raise HTTPException(status_code=404, detail=f"unknown job {job_id}")
+        return _unknown_job(job_id)
     return Response(record.model_dump_json(by_alias=True), media_type="application/json")
 
 
-@router.delete("/jobs/{job_id}", status_code=202, responses={401: {"model": Refused}})
+def _unknown_job(job_id: str) -> JSONResponse:
+    return error_response(404, RefusalCode.JOB_NOT_FOUND, f"unknown job {job_id}", job_id=job_id)
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=202,
+    response_model=CancelAccepted,
+    responses={
+        **_JOB_ERRORS,
+        409: {"model": ErrorBody, "description": "JOB_FINAL (nothing left to cancel)"},
+    },
+)
 def cancel_job(
     job_id: str, request: Request, settings: SettingsDep, store: StoreDep
 ) -> JSONResponse:
@@ -341,22 +327,18 @@ def cancel_job(
         return refused
     if store.request_cancel(job_id):
         record = store.get(job_id)
-        status = record.status.value if record else MLJobStatus.CANCELLED.value
-        logger.info("cancel requested job_id=%s status=%s", job_id, status)
-        return JSONResponse(
-            status_code=202,
-            content={"job_id": job_id, "status": status, "cancel_requested": True},
-        )
+        status = record.status if record else MLJobStatus.CANCELLED
+        logger.info("cancel requested job_id=%s status=%s", job_id, status.value)
+        return _accepted(CancelAccepted(job_id=job_id, status=status))
     record = store.get(job_id)
     if record is None:
-        raise HTTPException(status_code=404, detail=f"unknown job {job_id}")
-    return JSONResponse(
-        status_code=409,
-        content={
-            "job_id": job_id,
-            "status": record.status.value,
-            "detail": f"the job is already {record.status.value}",
-        },
+        return _unknown_job(job_id)
+    return error_response(
+        409,
+        RefusalCode.JOB_FINAL,
+        f"the job is already {record.status.value}",
+        job_id=job_id,
+        status=record.status.value,
     )
 
 

@@ -10,7 +10,6 @@ message is sent after it, synchronously.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import threading
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 import httpx
 
 from ecg_protocol import AnalysisResult, CallbackPayload, Stage, sign_headers
+from ecg_protocol.errors import retry_after_s
 from ml_server import metrics
 from ml_server.config import MLSettings
 from ml_server.net import ResolutionError, UrlGuard, URLNotAllowed, guarded_client
@@ -57,20 +57,6 @@ class RetryPolicy:
         """Delay after failed attempt `attempt` (1-based): exponential, jittered in [½, 1]."""
         ceiling = min(self.max_s, self.base_s * 2.0 ** (attempt - 1))
         return ceiling * (0.5 + rng.random() / 2)
-
-
-def retry_after_s(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds from a `Retry-After` header (delta seconds or an HTTP date); None if absent."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class CallbackSender:

@@ -1,7 +1,7 @@
 """Where jobs run: a bounded pool of worker threads in this process (default), or Celery.
 
-The API only needs `submit`, `stats` and `shutdown`; `make_executor` picks the implementation
-from the settings (a Celery branch is added when `ML_BROKER_URL` is set).
+The API only needs the `JobExecutor` protocol; `executor_factory.make_executor` picks the
+implementation from the settings (Celery when `ML_BROKER_URL` is set).
 
 Worker threads are daemon threads fed from a queue, not a `ThreadPoolExecutor`: at shutdown a
 running job stops at its next stage boundary, and a job stuck inside a long stage cannot hold
@@ -66,6 +66,16 @@ class JobExecutor(Protocol):
 
     def shutdown(self, *, grace_s: float = 10.0) -> None:
         """Stop taking jobs; ask running ones to stop and wait up to `grace_s`."""
+        ...
+
+    @property
+    def rescue_interval_s(self) -> float | None:
+        """How often the API should call `rescue_orphans`; None when there is nothing to rescue
+        (the jobs run in this process, so a lost worker is this process)."""
+        ...
+
+    def rescue_orphans(self, now: float | None = None) -> list[str]:
+        """Run again the jobs whose worker died; returns their ids."""
         ...
 
 
@@ -135,6 +145,14 @@ class ThreadPoolJobExecutor:
             analyser.close(grace_s=2.0)
         self._sender.close()
 
+    @property
+    def rescue_interval_s(self) -> float | None:
+        return None
+
+    def rescue_orphans(self, now: float | None = None) -> list[str]:
+        """Nothing to rescue: a worker thread dies only with this process."""
+        return []
+
     def analysis_pids(self) -> list[int]:
         """The live analysis children's pids (for logs and the isolation tests)."""
         return [pid for a in self._analysers if (pid := a.pid) is not None]
@@ -196,30 +214,6 @@ class ThreadPoolJobExecutor:
             finally:
                 with self._lock:
                     self._running -= 1
-
-
-def make_executor(settings: MLSettings, store: JobStore) -> JobExecutor:
-    """The executor the settings ask for (thread pool unless a broker is configured)."""
-    if settings.ml_broker_url:
-        # Celery mode (docs/scale-out.md): enqueue only; workers run jobs on any machine.
-        from ml_server.executor_celery import CeleryJobExecutor
-        from ml_server.store_redis import RedisJobStore
-
-        if not isinstance(store, RedisJobStore):
-            raise ValueError("Celery mode needs the shared Redis job store (see make_store)")
-        return CeleryJobExecutor(settings, store)
-    return ThreadPoolJobExecutor(settings, store)
-
-
-def make_store(settings: MLSettings) -> JobStore:
-    """The job store the settings ask for: shared Redis in Celery mode, else in memory."""
-    if settings.ml_broker_url:
-        from ml_server.store_redis import RedisJobStore
-
-        return RedisJobStore.from_settings(settings)
-    from ml_server.store import MemoryJobStore
-
-    return MemoryJobStore(settings.ml_result_retention_s)
 
 
 def publish_stats(stats: ExecutorStats) -> None:

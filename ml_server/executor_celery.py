@@ -14,7 +14,7 @@ import redis
 from celery import Celery
 
 from ecg_protocol import ProcessRequest
-from ml_server.celery_app import TASK_NAME, make_celery, task_limits
+from ml_server.celery_worker import TASK_NAME, make_celery, task_limits
 from ml_server.config import MLSettings
 from ml_server.executor import ExecutorStats, QueueUnavailable
 from ml_server.store_redis import RedisJobStore

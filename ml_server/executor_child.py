@@ -34,12 +34,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecg_protocol import AnalysisResult, ErrorCode, Stage
 from ml_server.config import MLSettings
 from ml_server.pipeline import PipelineOptions
 from ml_server.pipeline.errors import Cancelled, StageError
+
+if TYPE_CHECKING:
+    from ml_server.models import Models
 
 logger = logging.getLogger(__name__)
 
@@ -208,58 +211,80 @@ class ChildAnalyser:
         self._conn.send(("job", job_id, str(media), options))
         factor, overhead = settings.ml_task_realtime_factor, settings.ml_analysis_overhead_s
         deadline = time.monotonic() + settings.ml_max_media_duration_s * factor + overhead
-        cap = settings.ml_worker_max_rss_mb * 1024 * 1024
         cancelled_at: float | None = None
         while True:
             message = self._receive()
             if message is not None:
-                kind = message[0]
-                if kind == "progress":
-                    self._stage = Stage(message[1])
-                    progress(self._stage, int(message[2]))
-                elif kind == "duration":
+                if message[0] == "duration":
                     deadline = time.monotonic() + float(message[1]) * factor + overhead
-                elif kind == "result":
-                    return AnalysisResult.model_validate_json(message[1])
-                elif kind == "error":
-                    raise StageError(Stage(message[1]), ErrorCode(message[2]), str(message[3]))
-                elif kind == "cancelled":
-                    raise Cancelled(Stage(message[1]))
+                elif (result := self._on_message(message, progress)) is not None:
+                    return result
                 continue
-            if not self._alive():
-                return _Death(
-                    ErrorCode.MEDIA_CRASHED,
-                    f"the analysis process died ({self._exit_reason()})",
-                    retry=True,
-                )
-            rss = _rss_bytes(self.pid)
-            if cap and rss > cap:
-                self._kill()
-                return _Death(
-                    ErrorCode.MEMORY_LIMIT,
-                    f"the analysis used {rss // 2**20} MB, over the "
-                    f"{settings.ml_worker_max_rss_mb} MB cap (ML_WORKER_MAX_RSS_MB)",
-                    retry=False,
-                )
-            now = time.monotonic()
-            if now > deadline:
-                self._kill()
-                return _Death(
-                    ErrorCode.ANALYSIS_TIMEOUT,
-                    "the analysis ran past its time bound (media duration × "
-                    "ML_TASK_REALTIME_FACTOR + ML_ANALYSIS_OVERHEAD_S)",
-                    retry=False,
-                )
-            if cancelled_at is None and should_cancel():
-                with contextlib.suppress(OSError, ValueError):
-                    self._conn.send(("cancel",))
-                cancelled_at = now
-            elif cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
-                logger.warning("job %s: the analysis ignored a cancel; killing it", job_id)
-                self._kill()
-                self._discard()
-                self.start()
-                raise Cancelled(self._stage)
+            death = self._check_health(deadline)
+            if death is not None:
+                return death
+            cancelled_at = self._check_cancel(job_id, should_cancel, cancelled_at)
+
+    def _on_message(self, message: tuple[Any, ...], progress: ProgressFn) -> AnalysisResult | None:
+        """Act on one message of the child's; the result once it comes (errors are raised)."""
+        kind = message[0]
+        if kind == "progress":
+            self._stage = Stage(message[1])
+            progress(self._stage, int(message[2]))
+        elif kind == "result":
+            return AnalysisResult.model_validate_json(message[1])
+        elif kind == "error":
+            raise StageError(Stage(message[1]), ErrorCode(message[2]), str(message[3]))
+        elif kind == "cancelled":
+            raise Cancelled(Stage(message[1]))
+        return None
+
+    def _check_health(self, deadline: float) -> _Death | None:
+        """The child's death, if it died, passed its memory cap (killed) or its time bound."""
+        if not self._alive():
+            return _Death(
+                ErrorCode.MEDIA_CRASHED,
+                f"the analysis process died ({self._exit_reason()})",
+                retry=True,
+            )
+        cap_mb = self._settings.ml_worker_max_rss_mb
+        rss = _rss_bytes(self.pid)
+        if cap_mb and rss > cap_mb * 1024 * 1024:
+            self._kill()
+            return _Death(
+                ErrorCode.MEMORY_LIMIT,
+                f"the analysis used {rss // 2**20} MB, over the "
+                f"{cap_mb} MB cap (ML_WORKER_MAX_RSS_MB)",
+                retry=False,
+            )
+        if time.monotonic() > deadline:
+            self._kill()
+            return _Death(
+                ErrorCode.ANALYSIS_TIMEOUT,
+                "the analysis ran past its time bound (media duration × "
+                "ML_TASK_REALTIME_FACTOR + ML_ANALYSIS_OVERHEAD_S)",
+                retry=False,
+            )
+        return None
+
+    def _check_cancel(
+        self, job_id: str, should_cancel: StopFn, cancelled_at: float | None
+    ) -> float | None:
+        """Pass a cancel on to the child; past CANCEL_GRACE_S without an answer, kill it (and
+        raise `Cancelled`). Returns when the cancel was sent, None before."""
+        now = time.monotonic()
+        if cancelled_at is None and should_cancel():
+            assert self._conn is not None
+            with contextlib.suppress(OSError, ValueError):
+                self._conn.send(("cancel",))
+            return now
+        if cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
+            logger.warning("job %s: the analysis ignored a cancel; killing it", job_id)
+            self._kill()
+            self._discard()
+            self.start()
+            raise Cancelled(self._stage)
+        return cancelled_at
 
     def _receive(self) -> tuple[Any, ...] | None:
         """The next message within POLL_S, or None (nothing yet, or the child is gone)."""
@@ -334,10 +359,12 @@ def _prepare_child() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
+SendFn = Callable[..., None]
+
+
 def child_main(conn: Connection) -> None:
     """The child: load the models once, then run jobs sent over `conn` until told to stop."""
     from ml_server.models import get_models
-    from ml_server.pipeline import run_pipeline
 
     _prepare_child()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -351,22 +378,10 @@ def child_main(conn: Connection) -> None:
         with send_lock:
             conn.send(message)
 
-    def read() -> None:
-        # A reader thread, so a cancel arrives while the main thread is deep in a stage.
-        while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                os._exit(0)  # the worker is gone: nobody is left to take a result
-            if message[0] == "cancel":
-                cancel.set()
-            elif message[0] == "job":
-                jobs.put(message)
-            else:
-                jobs.put(None)
-                return
-
-    threading.Thread(target=read, name="parent-reader", daemon=True).start()
+    # A reader thread, so a cancel arrives while the main thread is deep in a stage.
+    threading.Thread(
+        target=_read_parent, args=(conn, jobs, cancel), name="parent-reader", daemon=True
+    ).start()
     try:
         models = get_models(settings)
     except Exception as exc:
@@ -375,32 +390,63 @@ def child_main(conn: Connection) -> None:
         return
     send("ready", True, "")
     while (message := jobs.get()) is not None:
-        logger.info("analysis child: job %s", message[1])
         _, job_id, media, options = message
         cancel.clear()
-        path = Path(media)
-        duration = _declared_duration(path)
-        if duration is not None:
-            send("duration", duration)
-        try:
-            result = run_pipeline(
-                path,
-                options=options,
-                models=models,
-                progress=lambda stage, pct: send("progress", stage.value, pct),
-                should_cancel=cancel.is_set,
-                job_id=job_id,
-            )
-        except Cancelled as exc:
-            send("cancelled", exc.stage.value)
-        except StageError as exc:
-            send("error", exc.stage.value, exc.code.value, exc.message)
-        except Exception as exc:
-            logger.exception("job %s: analysis raised", job_id)
-            send("error", Stage.DECODE.value, ErrorCode.PROCESSING_ERROR.value, f"{exc}"[:500])
-        else:
-            send("result", result.model_dump_json())
+        _analyse_one(job_id, Path(media), options, models, send, cancel)
     logger.info("analysis child: told to stop")
+
+
+def _read_parent(
+    conn: Connection, jobs: queue.Queue[tuple[Any, ...] | None], cancel: threading.Event
+) -> None:
+    """Sort the parent's messages: a cancel now, jobs in order, anything else ends the child."""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            os._exit(0)  # the worker is gone: nobody is left to take a result
+        if message[0] == "cancel":
+            cancel.set()
+        elif message[0] == "job":
+            jobs.put(message)
+        else:
+            jobs.put(None)
+            return
+
+
+def _analyse_one(
+    job_id: str,
+    path: Path,
+    options: PipelineOptions,
+    models: Models,
+    send: SendFn,
+    cancel: threading.Event,
+) -> None:
+    """Run one job's pipeline and send its outcome (result, error or cancelled) to the parent."""
+    from ml_server.pipeline import run_pipeline
+
+    logger.info("analysis child: job %s", job_id)
+    duration = _declared_duration(path)
+    if duration is not None:
+        send("duration", duration)
+    try:
+        result = run_pipeline(
+            path,
+            options=options,
+            models=models,
+            progress=lambda stage, pct: send("progress", stage.value, pct),
+            should_cancel=cancel.is_set,
+            job_id=job_id,
+        )
+    except Cancelled as exc:
+        send("cancelled", exc.stage.value)
+    except StageError as exc:
+        send("error", exc.stage.value, exc.code.value, exc.message)
+    except Exception as exc:
+        logger.exception("job %s: analysis raised", job_id)
+        send("error", Stage.DECODE.value, ErrorCode.PROCESSING_ERROR.value, f"{exc}"[:500])
+    else:
+        send("result", result.model_dump_json())
 
 
 def _declared_duration(path: Path) -> float | None:

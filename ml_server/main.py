@@ -8,13 +8,14 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from ecg_protocol.serving import run_server
+from ecg_serving.server import run_server
 from ml_server.api import router
 from ml_server.config import MLSettings
-from ml_server.executor import JobExecutor, make_executor, make_store
+from ml_server.errors import install_error_handlers
+from ml_server.executor import JobExecutor
+from ml_server.executor_factory import make_executor, make_store
 from ml_server.runner import remove_dead_temp_dirs
 from ml_server.store import JobStore
 
@@ -68,10 +69,9 @@ def create_app(
         interval = min(PURGE_INTERVAL_S, max(1.0, settings.ml_result_retention_s / 4))
         purger = asyncio.create_task(_purge_loop(job_store, interval))
         loops = [purger]
-        rescue = getattr(job_executor, "rescue_orphans", None)
-        if rescue is not None:
-            period = float(getattr(job_executor, "rescue_interval_s", 15.0))
-            loops.append(asyncio.create_task(_rescue_loop(rescue, period)))
+        period = job_executor.rescue_interval_s
+        if period is not None:
+            loops.append(asyncio.create_task(_rescue_loop(job_executor.rescue_orphans, period)))
         logger.info("ML server ready (workers=%d)", job_executor.stats().workers)
         try:
             yield
@@ -84,38 +84,11 @@ def create_app(
 
     app = FastAPI(title="ECG ML Server", lifespan=lifespan)
     app.state.settings = settings
+    # Read once here, never from disk per request (it may be the data dir's generated secret).
+    app.state.signing_secret = settings.signing_secret()
     app.include_router(router)
-    if settings.ml_broker_url:
-        _answer_store_outage_with_503(app)
+    install_error_handlers(app, redis_store=bool(settings.ml_broker_url))
     return app
-
-
-STORE_RETRY_AFTER_S = 5
-
-
-def _answer_store_outage_with_503(app: FastAPI) -> None:
-    """Celery mode: the shared Redis job store unreachable is a 503 the backend retries."""
-    import redis
-
-    async def store_unavailable(request: Request, exc: Exception) -> Response:
-        logger.error(
-            "job store unavailable on %s %s: %s: %s",
-            request.method,
-            request.url.path,
-            type(exc).__name__,
-            exc,
-        )
-        return JSONResponse(
-            status_code=503,
-            content={
-                "detail": f"the job store is unavailable ({type(exc).__name__}); retry later",
-                "error_code": "STORE_UNAVAILABLE",
-                "retry_after_s": STORE_RETRY_AFTER_S,
-            },
-            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
-        )
-
-    app.add_exception_handler(redis.RedisError, store_unavailable)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8080) -> None:

@@ -116,25 +116,9 @@ def load_models(settings: MLSettings) -> Models:
     encoder.eval()
     _warm_up(encoder)
     classifier = None
-    emotion_name = (
-        f"vader {_pkg_version('vaderSentiment')} + prosodic arousal (English); "
-        "prosodic arousal alone (other languages)"
-    )
     if settings.ml_emotion_model:
         classifier = HFEmotionClassifier(settings.ml_emotion_model, device=device)
-        emotion_name = f"{settings.ml_emotion_model} (transformers {_pkg_version('transformers')})"
-    fw = _pkg_version("faster-whisper")
-    runtime = f"(faster-whisper {fw}, {device}/{compute_type})"
-    names = {
-        "asr": f"{resolve_asr_model(settings.ml_asr_model, settings.ecg_data_dir)[1]} {runtime}",
-        "vad": f"silero-vad v6 (faster-whisper {fw})",
-        "speaker_encoder": f"resemblyzer GE2E {_pkg_version('resemblyzer')}",
-        "emotion": emotion_name,
-        "prosody": "yin-f0 + rms-dbfs (numpy)",
-    }
-    if asr_english is not None:
-        label = resolve_asr_model(english_name, settings.ecg_data_dir)[1]
-        names["asr_english"] = f"{label} {runtime} for English"
+    names = _model_names(settings, device, compute_type, english=asr_english is not None)
     languages = supported_languages(settings) if asr.model.is_multilingual else ("en",)
     return Models(
         asr=asr,
@@ -153,6 +137,31 @@ def load_models(settings: MLSettings) -> Models:
         temperatures=settings.temperatures,
         language_windows=settings.ml_language_windows,
     )
+
+
+def _model_names(
+    settings: MLSettings, device: str, compute_type: str, *, english: bool
+) -> dict[str, str]:
+    """What the result's `metadata.models` says was used, with versions and the runtime."""
+    emotion_name = (
+        f"vader {_pkg_version('vaderSentiment')} + prosodic arousal (English); "
+        "prosodic arousal alone (other languages)"
+    )
+    if settings.ml_emotion_model:
+        emotion_name = f"{settings.ml_emotion_model} (transformers {_pkg_version('transformers')})"
+    fw = _pkg_version("faster-whisper")
+    runtime = f"(faster-whisper {fw}, {device}/{compute_type})"
+    names = {
+        "asr": f"{resolve_asr_model(settings.ml_asr_model, settings.ecg_data_dir)[1]} {runtime}",
+        "vad": f"silero-vad v6 (faster-whisper {fw})",
+        "speaker_encoder": f"resemblyzer GE2E {_pkg_version('resemblyzer')}",
+        "emotion": emotion_name,
+        "prosody": "yin-f0 + rms-dbfs (numpy)",
+    }
+    if english:
+        label = resolve_asr_model(settings.ml_asr_english_model.strip(), settings.ecg_data_dir)[1]
+        names["asr_english"] = f"{label} {runtime} for English"
+    return names
 
 
 def _warm_up(encoder: VoiceEncoder) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
-from ecg_protocol import AnalysisResult, ErrorCode, ProcessRequest, Stage
+from ecg_protocol import AnalysisResult, ErrorCode, MLJobStatus, ProcessRequest, Stage
 from ml_server import metrics
 from ml_server.callbacks import CallbackSender, JobNotifier
 from ml_server.config import MLSettings
@@ -33,7 +33,7 @@ from ml_server.pipeline import PipelineOptions, run_pipeline
 from ml_server.pipeline.data import DecodingHints
 from ml_server.pipeline.download import DownloadOptions, download, media_suffix
 from ml_server.pipeline.errors import Cancelled, StageError
-from ml_server.store import JobStore, MLJobStatus
+from ml_server.store import JobStore
 
 if TYPE_CHECKING:
     from ml_server.models import Models
@@ -162,15 +162,7 @@ def execute_job(
     """
     job_id = request.job_id
     if analyser is None:
-        if models_provider is None:
-
-            def models_provider() -> Models:
-                from ml_server.models import get_models
-
-                return get_models(settings)
-
-        analyser = InProcessAnalyser(models_provider)
-
+        analyser = InProcessAnalyser(models_provider or _cached_models(settings))
     notifier = JobNotifier(sender, job_id=job_id, fastapi_base_url=request.fastapi_base_url)
     started = time.monotonic()
     try:
@@ -181,38 +173,57 @@ def execute_job(
         return
     metrics.JOB_SECONDS.observe(time.monotonic() - started)
     if isinstance(outcome, AnalysisResult):
-        store.update(
-            job_id,
-            status=MLJobStatus.COMPLETED,
-            stage=Stage.DONE,
-            progress=100,
-            result=outcome,
-        )
-        metrics.JOBS.labels(outcome="completed", error_code="").inc()
-        logger.info("job completed job_id=%s in %.1fs", job_id, time.monotonic() - started)
-        delivered = notifier.completed(outcome)
+        delivered = _complete(job_id, outcome, store, notifier, started)
     else:
-        cancelled = outcome.code == ErrorCode.CANCELLED
-        store.update(
-            job_id,
-            status=MLJobStatus.CANCELLED if cancelled else MLJobStatus.FAILED,
-            error_code=outcome.code,
-            error_message=outcome.message,
-        )
-        metrics.JOBS.labels(
-            outcome="cancelled" if cancelled else "failed", error_code=outcome.code
-        ).inc()
-        logger.info(
-            "job failed job_id=%s code=%s stage=%s: %s",
-            job_id,
-            outcome.code,
-            outcome.stage,
-            outcome.message,
-        )
-        delivered = notifier.failed(outcome.code, outcome.message, outcome.stage)
+        delivered = _fail(job_id, outcome, store, notifier)
     store.update(job_id, callback_delivered=delivered)
     if not delivered:
         logger.warning("final callback undelivered; result kept at GET /jobs/%s", job_id)
+
+
+def _cached_models(settings: MLSettings) -> ModelsProvider:
+    """The process's models for `settings` (loaded on first use, then cached)."""
+
+    def models_provider() -> Models:
+        from ml_server.models import get_models
+
+        return get_models(settings)
+
+    return models_provider
+
+
+def _complete(
+    job_id: str, result: AnalysisResult, store: JobStore, notifier: JobNotifier, started: float
+) -> bool:
+    """Record the result, then send the completed callback; True if it was delivered."""
+    store.update(
+        job_id, status=MLJobStatus.COMPLETED, stage=Stage.DONE, progress=100, result=result
+    )
+    metrics.JOBS.labels(outcome="completed", error_code="").inc()
+    logger.info("job completed job_id=%s in %.1fs", job_id, time.monotonic() - started)
+    return notifier.completed(result)
+
+
+def _fail(job_id: str, failure: Failure, store: JobStore, notifier: JobNotifier) -> bool:
+    """Record the failure (a cancel is its own status), then send the failed callback."""
+    cancelled = failure.code == ErrorCode.CANCELLED
+    store.update(
+        job_id,
+        status=MLJobStatus.CANCELLED if cancelled else MLJobStatus.FAILED,
+        error_code=failure.code,
+        error_message=failure.message,
+    )
+    metrics.JOBS.labels(
+        outcome="cancelled" if cancelled else "failed", error_code=failure.code
+    ).inc()
+    logger.info(
+        "job failed job_id=%s code=%s stage=%s: %s",
+        job_id,
+        failure.code,
+        failure.stage,
+        failure.message,
+    )
+    return notifier.failed(failure.code, failure.message, failure.stage)
 
 
 def _work(
@@ -243,35 +254,12 @@ def _work(
         prefix = f"{TEMP_PREFIX}{os.getpid()}-"
         with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as tmp:
             media = Path(tmp) / f"media{media_suffix(request.video_url)}"
-            t0 = time.monotonic()
-            size = download(
-                request.video_url,
-                media,
-                opts=download_options(settings),
-                guard=UrlGuard.from_entries(settings.allowed_private_hosts),
-                progress=lambda pct: report(Stage.DOWNLOAD, pct * DOWNLOAD_SHARE // 100),
-                should_cancel=should_cancel,
-            )
-            download_s = time.monotonic() - t0
-            metrics.STAGE_SECONDS.labels(stage=Stage.DOWNLOAD.value).observe(download_s)
-            logger.info("downloaded job_id=%s bytes=%d in %.2fs", job_id, size, download_s)
-            report(Stage.DOWNLOAD, DOWNLOAD_SHARE)
+            download_s = _download(request, media, settings, report, should_cancel)
             if should_cancel():
                 raise Cancelled(Stage.DECODE)
             result = analyser.analyse(
                 media,
-                options=PipelineOptions(
-                    language=request.language,
-                    min_speakers=request.options.min_speakers,
-                    max_speakers=request.options.max_speakers,
-                    filename=display_filename(request),
-                    decoding=DecodingHints(
-                        task=request.options.task or "transcribe",
-                        prompt=request.options.prompt,
-                        hotwords=request.options.hotwords,
-                        temperature=request.options.temperature,
-                    ),
-                ),
+                options=pipeline_options(request),
                 progress=lambda stage, pct: report(stage, max(DOWNLOAD_SHARE, min(99, pct))),
                 should_cancel=should_cancel,
                 job_id=job_id,
@@ -287,6 +275,46 @@ def _work(
         # Anything unexpected is still one failed callback, never a hung job.
         logger.exception("job crashed job_id=%s", job_id)
         return Failure(ErrorCode.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:500], None)
+
+
+def _download(
+    request: ProcessRequest,
+    media: Path,
+    settings: MLSettings,
+    report: Callable[[Stage, int], None],
+    should_cancel: Callable[[], bool],
+) -> float:
+    """Fetch the video into `media` (the first DOWNLOAD_SHARE of progress); its seconds."""
+    started = time.monotonic()
+    size = download(
+        request.video_url,
+        media,
+        opts=download_options(settings),
+        guard=UrlGuard.from_entries(settings.allowed_private_hosts),
+        progress=lambda pct: report(Stage.DOWNLOAD, pct * DOWNLOAD_SHARE // 100),
+        should_cancel=should_cancel,
+    )
+    download_s = time.monotonic() - started
+    metrics.STAGE_SECONDS.labels(stage=Stage.DOWNLOAD.value).observe(download_s)
+    logger.info("downloaded job_id=%s bytes=%d in %.2fs", request.job_id, size, download_s)
+    report(Stage.DOWNLOAD, DOWNLOAD_SHARE)
+    return download_s
+
+
+def pipeline_options(request: ProcessRequest) -> PipelineOptions:
+    """What the analysis takes from the request: languages, speaker bounds, decoding hints."""
+    return PipelineOptions(
+        language=request.language,
+        min_speakers=request.options.min_speakers,
+        max_speakers=request.options.max_speakers,
+        filename=display_filename(request),
+        decoding=DecodingHints(
+            task=request.options.task or "transcribe",
+            prompt=request.options.prompt,
+            hotwords=request.options.hotwords,
+            temperature=request.options.temperature,
+        ),
+    )
 
 
 def _load_models(models_provider: ModelsProvider) -> Models:

@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 
 import redis
 
-from ecg_protocol import ProcessRequest
+from ecg_protocol import JobRecord, MLJobStatus, ProcessRequest
 from ml_server.config import MLSettings
-from ml_server.store import JobRecord, MLJobStatus, apply_update
+from ml_server.store import apply_update
 
 logger = logging.getLogger(__name__)
 

@@ -6,24 +6,27 @@ worth retrying, and the server's `Retry-After`, so the dispatcher decides withou
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import httpx
+from pydantic import ValidationError
 
-from ecg_protocol import ErrorCode, ProcessRequest, sign_headers
+from ecg_protocol import (
+    ErrorBody,
+    ErrorCode,
+    JobRecord,
+    MLJobStatus,
+    ProcessRequest,
+    retry_after_s,
+    sign_headers,
+)
 from ecg_protocol.bodyless import bodyless_signed_content
 
 logger = logging.getLogger(__name__)
 
-# States an ML server may report for a job it knows; anything else is treated as running.
-_DONE = frozenset({"completed", "succeeded", "success", "done"})
-_FAILED = frozenset({"failed", "error", "cancelled", "canceled"})
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -49,15 +52,15 @@ class MLRequestError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class MLJobState:
-    """What `GET /jobs/{id}` said about a job the ML server knows."""
+    """What `GET /jobs/{id}` (an `ecg_protocol.JobRecord`) says, in the backend's terms."""
 
-    status: str  # normalized: "running" | "completed" | "failed"
+    status: str  # "running" | "completed" | "failed"
     progress: int | None = None
     stage: str | None = None
-    result: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None  # wire shape (`start_time`/`end_time`)
     error_code: str | None = None
     error_message: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
+    record: JobRecord | None = None  # None only for an answer that broke the protocol
 
 
 def process_message_id(job_id: UUID | str, redispatch_count: int) -> str:
@@ -67,44 +70,29 @@ def process_message_id(job_id: UUID | str, redispatch_count: int) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("Retry-After")
-    if raw is None:
-        return None
+    return retry_after_s(response.headers.get("Retry-After"))
+
+
+def _error_body(response: httpx.Response) -> ErrorBody | None:
+    """The ML server's `ErrorBody`, or None for anything else (a proxy's page, an empty body)."""
     try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
+        return ErrorBody.model_validate_json(response.content)
+    except ValidationError:
         return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _rejection(response: httpx.Response) -> str:
     """'ML server refused the job (HTTP 400 URL_NOT_ALLOWED): <its detail>'."""
-    code = detail = None
-    try:
-        doc = response.json()
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict):
-        code = doc.get("error_code")
-        detail = doc.get("detail")
-    what = f"HTTP {response.status_code}" + (f" {code}" if isinstance(code, str) else "")
-    text = detail if isinstance(detail, str) else response.text
-    return f"ML server refused the job ({what}): {_short(text)}"
+    body = _error_body(response)
+    what = f"HTTP {response.status_code}" + (f" {body.error_code}" if body else "")
+    return f"ML server refused the job ({what}): {_short(body.detail if body else response.text)}"
 
 
 def _rejection_code(response: httpx.Response) -> ErrorCode:
     """UNSUPPORTED_LANGUAGE passes through (the job's own fault); other refusals are
     DISPATCH_REJECTED."""
-    try:
-        doc = response.json()
-    except ValueError:
-        return ErrorCode.DISPATCH_REJECTED
-    code = doc.get("error_code") if isinstance(doc, dict) else None
-    if code == ErrorCode.UNSUPPORTED_LANGUAGE.value:
+    body = _error_body(response)
+    if body is not None and body.error_code == ErrorCode.UNSUPPORTED_LANGUAGE:
         return ErrorCode.UNSUPPORTED_LANGUAGE
     return ErrorCode.DISPATCH_REJECTED
 
@@ -199,17 +187,7 @@ class MLClient:
                 retryable=True,
                 http_status=response.status_code,
             )
-        try:
-            doc = response.json()
-        except json.JSONDecodeError as exc:
-            raise MLRequestError(
-                ErrorCode.ML_SERVER_ERROR, "GET /jobs answered non-JSON", retryable=True
-            ) from exc
-        if not isinstance(doc, dict):
-            raise MLRequestError(
-                ErrorCode.ML_SERVER_ERROR, "GET /jobs answered a non-object", retryable=True
-            )
-        return parse_job_state(doc)
+        return parse_job_state(response.content, job_id=job_id)
 
 
 def cancel_headers(job_id: str, secret: str) -> dict[str, str]:
@@ -217,24 +195,46 @@ def cancel_headers(job_id: str, secret: str) -> dict[str, str]:
     return sign_headers(bodyless_signed_content("DELETE", f"/jobs/{job_id}"), secret)
 
 
-def parse_job_state(doc: dict[str, Any]) -> MLJobState:
-    """Read `GET /jobs/{id}` leniently: `status` or `state`, result at top level or nested."""
-    raw_status = str(doc.get("status") or doc.get("state") or "").lower()
-    result = doc.get("result")
-    if raw_status in _DONE and isinstance(result, dict):
+def parse_job_state(body: bytes | str, *, job_id: str) -> MLJobState:
+    """Read a `GET /jobs/{id}` answer as the `JobRecord` it must be.
+
+    No guessing: a status the protocol does not name, a malformed record or a result that is
+    not an `AnalysisResult` is a protocol error, and the job fails `ML_SERVER_ERROR` saying so
+    (as an invalid result always did) rather than being read as some nearby state.
+    """
+    try:
+        record = JobRecord.model_validate_json(body)
+    except ValidationError as exc:
+        logger.error("protocol error: GET /jobs/%s answered no JobRecord: %s", job_id, exc)
+        return MLJobState(
+            status="failed",
+            error_code=ErrorCode.ML_SERVER_ERROR.value,
+            error_message=f"protocol error: GET /jobs/{job_id} answered no JobRecord: "
+            + _short(str(exc), 500),
+        )
+    if record.job_id != job_id:
+        return MLJobState(
+            status="failed",
+            error_code=ErrorCode.ML_SERVER_ERROR.value,
+            error_message=f"protocol error: GET /jobs/{job_id} answered job {record.job_id}",
+        )
+    return _state_of(record)
+
+
+def _state_of(record: JobRecord) -> MLJobState:
+    if record.status is MLJobStatus.COMPLETED and record.result is not None:
         status = "completed"
-    elif raw_status in _FAILED:
+    elif record.status in (MLJobStatus.FAILED, MLJobStatus.CANCELLED):
         status = "failed"
     else:
-        # queued/processing/running, or "completed" without its result yet: still in progress.
+        # queued/processing, or completed without its result yet: still in progress.
         status = "running"
-    progress = doc.get("progress")
     return MLJobState(
         status=status,
-        progress=progress if isinstance(progress, int) else None,
-        stage=doc.get("stage") if isinstance(doc.get("stage"), str) else None,
-        result=result if isinstance(result, dict) else None,
-        error_code=str(doc["error_code"]) if doc.get("error_code") else None,
-        error_message=str(doc["error_message"]) if doc.get("error_message") else None,
-        raw=doc,
+        progress=record.progress,
+        stage=record.stage.value,
+        result=record.result.to_wire() if record.result is not None else None,
+        error_code=record.error_code,
+        error_message=record.error_message,
+        record=record,
     )

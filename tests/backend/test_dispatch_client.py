@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -122,7 +123,8 @@ async def test_get_job_states(fake: FakeMLServer, http: httpx.AsyncClient) -> No
     )
     fake.finish(str(jid), {"segments": []}, callback=False)
     state = await ml.get_job(str(jid))
-    assert state is not None and state.status == "completed" and state.result == {"segments": []}
+    assert state is not None and state.status == "completed"
+    assert state.result is not None and state.result["segments"] == []  # full wire shape
     gets = [r for r in fake.received if r.method == "GET"]
     assert gets and all(r.verified for r in gets)
 
@@ -132,15 +134,36 @@ async def test_get_job_states(fake: FakeMLServer, http: httpx.AsyncClient) -> No
     [
         ({"status": "completed", "result": {"segments": []}}, "completed"),
         ({"status": "completed"}, "running"),  # done but no result yet: ask again later
-        ({"state": "processing", "progress": 30}, "running"),
+        ({"status": "processing", "progress": 30, "stage": "diarize"}, "running"),
         ({"status": "queued"}, "running"),
         ({"status": "failed", "error_code": "NO_AUDIO_TRACK"}, "failed"),
         ({"status": "cancelled", "error_code": "CANCELLED"}, "failed"),
-        ({}, "running"),
     ],
 )
 def test_parse_job_state(doc: dict[str, object], status: str) -> None:
-    assert parse_job_state(doc).status == status
+    state = parse_job_state(json.dumps({"job_id": "j1", **doc}), job_id="j1")
+    assert state.status == status and state.record is not None
+    assert state.record.status == doc["status"]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        # Synonyms other servers use are not this protocol's: no guess at what they meant.
+        {"job_id": "j1", "status": "succeeded", "result": {"segments": []}},
+        {"job_id": "j1", "status": "canceled"},
+        {"job_id": "j1", "status": "failed", "stage": "somewhere"},
+        {"job_id": "j1", "status": "completed", "result": {"segments": "none"}},
+        {"state": "processing"},  # no job_id
+        {"job_id": "j2", "status": "queued"},  # another job's record
+        [],
+    ],
+)
+def test_a_record_outside_the_protocol_is_a_protocol_error(doc: object) -> None:
+    state = parse_job_state(json.dumps(doc), job_id="j1")
+    assert state.status == "failed" and state.record is None
+    assert state.error_code == ErrorCode.ML_SERVER_ERROR
+    assert state.error_message is not None and "protocol error" in state.error_message
 
 
 def test_retry_after_forms() -> None:

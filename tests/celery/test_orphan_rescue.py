@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from ecg_protocol import ProcessRequest
+from ecg_protocol.jobs import MLJobStatus
 from ml_server.config import MLSettings
 from ml_server.executor_celery import CeleryJobExecutor
-from ml_server.store import MLJobStatus
 from ml_server.store_redis import RedisJobStore
 from tests.support.procs import wait_for
 

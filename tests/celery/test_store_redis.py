@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from ecg_protocol import AnalysisResult, ProcessRequest, Stage
+from ecg_protocol.jobs import MLJobStatus
 from ml_server.config import MLSettings
-from ml_server.store import MLJobStatus
 from ml_server.store_redis import RedisJobStore, redis_url_for
 from tests.support.procs import wait_for
 

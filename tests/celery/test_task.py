@@ -9,7 +9,8 @@ import pytest
 from celery.exceptions import Reject, TimeLimitExceeded
 
 from ecg_protocol import AnalysisResult, ErrorCode, ProcessRequest
-from ml_server.celery_app import (
+from ecg_protocol.jobs import MLJobStatus
+from ml_server.celery_worker import (
     TASK_NAME,
     WorkerContext,
     broker_transport_options,
@@ -20,7 +21,6 @@ from ml_server.celery_app import (
 )
 from ml_server.config import MLSettings
 from ml_server.executor_celery import CeleryJobExecutor
-from ml_server.store import MLJobStatus
 from ml_server.store_redis import RedisJobStore
 from tests.support.procs import wait_for
 

@@ -12,12 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ecg_protocol import ProcessRequest, sign_headers
+from ecg_protocol.jobs import MLJobStatus
 from ml_server.callbacks import CallbackSender
 from ml_server.executor import ThreadPoolJobExecutor
 from ml_server.main import create_app
 from ml_server.models import Models
 from ml_server.runner import execute_job
-from ml_server.store import MemoryJobStore, MLJobStatus
+from ml_server.store import MemoryJobStore
 from tests.support import media
 from tests.support.local_servers import CallbackReceiver, MediaServer
 from tests.support.ml_service import SECRET, ml_settings, new_job_id, request_body

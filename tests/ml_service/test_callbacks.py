@@ -11,7 +11,8 @@ import json
 import pytest
 
 from ecg_protocol import AnalysisResult, CallbackPayload, Metadata, Stage
-from ml_server.callbacks import CallbackSender, JobNotifier, retry_after_s
+from ecg_protocol.errors import retry_after_s
+from ml_server.callbacks import CallbackSender, JobNotifier
 from ml_server.config import MLSettings
 from tests.support.local_servers import CallbackReceiver
 from tests.support.ml_service import SECRET, independent_check, ml_settings

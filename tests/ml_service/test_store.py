@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ecg_protocol import AnalysisResult, ProcessRequest, Stage
-from ml_server.store import MemoryJobStore, MLJobStatus
+from ecg_protocol.jobs import MLJobStatus
+from ml_server.store import MemoryJobStore
 
 
 def req(job_id: str = "j1") -> ProcessRequest:

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from ecg_protocol.serving import timeout_options
+from ecg_serving.server import timeout_options
 from tests.support.net import free_port
 from tests.support.slow_clients import (
     close_all,

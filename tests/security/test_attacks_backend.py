@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from ecg_protocol import sign_headers
-from ecg_protocol.serving import HEADER_TIMEOUT_S
+from ecg_serving.server import HEADER_TIMEOUT_S
 from tests.support.fake_ml import FakeMLServer
 from tests.support.net import free_port
 from tests.support.pg import create_database, drop_database
@@ -367,6 +367,6 @@ def test_300_slow_header_clients_are_cut_off_by_the_backend(target: Target) -> N
 
 
 def test_300_slow_header_clients_are_cut_off_by_the_ml_server(sec_stack: Stack) -> None:
-    """The ML server runs through the same runner (ecg_protocol.serving)."""
+    """The ML server runs through the same runner (ecg_serving.server)."""
     _slowloris(sec_stack.ml_port, f"{sec_stack.ml_url}/health")
     assert httpx.get(f"{sec_stack.ml_url}/health", timeout=10).status_code == 200

@@ -1,5 +1,11 @@
 """ML work on Celery workers (ML_BROKER_URL set): the app, the `process_job` task, `ecg worker`.
 
+This is the whole worker side: the Celery app and its configuration, the task, the delivery
+rules, and the glue to the runner (one analysis child per pool process). The API side only
+publishes (`executor_celery`), importing the app's configuration from here; the runner and the
+analysis child are imported inside functions, so an API process that enqueues never loads the
+ML stack.
+
 Delivery guarantees, and why each setting is there:
 - `task_acks_late` + `worker_prefetch_multiplier=1`: a worker takes one job at a time per
   process and the message is acknowledged only after the job ran, so a worker that dies mid-job
@@ -29,15 +35,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from celery import Celery, Task, signals
 from celery.exceptions import Reject, TimeLimitExceeded
 
-from ecg_protocol import ErrorCode, ProcessRequest
+from ecg_protocol import ErrorCode, MLJobStatus, ProcessRequest
+from ml_server.callbacks import CallbackSender, JobNotifier
 from ml_server.config import MLSettings, get_ml_settings
 from ml_server.store_redis import RedisJobStore
+
+if TYPE_CHECKING:
+    from ml_server.executor_child import ChildAnalyser
 
 logger = logging.getLogger(__name__)
 
@@ -150,14 +160,73 @@ def get_celery_app() -> Celery:
 # --------------------------------------------------------------------------- worker side
 
 
+# Where the task meets the runner: one job run, one failed-job report, model warm-up.
+ExecuteFn = Callable[[ProcessRequest], None]
+FailFn = Callable[[ProcessRequest, ErrorCode, str], None]
+
+
+def bind_runner(settings: MLSettings, store: RedisJobStore) -> tuple[ExecuteFn, FailFn]:
+    """The two things a worker process does with a job, bound to its settings and store."""
+    from ml_server.runner import execute_job
+
+    sender = CallbackSender(settings)
+    analyser = process_analyser(settings)
+
+    def execute(request: ProcessRequest) -> None:
+        execute_job(request, settings=settings, store=store, analyser=analyser, sender=sender)
+
+    def fail(request: ProcessRequest, code: ErrorCode, message: str) -> None:
+        record = store.update(
+            request.job_id,
+            status=MLJobStatus.FAILED,
+            error_code=code.value,
+            error_message=message,
+        )
+        if record is None or record.status is not MLJobStatus.FAILED or record.error_code != code:
+            return  # unknown, or already final with another outcome: report nothing new
+        notifier = JobNotifier(
+            sender, job_id=request.job_id, fastapi_base_url=request.fastapi_base_url
+        )
+        delivered = notifier.failed(code.value, message, record.stage)
+        store.update(request.job_id, callback_delivered=delivered)
+        logger.warning("job %s failed %s (callback delivered: %s)", request.job_id, code, delivered)
+
+    return execute, fail
+
+
+_analyser: ChildAnalyser | None = None  # this pool process's, once started
+
+
+def process_analyser(settings: MLSettings) -> ChildAnalyser:
+    """This pool process's analysis child (one per process, started on first use).
+
+    Each pool process runs its analyses in its own analysis child, which holds the models: a
+    native crash on one upload costs that child and fails the job MEDIA_CRASHED after one retry,
+    instead of killing the pool process and sending the message round the queue again.
+    """
+    from ml_server.executor_child import ChildAnalyser
+
+    global _analyser
+    if _analyser is None:
+        _analyser = ChildAnalyser(settings, name=f"ml-analysis-{os.getpid()}")
+    return _analyser
+
+
+def warm_models(settings: MLSettings) -> None:
+    """Start this pool process's analysis child and wait for its models, before the first job."""
+    analyser = process_analyser(settings)
+    if not analyser.warm():
+        raise RuntimeError("the analysis process could not load the models")
+
+
 @dataclass(slots=True)
 class WorkerContext:
     """What one worker process keeps between jobs: settings, store, models, callback sender."""
 
     settings: MLSettings
     store: RedisJobStore
-    execute: Callable[[ProcessRequest], None]
-    fail: Callable[[ProcessRequest, ErrorCode, str], None]
+    execute: ExecuteFn
+    fail: FailFn
 
 
 _context: WorkerContext | None = None
@@ -173,10 +242,8 @@ def install_worker_context(ctx: WorkerContext | None) -> None:
 
 
 def _build_context(settings: MLSettings) -> WorkerContext:
-    from ml_server import celery_glue
-
     store = RedisJobStore.from_settings(settings)
-    execute, fail = celery_glue.bind_runner(settings, store)
+    execute, fail = bind_runner(settings, store)
     return WorkerContext(settings=settings, store=store, execute=execute, fail=fail)
 
 
@@ -320,12 +387,10 @@ def _load_models_once(**_: object) -> None:
 
 
 def _warm_then_heartbeat() -> None:
-    from ml_server import celery_glue
-
     ctx = worker_context()
     started = time.monotonic()
     try:
-        celery_glue.warm_models(ctx.settings)
+        warm_models(ctx.settings)
     except Exception:
         # No crash loop of pool processes: each job fails ML_SERVER_ERROR through the runner,
         # and without a heartbeat /health shows no worker with models loaded.
@@ -339,10 +404,8 @@ def _warm_then_heartbeat() -> None:
 
 
 def _process_shutdown(**_: object) -> None:
-    from ml_server import celery_glue
-
-    if celery_glue._analyser is not None:
-        celery_glue._analyser.close(grace_s=2.0)
+    if _analyser is not None:
+        _analyser.close(grace_s=2.0)
     if _context is not None and _context_pid == os.getpid():
         try:
             _context.store.worker_gone(_process_name())
