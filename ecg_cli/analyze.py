@@ -1,4 +1,5 @@
-"""`ecg analyze FILE [FILE …]`: the guide's client flow from a terminal, like whisperX's CLI.
+"""`ecg analyze FILE [FILE …]`: the guide's client flow (docs/guide.md) in a terminal, like
+whisperX's CLI.
 
 Per file: a capacity check (so a rate limit is waited out before uploading, not after) →
 generate-url → PUT the file to the presigned URL (streamed, with a progress bar) →
@@ -46,7 +47,7 @@ MAX_RATE_LIMIT_WAITS = 3  # 429s answered by waiting, per file
 FORMATS = ("srt", "vtt", "txt", "tsv", "json", "ass")  # what the export endpoint writes
 DEFAULT_BACKEND = "http://127.0.0.1:8000"
 
-# Types the backend accepts (§3.1) for extensions mimetypes does not know everywhere.
+# Types the backend accepts (docs/protocol.md) for extensions mimetypes does not know everywhere.
 _EXTRA_TYPES = {
     ".mkv": "video/x-matroska",
     ".webm": "video/webm",

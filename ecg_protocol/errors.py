@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict
 
 
 class ErrorCode(StrEnum):
-    """Why a job failed. The first four are the guide's; the rest say exactly what went wrong."""
+    """Why a job failed. The first four are the guide's (docs/guide.md); the rest say exactly what
+    went wrong."""
 
     # The guide's codes (dispatch from the backend to the ML server).
     TIMEOUT_ERROR = "TIMEOUT_ERROR"

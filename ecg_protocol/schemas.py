@@ -1,8 +1,8 @@
 """Wire schemas: the backend → ML server request, the ML server → backend callback, the result.
 
-Segments travel in the guide's ML-server shape (`start_time`/`end_time`) and are stored and
-served in the backend's shape (`start`/`end`). One model covers both: it accepts either name,
-`model_dump()` gives the stored form and `model_dump(by_alias=True)` the wire form.
+Segments travel in the guide's (docs/guide.md) ML-server shape (`start_time`/`end_time`) and are
+stored and served in the backend's shape (`start`/`end`). One model covers both: it accepts either
+name, `model_dump()` gives the stored form and `model_dump(by_alias=True)` the wire form.
 
 Input is lenient (a guide-style ML server may omit the extension fields) and output is complete:
 every word always carries every key, with `null` where a value does not exist.
@@ -104,7 +104,7 @@ class ProcessRequest(_Model):
     options: ProcessOptions = Field(default_factory=ProcessOptions)
 
 
-# --------------------------------------------------------------------------- result (§4.1)
+# ------------------------------------------------------------- result (docs/result-schema.md)
 
 
 class Word(_Model):
@@ -160,7 +160,7 @@ class Metadata(_Model):
 
 
 class AnalysisResult(_Model):
-    """The analysis of one video (§4.1)."""
+    """The analysis of one video (docs/result-schema.md)."""
 
     schema_version: Literal["1"] = SCHEMA_VERSION
     metadata: Metadata = Field(default_factory=Metadata)

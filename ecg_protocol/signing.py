@@ -1,7 +1,7 @@
-"""Request signing used in both directions (SYSTEM.md §5).
+"""Request signing used in both directions (docs/protocol.md, *Signing*).
 
-Every signed request carries the guide's `X-Signature-256: sha256=<hex>` over the raw body and
-the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
+Every signed request carries the guide's (docs/guide.md) `X-Signature-256: sha256=<hex>` over
+the raw body and the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
 `webhook-signature: v1,<base64>` over `"{id}.{timestamp}.{body}"`). The receiver verifies raw
 bytes before parsing, compares in constant time and refuses timestamps outside the window.
 Strict by default: a message with only `X-Signature-256` (no timestamp, so replayable) is

@@ -1,4 +1,4 @@
-"""ML server routes (SYSTEM.md §4): thin; the work is in the store, executor and runner."""
+"""ML server routes (docs/ml-server.md): thin; the work is in the store, executor and runner."""
 
 from __future__ import annotations
 

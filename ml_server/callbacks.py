@@ -1,4 +1,4 @@
-"""Signed callbacks to the backend (SYSTEM.md §4, §5, §6).
+"""Signed callbacks to the backend (docs/protocol.md, *Callbacks* and *Signing*).
 
 `CallbackSender.deliver` posts one message with retries: exponential backoff with jitter on
 network errors, 5xx and 429 (`Retry-After` honoured), none on other 4xx, a bounded number of
@@ -33,7 +33,7 @@ PROGRESS_ATTEMPTS = 2
 
 
 def callback_url(fastapi_base_url: str) -> str:
-    """`{fastapi_base_url}/api/upload-video/result` (the guide's webhook)."""
+    """`{fastapi_base_url}/api/upload-video/result` (the guide's webhook, docs/guide.md)."""
     return fastapi_base_url.rstrip("/") + RESULT_PATH
 
 

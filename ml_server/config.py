@@ -21,7 +21,7 @@ class MLSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
-    # Shared with the backend (§2).
+    # Shared with the backend (README, *Configuration*).
     webhook_secret_key: str | None = None
     secret_key: str | None = None
     ecg_data_dir: Path = Field(default_factory=default_data_dir)
@@ -98,8 +98,8 @@ class MLSettings(BaseSettings):
     ml_require_signature: bool = True
     webhook_tolerance_s: int = 300
     # Strict: the Standard Webhooks headers (id, timestamp, signature) with the replay window are
-    # required. False also accepts the guide's `X-Signature-256` alone, which has no replay
-    # protection (a captured request can be sent again): only for a guide-era backend.
+    # required. False also accepts the guide's (docs/guide.md) `X-Signature-256` alone, which has
+    # no replay protection (a captured request can be sent again): only for a guide-era backend.
     ml_webhook_strict: bool = True
 
     @field_validator("ml_languages")

@@ -1,4 +1,4 @@
-"""Backend settings: the only place that reads the environment for the backend (§2)."""
+"""Backend settings: the one reader of the backend's environment (README, *Configuration*)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
-    # ML server (guide names).
+    # ML server (names from the guide, docs/guide.md).
     model_server_url: str | None = None
     ml_api_server_url: str | None = None  # legacy alias of MODEL_SERVER_URL
     ml_api_timeout: float = 300.0
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     rate_limit_storage_url: str | None = None
     trust_forwarded_for: bool = False
 
-    # Dispatch and reconciliation (§6).
+    # Dispatch and reconciliation (docs/protocol.md, *Job state machine*).
     dispatch_retry_delays: str = "5,10"  # seconds between attempts; guide: 5 s, 10 s
     dispatch_poll_interval_s: float = 1.0
     dispatch_lease_s: float = 60.0

@@ -1,4 +1,4 @@
-"""The jobs table (the guide's columns plus the outbox and ownership columns)."""
+"""The jobs table (the guide's columns, docs/guide.md, plus the outbox and ownership columns)."""
 
 from __future__ import annotations
 

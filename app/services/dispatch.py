@@ -1,4 +1,4 @@
-"""Durable dispatch (SYSTEM.md §6): the job row is the outbox.
+"""Durable dispatch (docs/protocol.md, *Job state machine*): the job row is the outbox.
 
 request-process only writes a `pending` row and calls `wake()`. This loop claims due rows, sends
 each to `POST {MODEL_SERVER_URL}/process` (signed) and records the outcome on the row, so a

@@ -90,7 +90,7 @@ class StorageUnavailable(DomainError):
 
 
 class WebhookMisuse(DomainError):
-    """A frontend called the ML server's webhook instead of the status endpoint (guide)."""
+    """A frontend called the ML server's webhook instead of the status endpoint (docs/guide.md)."""
 
     status_code = 400
     code = "WRONG_ENDPOINT"

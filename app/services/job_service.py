@@ -1,5 +1,5 @@
-"""JobService: the guide's job methods on SQLAlchemy 2 (async), owner-scoped, and the one
-writer of the jobs table (tests/backend/test_job_transitions.py keeps it so).
+"""JobService: the guide's job methods (docs/guide.md) on SQLAlchemy 2 (async), owner-scoped, and
+the one writer of the jobs table (tests/backend/test_job_transitions.py keeps it so).
 
 Every state change is guarded in SQL, so duplicates and races are harmless: status only moves
 forward (pending → processing → completed | failed), progress never goes down, and a final

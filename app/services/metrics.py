@@ -1,5 +1,6 @@
-"""Prometheus metrics: the guide's four points (requests sent, success rate, processing time,
-error rate). Counters are per process; the ratios are computed from them at scrape time.
+"""Prometheus metrics: the guide's four points (docs/guide.md): requests sent, success rate,
+processing time, error rate. Counters are per process; the ratios are computed from them at scrape
+time.
 
 The dispatcher calls `record_ml_request`, `record_ml_request_error` and `record_job_failed`;
 the webhook calls `record_job_completed`, `record_job_failed` and `record_callback`.

@@ -1,7 +1,8 @@
-"""Signed HTTP client for the ML server (SYSTEM.md §4, §5).
+"""Signed HTTP client for the ML server (docs/protocol.md, *ML server API* and *Signing*).
 
-Every failure is turned into one `MLRequestError` carrying the guide's error code, whether it is
-worth retrying, and the server's `Retry-After`, so the dispatcher decides without parsing HTTP.
+Every failure is turned into one `MLRequestError` carrying the guide's error code (docs/guide.md),
+whether it is worth retrying, and the server's `Retry-After`, so the dispatcher decides without
+parsing HTTP.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Reconciliation (SYSTEM.md §6): ask the ML server about jobs that went quiet.
+"""Reconciliation: ask the ML server about jobs that went quiet (docs/protocol.md, *Job state
+machine*).
 
 A dispatched job with no event for `ML_API_TIMEOUT` seconds is looked up with `GET /jobs/{id}`:
 a finished result is stored (the callback was lost), a failure is recorded, a running job is

@@ -1,4 +1,4 @@
-"""S3Service: the guide's methods on boto3, for AWS or any S3-compatible endpoint."""
+"""S3Service: the guide's methods (docs/guide.md) on boto3, for AWS or any S3-compatible server."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ class StatusReader:
         self._result = select(cast(Job.result, Text))
 
     async def read(self, job_id: uuid.UUID, owner: str) -> bytes | None:
-        """The guide's status JSON as bytes, None when missing or not the caller's."""
+        """The guide's status JSON (docs/guide.md) as bytes; None: missing or not the caller's."""
         cached = self.cache.get(job_id, owner)
         if cached is False:
             return None

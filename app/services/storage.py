@@ -1,6 +1,7 @@
 """Object storage behind one small Protocol, so routes never care whether it is S3 or local.
 
-Keys follow the guide: `videos/{user_id|anonymous}/{YYYYmmdd_HHMMSS}_{8 hex}_{filename}`.
+Keys follow the guide (docs/guide.md):
+`videos/{user_id|anonymous}/{YYYYmmdd_HHMMSS}_{8 hex}_{filename}`.
 """
 
 from __future__ import annotations

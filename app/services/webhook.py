@@ -1,4 +1,5 @@
-"""Callback ingestion (SYSTEM.md §3.3): verify raw bytes, parse once, apply forward-only.
+"""Callback ingestion (docs/protocol.md, *Callbacks*): verify raw bytes, parse once, apply
+forward-only.
 
 The signature headers are checked before the body is read (`check_callback_headers`), the body
 is verified before it is parsed, then validated exactly once with `model_validate_json` on the
@@ -39,9 +40,10 @@ MISUSE_PEEK_BYTES = 4096
 
 
 def looks_like_misuse(body: bytes | None, user_agent: str | None) -> bool:
-    """A frontend polling the webhook (guide): a Node user agent, or a status-query body.
+    """A frontend polling the webhook (the guide's misuse check, docs/guide.md): a Node user
+    agent, or a status-query body.
 
-    `body` is None when it was not read (too large to be a status query).
+        `body` is None when it was not read (too large to be a status query).
     """
     ua = (user_agent or "").strip().lower()
     if ua == "node" or ua.startswith(tuple(f"{a}/" for a in _NODE_AGENTS)) or ua in _NODE_AGENTS:

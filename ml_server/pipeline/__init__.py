@@ -1,5 +1,5 @@
-"""The analysis pipeline (§4.2): decode → vad → transcribe → align → diarize → prosody → emotion
-→ result.
+"""The analysis pipeline (docs/pipeline.md): decode → vad → transcribe → align → diarize →
+prosody → emotion → result.
 
 `run_pipeline` runs every stage after download on a local media file, with models loaded once
 per process (`ml_server.models.get_models`). Each stage is a module with typed input → typed

@@ -1,4 +1,7 @@
-"""Assembly: ASR segments split at speaker changes, every word complete (§4.1), metadata."""
+"""Assembly: ASR segments split at speaker changes, every word complete, metadata.
+
+The result it builds is described field by field in docs/result-schema.md.
+"""
 
 from __future__ import annotations
 
@@ -94,7 +97,7 @@ def build_result(
     processing_time: dict[str, float],
     word_timing: str | None = None,
 ) -> AnalysisResult:
-    """The §4.1 result."""
+    """The result (docs/result-schema.md)."""
     final = [s.model_copy(update={"emotion": e}) for s, e in zip(segments, emotions, strict=True)]
     speakers = {s.speaker.speaker_id for s in final}
     return AnalysisResult(

@@ -1,4 +1,5 @@
-"""Durable dispatch and reconciliation (SYSTEM.md §6) against real PostgreSQL and SQLite.
+"""Durable dispatch and reconciliation (docs/protocol.md, *Job state machine*) against real
+PostgreSQL and SQLite.
 
 The only fake is the ML server (tests/support/fake_ml.py), a real HTTP server that verifies the
 backend's signature. Every wait is a condition with a deadline.

@@ -1,4 +1,7 @@
-"""The backend dies at the worst moments; every job still completes (SYSTEM.md §6)."""
+"""The backend dies at the worst moments; every job still completes.
+
+The promises tested are in docs/protocol.md, *Job state machine*.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Callback sender against a real receiver: retries, Retry-After, no retry on 4xx, signing.
 
-The contract test checks the ML server's signature with an HMAC written here from SYSTEM.md §5
-(hashlib/hmac/base64 only), independent of ecg_protocol.
+The contract test checks the ML server's signature with an HMAC written here from
+docs/protocol.md (*Signing*) (hashlib/hmac/base64 only), independent of ecg_protocol.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Known-answer and rejection tests for the signing scheme (§5).
+"""Known-answer and rejection tests for the signing scheme (docs/protocol.md, *Signing*).
 
 The expected values were computed independently with `openssl dgst -sha256 -hmac`.
 """

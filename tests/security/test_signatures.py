@@ -1,5 +1,5 @@
 """Signed traffic in both directions: forged, stale, tampered and replayed messages are refused
-or have no effect (SYSTEM.md §5)."""
+or have no effect (docs/protocol.md, *Signing*)."""
 
 from __future__ import annotations
 

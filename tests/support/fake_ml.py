@@ -1,4 +1,5 @@
-"""A fake ML server speaking SYSTEM.md §4 — the one allowed fake when testing the backend alone.
+"""A fake ML server speaking the ML server API (docs/ml-server.md): the one allowed fake when
+testing the backend alone.
 
 It is a real HTTP server (uvicorn on a free port, in a thread with its own event loop), verifies
 the backend's signature on every request, deduplicates `POST /process` by `job_id`, answers

@@ -22,7 +22,7 @@ ops_router = APIRouter(tags=["ops"])
 
 
 class MLHealth(BaseModel):
-    """The guide's ML health answer; 503 carries `error` instead of `response`."""
+    """The guide's ML health answer (docs/guide.md); 503 carries `error` instead of `response`."""
 
     model_config = ConfigDict(extra="allow")
 

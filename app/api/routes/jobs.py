@@ -1,4 +1,4 @@
-"""Job list and delete (the guide's `list_all_jobs` / `delete_job`, ext §3.6), owner-scoped.
+"""Job list and delete (the guide's `list_all_jobs` / `delete_job`, docs/guide.md), owner-scoped.
 
 Anonymous means unlisted: every anonymous caller shares the owner `anonymous`, so listing
 would hand each of them everyone's job ids; an anonymous caller reaches a job only by the

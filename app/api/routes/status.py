@@ -31,7 +31,7 @@ async def get_job_status(
     request: Request,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """The guide's status shape plus stage, error and timestamps (pre-serialized bytes)."""
+    """The guide's status shape (docs/guide.md) plus stage, error, timestamps (pre-serialized)."""
     # The hot path every client polls: no dependency graph to solve (each FastAPI dependency
     # costs more than the cached answer), the same context and auth as CurrentUser/ContextDep.
     ctx: AppContext = request.app.state.ctx

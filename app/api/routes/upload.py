@@ -1,4 +1,5 @@
-"""`POST /api/upload-video/generate-url` (guide §1): an upload URL and the key to process;
+"""`POST /api/upload-video/generate-url` (the guide's step 1, docs/guide.md): an upload URL and
+the key to process;
 `GET /api/upload-video/capacity` (ext): may this client start a job now (before it uploads)?"""
 
 from __future__ import annotations
