@@ -117,6 +117,7 @@ def word_accuracy(words: list[HypWord], turns: list[RefTurn]) -> tuple[int, int,
 
 GRID: dict[str, tuple[float, ...]] = {
     "min_silhouette": (0.1, 0.15, 0.2, 0.25, 0.3),
+    "count_tolerance": (0.0, 0.03, 0.06),
     "min_speaker_words": (4.0, 6.0, 10.0),
     "reseg_penalty": (0.5, 1.0, 3.0),
     "reseg_scale": (10.0,),
