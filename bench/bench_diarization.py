@@ -130,19 +130,26 @@ def _is_calibration(clip: str) -> bool:
 
 
 def _transcribed(models: Any, clip: str) -> tuple[Any, Any, Any]:
-    """(audio, speech regions, transcript) of one clip, as the pipeline makes them: the
-    language detected, English to the English model."""
-    from ml_server.pipeline import decode, transcribe, vad
+    """(audio, speech regions, transcript) of one clip exactly as `run_pipeline` makes them
+    (windowed VAD, grouped transcription with the models' decoding settings, language
+    detected and English to the English model, word alignment), so that calibration scores
+    the words and timings the product diarizes."""
+    from ml_server.pipeline import align, bounded, decode, transcribe
 
     audio = decode.decode(DATA / f"{clip}.wav", max_duration_s=600)
-    regions = vad.detect_speech(audio)
-    transcript = transcribe.transcribe_speech(
+    regions = bounded.detect_speech(audio)
+    transcript = bounded.transcribe(
         audio,
         regions,
-        transcribe.TranscribeSettings(beam_size=models.beam_size, batch_size=models.batch_size),
+        transcribe.TranscribeSettings(
+            beam_size=models.beam_size,
+            batch_size=models.batch_size,
+            temperatures=models.temperatures,
+            detection_windows=models.language_windows,
+        ),
         models.asr_models(),
     )
-    return audio, regions, transcript
+    return audio, regions, align.align_words(audio, transcript).transcript
 
 
 def calibrate(models: Any, reference: dict[str, list[RefTurn]], clips: list[str]) -> None:

@@ -49,6 +49,14 @@ VOICE_SETS: dict[str, list[tuple[str, int, int]]] = {
     "us-f1-f5": [("en-us+f1", 65, 165), ("en-us+f5", 72, 160)],
     # Same voice variant, pitch far apart (a low and a high version of one voice).
     "rp-low-high": [("en-gb-x-rp", 20, 160), ("en-gb-x-rp+f2", 85, 170)],
+    # Added with issue 12's count rule; never used to choose a setting (the tuning sets were
+    # other voices, see docs/pipeline.md "Diarization").
+    "nyc-gbf3": [("en-us-nyc", 45, 160), ("en-gb+f3", 75, 165)],
+    # Same accent, close pitch, two male variants.
+    "clan-m2-m4": [("en-gb-x-gbclan+m2", 40, 160), ("en-gb-x-gbclan+m4", 48, 155)],
+    # Same language, close pitch, two female variants.
+    "us-f2-f4": [("en-us+f2", 68, 165), ("en-us+f4", 76, 160)],
+    "wmd-029f1": [("en-gb-x-gbcwmd", 35, 155), ("en-029+f1", 70, 165)],
 }
 
 BEYOND_GE2E: dict[str, list[tuple[str, int, int]]] = {
@@ -56,6 +64,8 @@ BEYOND_GE2E: dict[str, list[tuple[str, int, int]]] = {
     "gb-m3-m7": [("en-gb+m3", 40, 160), ("en-gb+m7", 50, 155)],
     # Different accents, same (male) pitch (centroid cosine 0.96).
     "scot-carib": [("en-gb-scotland", 45, 160), ("en-029", 45, 160)],
+    # Three and four voices: the silhouette prefers the coarse split (by register) over the
+    # true count; tried alternatives in docs/benchmarks.md, "Diarization on real meetings".
     "three": [("en-us+m2", 30, 160), ("en-gb+f2", 75, 165), ("en-gb-x-rp", 55, 150)],
     "four": [
         ("en-us", 35, 160),
