@@ -39,6 +39,7 @@ from ml_server.pipeline.data import (
     mean_square,
 )
 from ml_server.pipeline.errors import Cancelled
+from ml_server.pipeline.gap_count import gap_count
 from ml_server.pipeline.resegment import resegment
 from ml_server.pipeline.speaker_units import (
     SECONDS_PER_WORD,
@@ -90,6 +91,13 @@ class DiarizeSettings:
     reseg_scale: float = 10.0
     reseg_penalty: float = 0.5
     reseg_iterations: int = 2
+    # Gap statistic (gap_count.py): a larger count it finds replaces the silhouette's.
+    # `gap_references` uniform reference sets (0 turns it off) over the units' first
+    # `gap_dims` principal components; k + 1 must beat k by `gap_z` spreads. Chosen on the trn
+    # clips and seven espeak tuning sets no test uses (docs/pipeline.md "Diarization").
+    gap_references: int = 10
+    gap_dims: int = 4
+    gap_z: float = 1.0
     max_auto_speakers: int = 10  # the count search's upper end without a max_speakers hint
     batch_size: int = 64
     max_cluster_units: int = 2000  # the tree is quadratic in memory: sample above this
@@ -245,7 +253,9 @@ def cluster(
     clusters lighter than `min_speaker_words` (by `weights`, default 1 per row) fold into their
     nearest neighbour; among the cuts whose weighted silhouette beats `min_silhouette`, the one
     with the fewest speakers within `count_tolerance` of the best silhouette wins, else
-    everything is one speaker. The count is always within [min_speakers, max_speakers].
+    everything is one speaker. When the gap statistic finds more speakers, its cut wins (the
+    silhouette prefers a coarse split when two voices are close). The count is always within
+    [min_speakers, max_speakers].
     """
     n = embeddings.shape[0]
     lo, hi = count_bounds(opts, n)
@@ -264,7 +274,20 @@ def cluster(
         cut = fcluster(tree, t=k, criterion="maxclust").astype(np.int64)
         labels = fold_small(x, cut, w, opts.min_speaker_words, lo)
         cuts.append((silhouette(distances, labels, w), len(np.unique(labels)), labels))
-    return _consecutive(merge_to(x, _choose_cut(cuts, opts, lo, n), hi))
+    chosen = _choose_cut(cuts, opts, lo, n)
+    if opts.gap_references > 0:
+        gap = gap_count(
+            x,
+            w,
+            hi,
+            lambda y, cut: fold_small(y, cut, w, opts.min_speaker_words, lo),
+            opts.gap_references,
+            opts.gap_dims,
+            opts.gap_z,
+        )
+        if gap is not None and len(np.unique(gap)) > len(np.unique(chosen)):
+            chosen = gap
+    return _consecutive(merge_to(x, chosen, hi))
 
 
 def _choose_cut(

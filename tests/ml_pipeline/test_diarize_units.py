@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ml_server.pipeline.data import AsrWord, SpeechRegion
-from ml_server.pipeline.diarize import DiarizeSettings, _choose_cut, cluster, silhouette
+from ml_server.pipeline.diarize import DiarizeSettings, _choose_cut, cluster, fold_small, silhouette
+from ml_server.pipeline.gap_count import gap_count
 from ml_server.pipeline.resegment import resegment, viterbi
 from ml_server.pipeline.speaker_units import Unit, region_units, unit_embeddings, word_units
 
@@ -76,6 +77,44 @@ def test_an_outlier_row_does_not_cost_a_voice() -> None:
     labels = cluster(x, DiarizeSettings(), weights)
     assert _count(labels[:24]) == 3
     assert _count(labels) == 3
+
+
+def _two_close_voices_and_a_far_one(seed: int, n: int = 6) -> np.ndarray:
+    """Three tight voices: `b` and `c` close together (as two male voices are), `a` far."""
+    rng = np.random.default_rng(seed)
+    a, b = (v / np.linalg.norm(v) for v in rng.normal(size=(2, DIM)))
+    c = b + 0.4 * rng.normal(size=DIM) / np.sqrt(DIM)
+    rows = [
+        v / np.linalg.norm(v) + 0.1 * rng.normal(size=(n, DIM)) / np.sqrt(DIM) for v in (a, b, c)
+    ]
+    x = np.concatenate(rows)
+    out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def test_gap_statistic_finds_the_close_pair_the_silhouette_merges() -> None:
+    for seed in range(3):
+        x = _two_close_voices_and_a_far_one(seed)
+        w = np.full(18, 8.0)
+        silhouette_only = cluster(x, DiarizeSettings(gap_references=0), w)
+        assert _count(silhouette_only) == 2, seed  # the coarse split wins on silhouette
+        labels = cluster(x, DiarizeSettings(), w)
+        assert _count(labels) == 3, seed
+        assert all(_count(labels[i : i + 6]) == 1 for i in (0, 6, 12)), seed
+        # Hints stay hard bounds when the gap statistic asks for more.
+        assert _count(cluster(x, DiarizeSettings(max_speakers=2), w)) == 2
+
+
+def test_gap_statistic_sees_no_structure_in_one_voice() -> None:
+    w = np.full(16, 8.0)
+
+    def fold(y: np.ndarray, cut: np.ndarray) -> np.ndarray:
+        return fold_small(y, cut, w, 4.0, 1)
+
+    for seed in range(3):
+        x = _voices([16], seed=seed).astype(np.float64)
+        assert gap_count(x, w, 8, fold) is None, seed
+        assert _count(cluster(x, DiarizeSettings(), w)) == 1
 
 
 def test_silhouette_prefers_the_true_split() -> None:
