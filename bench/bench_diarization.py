@@ -117,6 +117,7 @@ def word_accuracy(words: list[HypWord], turns: list[RefTurn]) -> tuple[int, int,
 
 GRID: dict[str, tuple[float, ...]] = {
     "min_silhouette": (0.1, 0.15, 0.2, 0.25, 0.3),
+    "count_tolerance": (0.0, 0.03, 0.06),
     "min_speaker_words": (4.0, 6.0, 10.0),
     "reseg_penalty": (0.5, 1.0, 3.0),
     "reseg_scale": (10.0,),
@@ -129,19 +130,26 @@ def _is_calibration(clip: str) -> bool:
 
 
 def _transcribed(models: Any, clip: str) -> tuple[Any, Any, Any]:
-    """(audio, speech regions, transcript) of one clip, as the pipeline makes them: the
-    language detected, English to the English model."""
-    from ml_server.pipeline import decode, transcribe, vad
+    """(audio, speech regions, transcript) of one clip exactly as `run_pipeline` makes them
+    (windowed VAD, grouped transcription with the models' decoding settings, language
+    detected and English to the English model, word alignment), so that calibration scores
+    the words and timings the product diarizes."""
+    from ml_server.pipeline import align, bounded, decode, transcribe
 
     audio = decode.decode(DATA / f"{clip}.wav", max_duration_s=600)
-    regions = vad.detect_speech(audio)
-    transcript = transcribe.transcribe_speech(
+    regions = bounded.detect_speech(audio)
+    transcript = bounded.transcribe(
         audio,
         regions,
-        transcribe.TranscribeSettings(beam_size=models.beam_size, batch_size=models.batch_size),
+        transcribe.TranscribeSettings(
+            beam_size=models.beam_size,
+            batch_size=models.batch_size,
+            temperatures=models.temperatures,
+            detection_windows=models.language_windows,
+        ),
         models.asr_models(),
     )
-    return audio, regions, transcript
+    return audio, regions, align.align_words(audio, transcript).transcript
 
 
 def calibrate(models: Any, reference: dict[str, list[RefTurn]], clips: list[str]) -> None:

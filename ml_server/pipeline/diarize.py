@@ -1,6 +1,6 @@
 """Diarization stage: GE2E speaker embeddings (resemblyzer) over sliding windows inside speech;
 then speaker-homogeneous units (words cut at pauses and ASR segments, `speaker_units.py`)
-clustered with a silhouette-chosen count, a Viterbi re-segmentation of the windows
+clustered (Ward tree) with a silhouette-chosen count, a Viterbi re-segmentation of the windows
 (`resegment.py`), and each word given the speaker whose windows cover it most (whisperX's
 assign_word_speakers), voted per unit.
 
@@ -39,6 +39,7 @@ from ml_server.pipeline.data import (
     mean_square,
 )
 from ml_server.pipeline.errors import Cancelled
+from ml_server.pipeline.gap_count import gap_count
 from ml_server.pipeline.resegment import resegment
 from ml_server.pipeline.speaker_units import (
     SECONDS_PER_WORD,
@@ -77,15 +78,26 @@ class DiarizeSettings:
     # More than one speaker only if the best cut's weighted silhouette beats this
     # (calibrated on trn from 0.1–0.3; the silhouette is scale-free, so clean studio voices
     # and far-field meeting voices share it, where a distance threshold did not).
-    min_silhouette: float = 0.2
+    min_silhouette: float = 0.25
+    # The fewest speakers whose silhouette is within this of the best wins: with a dozen units
+    # the silhouette of neighbouring counts differs by noise, and an invented speaker costs
+    # more than a missed one (calibrated on trn from 0 / 0.03 / 0.06).
+    count_tolerance: float = 0.03
     # A speaker with fewer words than this is folded into the nearest one: a caption with a
     # wrong extra speaker is worse than a missed interjection (calibrated on trn).
-    min_speaker_words: float = 6.0
+    min_speaker_words: float = 4.0
     # Re-segmentation (Viterbi over windows): emission = scale × cosine; a speaker change
     # costs `reseg_penalty` (calibrated on trn; 0 iterations turns it off).
     reseg_scale: float = 10.0
     reseg_penalty: float = 0.5
     reseg_iterations: int = 2
+    # Gap statistic (gap_count.py): a larger count it finds replaces the silhouette's.
+    # `gap_references` uniform reference sets (0 turns it off) over the units' first
+    # `gap_dims` principal components; k + 1 must beat k by `gap_z` spreads. Chosen on the trn
+    # clips and seven espeak tuning sets no test uses (docs/pipeline.md "Diarization").
+    gap_references: int = 10
+    gap_dims: int = 4
+    gap_z: float = 1.0
     max_auto_speakers: int = 10  # the count search's upper end without a max_speakers hint
     batch_size: int = 64
     max_cluster_units: int = 2000  # the tree is quadratic in memory: sample above this
@@ -237,28 +249,62 @@ def cluster(
 ) -> Labels:
     """Cluster labels (0-based, consecutive) with the speaker count chosen automatically.
 
-    An average-linkage tree (cosine) is cut into k = 2…max clusters; in each cut, clusters
-    lighter than `min_speaker_words` (by `weights`, default 1 per row) fold into their nearest
-    neighbour; the cut with the best weighted silhouette wins if that beats `min_silhouette`,
-    else everything is one speaker. The count is always within [min_speakers, max_speakers].
+    A Ward tree over the unit-length embeddings is cut into k = 2…max clusters; in each cut,
+    clusters lighter than `min_speaker_words` (by `weights`, default 1 per row) fold into their
+    nearest neighbour; among the cuts whose weighted silhouette beats `min_silhouette`, the one
+    with the fewest speakers within `count_tolerance` of the best silhouette wins, else
+    everything is one speaker. When the gap statistic finds more speakers, its cut wins (the
+    silhouette prefers a coarse split when two voices are close). The count is always within
+    [min_speakers, max_speakers].
     """
     n = embeddings.shape[0]
     lo, hi = count_bounds(opts, n)
     if n == 0 or hi <= 1:
         return np.zeros(n, dtype=np.int64)
     x = embeddings.astype(np.float64)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    tree = linkage(x, method="average", metric="cosine")
+    # Ward (on unit vectors, so Euclidean ~ cosine) keeps clusters compact and balanced;
+    # average linkage split lone outlier units off first, which the fold then undid, so the
+    # cuts for 3 and 4 speakers often came back as 2.
+    tree = linkage(x, method="ward")
     distances = np.clip(1.0 - x @ x.T, 0.0, 2.0)
-    best: Labels = np.zeros(n, dtype=np.int64)
-    best_score = opts.min_silhouette
+    cuts: list[tuple[float, int, Labels]] = []
     for k in range(max(2, lo), hi + 1):
         cut = fcluster(tree, t=k, criterion="maxclust").astype(np.int64)
         labels = fold_small(x, cut, w, opts.min_speaker_words, lo)
-        score = silhouette(distances, labels, w)
-        if score > best_score or (lo > 1 and len(np.unique(best)) < lo):
-            best, best_score = labels, max(score, best_score)
-    return _consecutive(merge_to(x, best, hi))
+        cuts.append((silhouette(distances, labels, w), len(np.unique(labels)), labels))
+    chosen = _choose_cut(cuts, opts, lo, n)
+    if opts.gap_references > 0:
+        gap = gap_count(
+            x,
+            w,
+            hi,
+            lambda y, cut: fold_small(y, cut, w, opts.min_speaker_words, lo),
+            opts.gap_references,
+            opts.gap_dims,
+            opts.gap_z,
+        )
+        if gap is not None and len(np.unique(gap)) > len(np.unique(chosen)):
+            chosen = gap
+    return _consecutive(merge_to(x, chosen, hi))
+
+
+def _choose_cut(
+    cuts: list[tuple[float, int, Labels]], opts: DiarizeSettings, lo: int, n: int
+) -> Labels:
+    """The fewest-speaker cut among those within `count_tolerance` of the best silhouette
+    (all of them above `min_silhouette`); one speaker when none is, unless `lo` asks for more
+    (then the best cut, whatever its score)."""
+    if not cuts:
+        return np.zeros(n, dtype=np.int64)
+    top = max(score for score, _, _ in cuts)
+    good = [c for c in cuts if c[0] > opts.min_silhouette and c[0] >= top - opts.count_tolerance]
+    if not good:
+        if lo <= 1:
+            return np.zeros(n, dtype=np.int64)
+        good = [max(cuts, key=lambda c: c[0])]
+    return min(good, key=lambda c: c[1])[2]
 
 
 def _cluster_all(

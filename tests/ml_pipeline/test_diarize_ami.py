@@ -1,4 +1,4 @@
-"""Diarization on real far-field meeting speech: three AMI clips (tests/data/ami, README there).
+"""Diarization on real far-field meeting speech: five AMI clips (tests/data/ami, README there).
 
 Counts must be in range (every reference speaker with ≥ 2 s found, none invented beyond the
 clip's speakers) and words must go to the right speaker, with margins well below what was
@@ -23,8 +23,9 @@ from ml_server.pipeline import PipelineOptions, run_pipeline
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ami"
 
-# clip → least share of words to the right speaker (measured: dev01 0.87, trn06 0.96, trn03 0.99)
-CASES = {"dev01": 0.75, "trn06": 0.85, "trn03": 0.9}
+# clip → least share of words to the right speaker (measured 2026-12-01: dev01 0.87, trn06 0.94,
+# trn03 0.95, dev00 0.95, trn08 0.76)
+CASES = {"dev01": 0.75, "trn06": 0.85, "trn03": 0.85, "dev00": 0.85, "trn08": 0.65}
 
 
 @pytest.mark.parametrize("clip", list(CASES))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ml_server.pipeline.data import AsrWord, SpeechRegion
-from ml_server.pipeline.diarize import DiarizeSettings, cluster, silhouette
+from ml_server.pipeline.diarize import DiarizeSettings, _choose_cut, cluster, fold_small, silhouette
+from ml_server.pipeline.gap_count import gap_count
 from ml_server.pipeline.resegment import resegment, viterbi
 from ml_server.pipeline.speaker_units import Unit, region_units, unit_embeddings, word_units
 
@@ -54,6 +55,66 @@ def test_few_word_speaker_is_folded_not_invented() -> None:
     assert _count(labels) == 2
     heavy = cluster(x, DiarizeSettings(), np.array([3.0] * 20 + [12.0]))
     assert _count(heavy) == 3
+
+
+def test_fewest_speakers_within_the_tolerance_win() -> None:
+    two, three, four = (np.arange(6, dtype=np.int64) % k for k in (2, 3, 4))
+    cuts = [(0.40, 2, two), (0.42, 3, three), (0.30, 4, four)]
+    opts = DiarizeSettings(min_silhouette=0.25, count_tolerance=0.03)
+    assert _choose_cut(cuts, opts, 1, 6) is two  # 0.40 is within 0.03 of the best 0.42
+    exact = DiarizeSettings(min_silhouette=0.25, count_tolerance=0.0)
+    assert _choose_cut(cuts, exact, 1, 6) is three
+    strict = DiarizeSettings(min_silhouette=0.5)
+    assert _count(_choose_cut(cuts, strict, 1, 6)) == 1  # no cut clear enough: one speaker
+    assert _choose_cut(cuts, strict, 3, 6) is three  # a min_speakers hint takes the best cut
+    assert _count(_choose_cut([], opts, 1, 6)) == 1
+
+
+def test_an_outlier_row_does_not_cost_a_voice() -> None:
+    # Three voices and one stray row far from all: the stray folds away, three voices stay.
+    x = _voices([8, 8, 8, 1], spread=0.2, seed=5)
+    weights = np.array([5.0] * 24 + [1.0])
+    labels = cluster(x, DiarizeSettings(), weights)
+    assert _count(labels[:24]) == 3
+    assert _count(labels) == 3
+
+
+def _two_close_voices_and_a_far_one(seed: int, n: int = 6) -> np.ndarray:
+    """Three tight voices: `b` and `c` close together (as two male voices are), `a` far."""
+    rng = np.random.default_rng(seed)
+    a, b = (v / np.linalg.norm(v) for v in rng.normal(size=(2, DIM)))
+    c = b + 0.4 * rng.normal(size=DIM) / np.sqrt(DIM)
+    rows = [
+        v / np.linalg.norm(v) + 0.1 * rng.normal(size=(n, DIM)) / np.sqrt(DIM) for v in (a, b, c)
+    ]
+    x = np.concatenate(rows)
+    out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def test_gap_statistic_finds_the_close_pair_the_silhouette_merges() -> None:
+    for seed in range(3):
+        x = _two_close_voices_and_a_far_one(seed)
+        w = np.full(18, 8.0)
+        silhouette_only = cluster(x, DiarizeSettings(gap_references=0), w)
+        assert _count(silhouette_only) == 2, seed  # the coarse split wins on silhouette
+        labels = cluster(x, DiarizeSettings(), w)
+        assert _count(labels) == 3, seed
+        assert all(_count(labels[i : i + 6]) == 1 for i in (0, 6, 12)), seed
+        # Hints stay hard bounds when the gap statistic asks for more.
+        assert _count(cluster(x, DiarizeSettings(max_speakers=2), w)) == 2
+
+
+def test_gap_statistic_sees_no_structure_in_one_voice() -> None:
+    w = np.full(16, 8.0)
+
+    def fold(y: np.ndarray, cut: np.ndarray) -> np.ndarray:
+        return fold_small(y, cut, w, 4.0, 1)
+
+    for seed in range(3):
+        x = _voices([16], seed=seed).astype(np.float64)
+        assert gap_count(x, w, 8, fold) is None, seed
+        assert _count(cluster(x, DiarizeSettings(), w)) == 1
 
 
 def test_silhouette_prefers_the_true_split() -> None:
