@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     from ml_server.config import BUNDLED_ASR, MLSettings
     from ml_server.models import load_models
     from ml_server.pipeline import PipelineOptions, run_pipeline
-    from tests.ml_pipeline.test_diarize_voices import (
+    from tests.support.voices import (
         BEYOND_GE2E,
         VOICE_SETS,
         voice_dialogue,
