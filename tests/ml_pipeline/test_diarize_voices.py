@@ -3,9 +3,9 @@ of the suite uses (en-us pitch 25 / en+f3 pitch 80), including same-language pai
 pitch. Each must give the right speaker count and ≥ 90 % of words to the right voice (best
 one-to-one mapping of labels to voices).
 
-Sets this method cannot tell apart are in `tests.support.voices.BEYOND_GE2E` (measured in docs/benchmarks.md, not
-asserted): their voices' centroids are ≥ 0.95 cosine-similar, i.e. the encoder hears one voice,
-or neither count criterion sees all of a 3- or 4-voice set."""
+Sets this method cannot tell apart are in `tests.support.voices.BEYOND_GE2E` (measured in
+docs/benchmarks.md, not asserted): their voices' centroids are ≥ 0.95 cosine-similar, i.e. the
+encoder hears one voice, or neither count criterion sees all of a 3- or 4-voice set."""
 
 from __future__ import annotations
 
