@@ -105,22 +105,24 @@ def test_decoded_audio_is_16_bit_and_float_views_are_within_quantisation(tmp_pat
     assert np.array_equal(Audio(reference).pcm, audio.pcm)
 
 
-def test_stages_read_long_audio_without_a_whole_float_copy() -> None:
-    """Pitch, loudness and the alignment threshold over 10 minutes of int16 stay far below
-    one float32 copy of it (tracemalloc sees numpy's buffers)."""
-    rng = np.random.default_rng(3)
-    seconds = 600
-    audio = Audio((rng.standard_normal(seconds * 16_000) * 3000).astype(np.int16))
-    float_copy = audio.size * 4
-    words = [AsrWord(" w", s, s + 0.4, 1.0) for s in np.arange(1.0, seconds - 1, 0.5)]
+def _traced_peak(seconds: int, words: list[AsrWord]) -> int:
+    """tracemalloc's peak (numpy's buffers included) over the whole-signal reads of the stages
+    that are not model-driven: loudness, the alignment threshold, pitch and volume of words."""
+    audio = Audio(np.random.default_rng(3).integers(-3000, 3000, seconds * 16_000, np.int16))
     tracemalloc.start()
     try:
         mean_square(audio)
         align._speech_threshold(audio, align.AlignSettings())
-        prosody.measure_words(audio, words[:2_000])
-        _, peak = tracemalloc.get_traced_memory()
+        prosody.measure_words(audio, words)
+        return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < float_copy / 2, (
-        f"{peak / 1e6:.0f} MB traced, a float copy is {float_copy / 1e6:.0f} MB"
-    )
+
+
+def test_stages_read_long_audio_without_a_whole_float_copy() -> None:
+    """Three times the media costs these stages almost nothing more: what they hold depends on
+    the block, not on the duration (a float32 copy of the difference would be 77 MB)."""
+    words = [AsrWord(" w", s, s + 0.4, 1.0) for s in np.arange(1.0, 500.0, 0.5)]
+    short, long = _traced_peak(600, words), _traced_peak(1800, words)
+    float_copy_growth = (1800 - 600) * 16_000 * 4
+    assert long - short < float_copy_growth / 5, f"{short / 1e6:.0f} MB -> {long / 1e6:.0f} MB"
