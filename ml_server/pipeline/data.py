@@ -16,7 +16,7 @@ PcmArray = npt.NDArray[np.int16]
 # 16-bit PCM full scale: sample / PCM_SCALE is the float in [-1, 1). Every int16 value divided
 # by 2**15 is exact in float32, so a float view holds exactly the quantised signal.
 PCM_SCALE = 32768.0
-# Float views are made this many samples at a time where a stage reads long stretches.
+# Whole-signal sums (loudness) read this many samples at a time: 8 MB of float64 per block.
 BLOCK = 1 << 20
 
 
@@ -40,7 +40,7 @@ class Audio:
 
     Held as int16 (32 KB per second, 115 MB per hour), not float32: the decoded audio is the
     one thing every stage keeps for the whole job, so on hours of media it sets the peak
-    (docs/benchmarks.md, "Memory against media duration"). Stages take float32 views of the
+    (docs/benchmarks.md, "Memory against media duration"). Stages make float32 copies of the
     window, group or block they work on (`window`, `gather`), never of the whole signal.
     Float input (synthetic signals in tests) is quantised on construction.
     """
