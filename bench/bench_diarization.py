@@ -223,7 +223,7 @@ def hour(models: Any, clips: list[str]) -> dict[str, float]:
     offset = speech = 0.0
     while speech < 3600.0:
         for audio, regions, segs in parts:
-            samples.append(audio.samples)
+            samples.append(audio.pcm)
             all_regions += [SpeechRegion(r.start + offset, r.end + offset) for r in regions]
             segments += [
                 AsrSegment(

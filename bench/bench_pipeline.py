@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         start = time.perf_counter()
         # The model the pipeline transcribes this English media with (the English route).
         segments, _ = (models.asr_english or models.asr).transcribe(
-            audio.samples, beam_size=models.beam_size, word_timestamps=True, vad_filter=False
+            audio.window(), beam_size=models.beam_size, word_timestamps=True, vad_filter=False
         )
         n = sum(len(s.words or ()) for s in segments)  # the generator does the work
         assert n > 0

@@ -88,7 +88,7 @@ class MLSettings(BaseSettings):
 
     # Crash isolation (docs/ml-server.md): each worker analyses in a child process holding the
     # models; one whose RSS passes this cap is killed and its job fails MEMORY_LIMIT (0 = no
-    # cap). 3072 MB is 1.8× the measured 3-hour speech peak with the bundled model (1711 MB,
+    # cap). 3072 MB is 2.3× the measured 3-hour speech peak with the bundled models (1325 MB,
     # docs/benchmarks.md), so only runaway memory reaches it.
     ml_worker_max_rss_mb: int = Field(default=3072, ge=0)
     # Seconds added to media duration × ML_TASK_REALTIME_FACTOR before an analysis counts as hung.

@@ -172,7 +172,7 @@ def _warm_up(encoder: VoiceEncoder) -> None:
     from ml_server.pipeline.data import Audio
     from ml_server.pipeline.diarize import WINDOW_S, Window, embed_windows
 
-    embed_windows(Audio(np.zeros(32_000, dtype=np.float32)), [Window(0.0, WINDOW_S)], encoder)
+    embed_windows(Audio(np.zeros(32_000, dtype=np.int16)), [Window(0.0, WINDOW_S)], encoder)
 
 
 _lock = threading.Lock()

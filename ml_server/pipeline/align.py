@@ -114,14 +114,14 @@ def align_words(audio: Audio, transcript: Transcript, opts: AlignSettings | None
 def _speech_threshold(audio: Audio, o: AlignSettings) -> float:
     """Frame level (dB) above which a frame is speech, from the recording's level spread."""
     hop = round(_HOP_S * audio.sample_rate)
-    n = audio.samples.size // hop
+    n = audio.size // hop
     if n == 0:
         return 0.0
-    # Non-overlapping 10 ms frames, a block at a time: hours of media need no full-size copy.
-    block = hop * 60_000
+    # Non-overlapping 10 ms frames, a minute at a time: hours of media need no full-size copy.
+    block = hop * 6_000
     mean_sq = np.concatenate(
         [
-            np.square(audio.samples[a : min(a + block, n * hop)], dtype=np.float64)
+            np.square(audio.window(a, min(a + block, n * hop)), dtype=np.float64)
             .reshape(-1, hop)
             .mean(axis=1)
             for a in range(0, n * hop, block)
@@ -149,7 +149,7 @@ def _frames(audio: Audio, seg: AsrSegment, threshold: float, o: AlignSettings) -
     t0 = max(0.0, min(w.start for w in seg.words) - margin - o.whisper_lag_s)
     t1 = min(audio.duration, max(w.end for w in seg.words) + margin)
     a = int(t0 * sr)
-    x = audio.samples[a : max(a, int(t1 * sr))].astype(np.float64)
+    x = audio.window(a, max(a, int(t1 * sr))).astype(np.float64)
     hop, win = round(_HOP_S * sr), round(_WIN_S * sr)
     x = np.pad(x, (0, max(0, win - x.size)))
     level = _level_db(x, sr)

@@ -37,13 +37,13 @@ _EDGE_S = 0.25
 def detect_speech(audio: Audio, window_s: float = VAD_WINDOW_S) -> list[SpeechRegion]:
     """`vad.detect_speech` over windows of `window_s`; regions in seconds of the whole media."""
     step = int(window_s * audio.sample_rate)
-    total = audio.samples.shape[0]
+    total = audio.size
     if total <= step:
         return vad.detect_speech(audio)
     regions: list[SpeechRegion] = []
     for start in range(0, total, step):
         edge = start / audio.sample_rate
-        piece = Audio(audio.samples[start : start + step], audio.sample_rate)
+        piece = audio.piece(start, start + step)  # int16 view; VAD makes its float copy
         for region in vad.detect_speech(piece):
             moved = SpeechRegion(region.start + edge, region.end + edge)
             if regions and regions[-1].end >= edge - _EDGE_S and moved.start <= edge + _EDGE_S:

@@ -1,10 +1,11 @@
-"""Decode stage: any container/codec and channel layout (PyAV's FFmpeg) → 16 kHz mono float32.
+"""Decode stage: any container/codec and channel layout (PyAV's FFmpeg) → 16 kHz mono PCM.
 
 Frames are resampled to *packed* float (`flt`) at 16 kHz with their own layout and downmixed
 here with numpy: PyAV's `to_ndarray` crashes the process on planar frames with 8 or more
-channels (7.1 and beyond), while a packed frame is one plane whatever its channel count. The
-samples go straight into one preallocated buffer, so decoding holds the audio once (4 bytes per
-sample, 64 KB per second), not a list of chunks plus their concatenation.
+channels (7.1 and beyond), while a packed frame is one plane whatever its channel count. Each
+mixed frame is quantised to 16 bits straight into one preallocated buffer, so decoding holds
+the audio once (2 bytes per sample, 32 KB per second), not a list of chunks plus their
+concatenation, and never as float32 whole.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import av
 import numpy as np
 
 from ecg_protocol import ErrorCode, Stage
-from ml_server.pipeline.data import SAMPLE_RATE, Audio, FloatArray
+from ml_server.pipeline.data import SAMPLE_RATE, Audio, FloatArray, PcmArray, to_pcm
 from ml_server.pipeline.errors import StageError
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def downmix_weights(channel_names: list[str]) -> FloatArray:
 
 
 class _Buffer:
-    """A growing float32 buffer that never holds the audio twice.
+    """A growing int16 buffer that never holds the audio twice.
 
     Growing and the final trim use `ndarray.resize`, which is `realloc`: for a buffer this size
     glibc moves pages with `mremap` instead of copying, so a container whose declared duration
@@ -53,29 +54,29 @@ class _Buffer:
 
     def __init__(self, expected: int, limit: int) -> None:
         self._limit = limit
-        self.samples: FloatArray = np.zeros(max(expected, SAMPLE_RATE), dtype=np.float32)
+        self.samples: PcmArray = np.zeros(max(expected, SAMPLE_RATE), dtype=np.int16)
         self.size = 0
 
     def append(self, chunk: FloatArray) -> bool:
-        """Add `chunk`; False once the total passes the limit (nothing more is kept)."""
+        """Add `chunk` (float, quantised here); False once the total passes the limit."""
         end = self.size + chunk.shape[0]
         if end > self._limit:
             return False
         if end > self.samples.shape[0]:
             grown = min(max(end, self.samples.shape[0] * 5 // 4), self._limit)
             self.samples.resize(grown, refcheck=False)
-        self.samples[self.size : end] = chunk
+        self.samples[self.size : end] = to_pcm(chunk)
         self.size = end
         return True
 
-    def take(self) -> FloatArray:
+    def take(self) -> PcmArray:
         """The decoded samples, the unused tail given back."""
         self.samples.resize(self.size, refcheck=False)
         return self.samples
 
 
 def decode(media_path: Path, *, max_duration_s: float) -> Audio:
-    """Decode the first audio stream of `media_path` to 16 kHz mono float32."""
+    """Decode the first audio stream of `media_path` to 16 kHz mono 16-bit PCM."""
     try:
         container = av.open(str(media_path), mode="r", metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -107,9 +108,7 @@ def decode(media_path: Path, *, max_duration_s: float) -> Audio:
                 ) from exc
             # A damaged tail is common in uploads; keep what decoded.
             logger.warning("decode stopped early after %d samples: %s", buffer.size, exc)
-    samples = buffer.take()
-    np.clip(samples, -1.0, 1.0, out=samples)
-    return Audio(samples=samples, sample_rate=SAMPLE_RATE)
+    return Audio(pcm=buffer.take(), sample_rate=SAMPLE_RATE)  # clipped by `to_pcm`
 
 
 class _Mixer:

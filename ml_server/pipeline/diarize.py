@@ -30,6 +30,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 
 from ecg_protocol import Stage
 from ml_server.pipeline.data import (
+    PCM_SCALE,
     AsrSegment,
     AsrWord,
     Audio,
@@ -140,11 +141,12 @@ def embed_windows(
     """
     if not windows:
         return np.zeros((0, 256), dtype=np.float32)
-    samples = audio.samples
-    rms = float(np.sqrt(mean_square(samples)))  # blockwise: no float64 copy of hours of audio
+    samples = audio.pcm  # int16: each batch of windows is made float below
+    rms = float(np.sqrt(mean_square(audio)))  # blockwise: no float64 copy of hours of audio
     # resemblyzer normalises loudness before embedding; one gain for the whole signal keeps
     # windows comparable with each other.
     gain = np.float32(10 ** (_TARGET_DBFS / 20) / rms if rms > 1e-6 else 1.0)
+    pcm_gain = gain / np.float32(PCM_SCALE)
     span = partials_n_frames * _HOP
     starts = np.array([round(w.start * audio.sample_rate) for w in windows])
     # Past the end reads as silence; indices are clipped instead of padding (copying) the audio.
@@ -155,8 +157,8 @@ def embed_windows(
             if should_stop is not None and should_stop():
                 raise Cancelled(Stage.DIARIZE)
             idx = starts[i : i + batch_size, None] + np.arange(span)[None, :]
-            chunk = np.where(idx <= last, samples[np.minimum(idx, last)], 0.0).astype(np.float32)
-            chunk *= gain
+            chunk = np.where(idx <= last, samples[np.minimum(idx, last)], 0).astype(np.float32)
+            chunk *= pcm_gain
             mel = librosa.feature.melspectrogram(
                 y=chunk, sr=audio.sample_rate, n_fft=_N_FFT, hop_length=_HOP, n_mels=mel_n_channels
             )  # (b, 40, frames)

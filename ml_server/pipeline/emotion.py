@@ -165,7 +165,7 @@ def classify_segments(
         out: list[Emotion] = []
         sr = audio.sample_rate
         for s in segments:
-            clip = audio.samples[int(s.start * sr) : math.ceil(s.end * sr)]
+            clip = audio.window(int(s.start * sr), math.ceil(s.end * sr))
             scores = classifier.classify(clip, sr)
             label = max(scores, key=lambda k: scores[k])
             out.append(

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft as sfft
 
-from ml_server.pipeline.data import AsrWord, Audio, WordProsody
+from ml_server.pipeline.data import AsrWord, Audio, WordProsody, to_float
 
 MIN_DB = -100.0
 ZERO_LENGTH_WINDOW_S = 0.05
@@ -50,7 +50,7 @@ def track_pitch(
     """YIN F0 track, NaN on unvoiced frames; only frames inside `spans` when given."""
     o = opts or PitchSettings()
     sr = audio.sample_rate
-    x = audio.samples.astype(np.float32, copy=False)
+    x = audio.pcm  # int16; each block of frames is made float below
     hop = round(HOP_S * sr)
     tau_min = max(2, int(sr / o.fmax))
     tau_max = int(np.ceil(sr / o.fmin))
@@ -75,7 +75,7 @@ def track_pitch(
     offsets = np.arange(length)
     for b in range(0, frame_idx.size, o.block_frames):
         starts = frame_idx[b : b + o.block_frames] * hop
-        fr = x[starts[:, None] + offsets[None, :]]
+        fr = to_float(x[starts[:, None] + offsets[None, :]])
         # Window energies for every lag from a running sum over each frame: memory per block,
         # not per signal (a running sum over hours of audio is gigabytes of float64).
         energy = np.zeros((fr.shape[0], length + 1))
@@ -132,8 +132,8 @@ def volume_db(audio: Audio, start: float, end: float) -> float:
     start, end = _span(start, end)
     sr = audio.sample_rate
     a = max(0, int(start * sr))
-    b = min(audio.samples.shape[0], max(a + 1, int(np.ceil(end * sr))))
-    seg = audio.samples[a:b].astype(np.float64)
+    b = min(audio.size, max(a + 1, int(np.ceil(end * sr))))
+    seg = audio.window(a, b).astype(np.float64)
     if seg.size == 0:
         return MIN_DB
     rms = float(np.sqrt(np.mean(seg**2)))

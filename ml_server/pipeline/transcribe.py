@@ -27,7 +27,6 @@ import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.transcribe import restore_speech_timestamps
-from faster_whisper.vad import collect_chunks
 
 from ecg_protocol import ErrorCode, Stage
 from ml_server.pipeline.data import (
@@ -130,9 +129,20 @@ def detect_language(
 
 
 def _speech(audio: Audio, regions: list[SpeechRegion]) -> tuple[FloatArray, list[dict[str, int]]]:
+    """The regions' float32 samples end to end (what `collect_chunks` makes) and their chunks."""
     chunks = regions_to_chunks(regions, audio.sample_rate)
-    pieces, _ = collect_chunks(audio.samples, chunks, sampling_rate=audio.sample_rate)
-    return (np.concatenate(pieces) if pieces else audio.samples[:0]), chunks
+    return audio.gather(chunks), chunks
+
+
+def _clips(chunks: list[dict[str, int]], sample_rate: int) -> list[dict[str, float]]:
+    """Each chunk's place in the gathered speech, in seconds (the batched pipeline's clips)."""
+    clips: list[dict[str, float]] = []
+    at = 0
+    for c in chunks:
+        length = max(0, c["end"] - c["start"])
+        clips.append({"start": at / sample_rate, "end": (at + length) / sample_rate})
+        at += length
+    return clips
 
 
 def _token_budget(speech_s: float) -> int | None:
@@ -256,18 +266,20 @@ def _decode(
     common: dict[str, Any],
     on_progress: Callable[[float], None] | None,
 ) -> tuple[list[AsrSegment], Any]:
+    # Either way only the regions' own samples are made float (never the whole media): the
+    # batched pipeline gets them end to end with each region as a clip, and every time is
+    # mapped back to the media's as on CPU.
+    speech, chunks = _speech(audio, regions)
     if batched is not None:
-        clips = [{"start": r.start, "end": r.end} for r in regions]
+        clips = _clips(chunks, audio.sample_rate)
         raw, info = batched.transcribe(
-            audio.samples, clip_timestamps=clips, batch_size=opts.batch_size, **common
+            speech, clip_timestamps=clips, batch_size=opts.batch_size, **common
         )
-        segments: Iterable[Any] = raw
     else:
-        speech, chunks = _speech(audio, regions)
         raw, info = model.transcribe(
             speech, vad_filter=False, condition_on_previous_text=False, **common
         )
-        segments = restore_speech_timestamps(raw, chunks, audio.sample_rate)
+    segments: Iterable[Any] = restore_speech_timestamps(raw, chunks, audio.sample_rate)
 
     out: list[AsrSegment] = []
     # The generator does the work lazily: consume it here, while the model is held.

@@ -26,10 +26,10 @@ class VadSettings:
 def detect_speech(audio: Audio, opts: VadSettings | None = None) -> list[SpeechRegion]:
     """Speech regions of `audio` in seconds; empty for silence."""
     o = opts or VadSettings()
-    if audio.samples.size == 0:
+    if audio.size == 0:
         return []
     chunks = get_speech_timestamps(
-        audio.samples,
+        audio.window(),  # float32 of this audio only: the caller bounds it (bounded.py)
         VadOptions(
             threshold=o.threshold,
             min_speech_duration_ms=o.min_speech_duration_ms,

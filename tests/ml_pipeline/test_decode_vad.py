@@ -19,7 +19,7 @@ def test_decodes_video_to_16k_mono() -> None:
     media = dialogue("mp4")
     audio = decode(media.path, max_duration_s=3600)
     assert audio.sample_rate == 16_000
-    assert audio.samples.dtype == np.float32 and audio.samples.ndim == 1
+    assert audio.pcm.dtype == np.int16 and audio.pcm.ndim == 1  # 16-bit: half of float32
     assert abs(audio.duration - media.duration) < 0.1
 
 
@@ -41,7 +41,7 @@ def test_stereo_44k_is_downmixed(tmp_path: Path) -> None:
             out.mux(packet)
     audio = decode(path, max_duration_s=60)
     assert abs(audio.duration - 1.0) < 0.02
-    assert abs(float(np.abs(audio.samples).max()) - 0.5) < 0.02  # averaged, not summed
+    assert abs(float(np.abs(audio.window()).max()) - 0.5) < 0.02  # averaged, not summed
 
 
 def test_not_media_is_unsupported() -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import tracemalloc
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ml_server.models import get_models
-from ml_server.pipeline import bounded, transcribe, vad
-from ml_server.pipeline.data import SpeechRegion
+from ml_server.pipeline import align, bounded, prosody, transcribe, vad
+from ml_server.pipeline.data import PCM_SCALE, AsrWord, Audio, SpeechRegion, mean_square
 from ml_server.pipeline.decode import decode
 from tests.support import media
+from tests.support.media import write_wav
 
 
 def _speech_s(regions: list[SpeechRegion]) -> float:
@@ -58,3 +62,67 @@ def test_grouped_transcription_keeps_the_words_in_media_time() -> None:
     assert grouped.language == "en"
     expected = {w.word.strip().lower() for w in whole.words}
     assert len(set(words) & expected) >= 0.9 * len(expected)
+
+
+def _decoded_float(path: Path) -> np.ndarray:
+    """What `decode` mixes before quantising: the same mixer's float32 output, end to end."""
+    import av
+
+    from ml_server.pipeline.decode import _Mixer
+
+    mixer = _Mixer()
+    with av.open(str(path)) as container:
+        pieces = [c for f in container.decode(audio=0) for c in mixer.mix(f)]
+    return np.concatenate([*pieces, *mixer.flush()])
+
+
+def test_decoded_audio_is_16_bit_and_float_views_are_within_quantisation(tmp_path: Path) -> None:
+    t = np.arange(5 * 16_000) / 16_000
+    tone = 0.6 * np.sin(2 * np.pi * 217.0 * t) * np.linspace(0.01, 1.0, t.size)
+    path = write_wav(tmp_path / "tone.wav", tone)
+    audio = decode(path, max_duration_s=60)
+    reference = _decoded_float(path)
+    # Held as 16-bit PCM: half the bytes of float32 for every second of media.
+    assert audio.pcm.dtype == np.int16 and audio.pcm.nbytes == 2 * audio.size
+    assert audio.size == reference.size
+    step = 0.5 / PCM_SCALE + 1e-7  # rounding to the nearest of 65,536 levels
+    # What the stages read: a window (VAD, alignment, loudness, emotion), the whole as a view.
+    for a, b in [(0, 1_000), (12_345, 40_000), (70_000, 90_000)]:
+        view = audio.window(a, b)
+        assert view.dtype == np.float32
+        assert view.size == min(b, audio.size) - a
+        assert np.max(np.abs(view - reference[a:b])) <= step
+    # Transcription's gathered speech: the regions end to end, as collect_chunks makes them.
+    chunks = [{"start": 1_000, "end": 9_000}, {"start": 20_000, "end": 20_500}]
+    gathered = audio.gather(chunks)
+    expected = np.concatenate([reference[c["start"] : c["end"]] for c in chunks])
+    assert gathered.shape == expected.shape
+    assert np.max(np.abs(gathered - expected)) <= step
+    assert mean_square(audio) == pytest.approx(
+        float(np.mean(reference.astype(np.float64) ** 2)), rel=1e-3
+    )
+    # Float input (synthetic test signals) is quantised the same way on construction.
+    assert np.array_equal(Audio(reference).pcm, audio.pcm)
+
+
+def _traced_peak(seconds: int, words: list[AsrWord]) -> int:
+    """tracemalloc's peak (numpy's buffers included) over the whole-signal reads of the stages
+    that are not model-driven: loudness, the alignment threshold, pitch and volume of words."""
+    audio = Audio(np.random.default_rng(3).integers(-3000, 3000, seconds * 16_000, np.int16))
+    tracemalloc.start()
+    try:
+        mean_square(audio)
+        align._speech_threshold(audio, align.AlignSettings())
+        prosody.measure_words(audio, words)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_stages_read_long_audio_without_a_whole_float_copy() -> None:
+    """Three times the media costs these stages almost nothing more: what they hold depends on
+    the block, not on the duration (a float32 copy of the difference would be 77 MB)."""
+    words = [AsrWord(" w", s, s + 0.4, 1.0) for s in np.arange(1.0, 500.0, 0.5)]
+    short, long = _traced_peak(600, words), _traced_peak(1800, words)
+    float_copy_growth = (1800 - 600) * 16_000 * 4
+    assert long - short < float_copy_growth / 5, f"{short / 1e6:.0f} MB -> {long / 1e6:.0f} MB"

@@ -65,11 +65,11 @@ def test_every_layout_keeps_duration_and_level(
 ) -> None:
     path = _sine_in_every_channel(tmp_path / f"sine.{suffix}", layout, rate, codec)
     audio = decode(path, max_duration_s=60)
-    assert audio.sample_rate == 16_000 and audio.samples.ndim == 1
-    assert audio.samples.dtype == np.float32
+    assert audio.sample_rate == 16_000 and audio.pcm.ndim == 1
+    assert audio.pcm.dtype == np.int16
     assert abs(audio.duration - SECONDS) < 0.1
     # The same sound in every channel keeps its level (LFE aside: AAC low-passes it).
-    assert _peak(audio.samples) == pytest.approx(AMPLITUDE, rel=0.12)
+    assert _peak(audio.window()) == pytest.approx(AMPLITUDE, rel=0.12)
 
 
 def test_the_71_video_that_crashed_the_server(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_the_71_video_that_crashed_the_server(tmp_path: Path) -> None:
     assert abs(audio.duration - 3.0) < 0.1
     # FFmpeg's mono → 7.1 upmix puts the sine in FC alone: FC's share of the 7.1 weights.
     expected = AMPLITUDE * 0.7071 / (0.5 + 0.5 + 0.7071 + 4 * 0.3536)
-    assert _peak(audio.samples) == pytest.approx(expected, rel=0.05)
+    assert _peak(audio.window()) == pytest.approx(expected, rel=0.05)
 
 
 def test_centre_dialogue_weighs_as_itu_fold_down(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_centre_dialogue_weighs_as_itu_fold_down(tmp_path: Path) -> None:
     audio = decode(path, max_duration_s=60)
     # FC at -3 dB into each side of the stereo fold-down, over the sum of all weights.
     expected = AMPLITUDE * 0.7071 / (0.5 + 0.5 + 0.7071 + 2 * 0.3536)
-    assert _peak(audio.samples) == pytest.approx(expected, rel=0.05)
+    assert _peak(audio.window()) == pytest.approx(expected, rel=0.05)
 
 
 def test_lfe_is_left_out(tmp_path: Path) -> None:
@@ -105,7 +105,7 @@ def test_lfe_is_left_out(tmp_path: Path) -> None:
         "-af", "pan=5.1|LFE=c0", "-c:a", "pcm_f32le", str(path),
     )  # fmt: skip
     audio = decode(path, max_duration_s=60)
-    assert float(np.abs(audio.samples).max()) < 1e-6
+    assert float(np.abs(audio.window()).max()) < 1e-6
 
 
 def test_weights_sum_to_one_and_unnamed_channels_weigh_the_same() -> None:
