@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import ctranslate2
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import pad_or_trim
@@ -56,6 +57,7 @@ UNDETERMINED = "und"  # ISO 639-2: no speech, several languages allowed
 MAX_TOKENS_PER_S = 30.0
 _TOKEN_SLACK = 24
 _MAX_NEW_TOKENS = 400  # Whisper's 448-token context less the prompt
+SAMPLING_SEED = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +272,9 @@ def _decode(
     # batched pipeline gets them end to end with each region as a clip, and every time is
     # mapped back to the media's as on CPU.
     speech, chunks = _speech(audio, regions)
+    # A temperature fallback samples: from a fixed seed the same media gives the same words on
+    # every run, whatever the process decoded before (results reproducible, not order-dependent).
+    ctranslate2.set_random_seed(SAMPLING_SEED)
     if batched is not None:
         clips = _clips(chunks, audio.sample_rate)
         raw, info = batched.transcribe(
