@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import ctranslate2
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.audio import pad_or_trim
@@ -57,7 +56,9 @@ UNDETERMINED = "und"  # ISO 639-2: no speech, several languages allowed
 MAX_TOKENS_PER_S = 30.0
 _TOKEN_SLACK = 24
 _MAX_NEW_TOKENS = 400  # Whisper's 448-token context less the prompt
-SAMPLING_SEED = 0
+# Whisper's own test of a failed decode (gzip ratio of the text): a segment still above it after
+# every fallback temperature is a loop ("请问问问…", "语语语…"), not speech; it is dropped.
+LOOP_COMPRESSION_RATIO = 2.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +260,13 @@ def _temperatures(opts: TranscribeSettings) -> list[float]:
     return [asked] if asked else list(opts.temperatures)
 
 
+def drop_loops(segments: Iterable[Any]) -> Iterator[Any]:
+    """faster-whisper's segments without those that stayed loops after every fallback: it keeps
+    the best attempt even when all failed its compression test, and a temperature fallback
+    samples, so whether a loop survives would otherwise depend on the sampler's state."""
+    return (seg for seg in segments if seg.compression_ratio <= LOOP_COMPRESSION_RATIO)
+
+
 def _decode(
     audio: Audio,
     regions: list[SpeechRegion],
@@ -272,9 +280,6 @@ def _decode(
     # batched pipeline gets them end to end with each region as a clip, and every time is
     # mapped back to the media's as on CPU.
     speech, chunks = _speech(audio, regions)
-    # A temperature fallback samples: from a fixed seed the same media gives the same words on
-    # every run, whatever the process decoded before (results reproducible, not order-dependent).
-    ctranslate2.set_random_seed(SAMPLING_SEED)
     if batched is not None:
         clips = _clips(chunks, audio.sample_rate)
         raw, info = batched.transcribe(
@@ -288,7 +293,7 @@ def _decode(
 
     out: list[AsrSegment] = []
     # The generator does the work lazily: consume it here, while the model is held.
-    for seg in segments:
+    for seg in drop_loops(segments):
         words = tuple(
             AsrWord(
                 word=w.word,  # leading space kept: joining words rebuilds the text

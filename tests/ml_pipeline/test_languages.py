@@ -165,3 +165,19 @@ def test_silence_still_sets_language(models: Models) -> None:
     )
     assert (auto.language, auto.language_probability) == ("und", 0.0)
     assert (asked.language, asked.language_probability) == ("ko", 1.0)
+
+
+def test_a_segment_that_stayed_a_loop_is_dropped() -> None:
+    """faster-whisper returns its best attempt even when every fallback failed its compression
+    test; such a segment is a loop, not speech (seen on zh/pangrama: "作语语语…")."""
+    from faster_whisper.transcribe import Segment, get_compression_ratio
+
+    from ml_server.pipeline.transcribe import drop_loops
+
+    def segment(text: str) -> Segment:
+        ratio = get_compression_ratio(text)
+        return Segment(0, 0, 0.0, 1.0, text, [], -0.5, ratio, 0.1, None, 0.0)
+
+    speech = segment(" 天地玄黄宇宙洪荒日月盈昃辰宿列张。")
+    loop = segment(" 作" + "语" * 80)
+    assert [s.text for s in drop_loops([speech, loop])] == [speech.text]
