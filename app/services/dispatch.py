@@ -122,6 +122,12 @@ class Dispatcher:
             probe_duration=self._probe_duration,
         )
 
+    @property
+    def ml_client(self) -> MLClient | None:
+        """The one signed client of the ML server (None without `MODEL_SERVER_URL`); the routes
+        that talk to the ML server (health, job cancel) share it, secret read once at start."""
+        return self._client
+
     async def _probe_duration(self, file_key: str) -> float | None:
         """The stored video's duration (None without a URL source or when unreadable)."""
         if self._storage is None:

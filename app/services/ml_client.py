@@ -16,10 +16,13 @@ import httpx
 from pydantic import ValidationError
 
 from ecg_protocol import (
+    CancelAccepted,
     ErrorBody,
     ErrorCode,
     JobRecord,
     MLJobStatus,
+    MLServerHealth,
+    ProcessAccepted,
     ProcessRequest,
     retry_after_s,
     sign_headers,
@@ -29,6 +32,8 @@ from ecg_protocol.bodyless import bodyless_signed_content
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+# A cancel is best effort on behalf of a caller who already has its answer: never wait long.
+CANCEL_TIMEOUT_S = 5.0
 
 
 class MLRequestError(Exception):
@@ -62,6 +67,24 @@ class MLJobState:
     error_code: str | None = None
     error_message: str | None = None
     record: JobRecord | None = None  # None only for an answer that broke the protocol
+
+
+@dataclass(frozen=True, slots=True)
+class MLHealthAnswer:
+    """What `GET /health` answered: `health` is set only for a 200 that is an `MLServerHealth`."""
+
+    http_status: int
+    health: MLServerHealth | None
+    error: ErrorBody | None  # a non-200 in the protocol's error shape
+    text: str  # the body's start, for an answer in neither shape
+    protocol_error: str | None = None  # a 200 whose body broke the protocol, and how
+
+    @property
+    def detail(self) -> str:
+        """The server's own words: its health message, its error detail, or its raw text."""
+        if self.health is not None:
+            return self.health.message
+        return self.error.detail if self.error is not None else self.text
 
 
 def process_message_id(job_id: UUID | str, redispatch_count: int) -> str:
@@ -118,21 +141,30 @@ class MLClient:
     def base_url(self) -> str:
         return self._base
 
-    async def _send(self, method: str, path: str, *, body: bytes, msg_id: str) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes,
+        msg_id: str,
+        http_timeout: httpx.Timeout | None = None,
+    ) -> httpx.Response:
         # A body-less request signs its method and path, so it cannot be replayed on another job.
         signed = body or bodyless_signed_content(method, path)
         headers = sign_headers(signed, self._secret, msg_id=msg_id)
         if body:
             headers["Content-Type"] = "application/json"
         url = f"{self._base}{path}"
+        timeout = http_timeout or self._timeout
         try:
             return await self._http.request(
-                method, url, content=body, headers=headers, timeout=self._timeout
+                method, url, content=body, headers=headers, timeout=timeout
             )
         except httpx.TimeoutException as exc:
             raise MLRequestError(
                 ErrorCode.TIMEOUT_ERROR,
-                f"ML server did not answer {method} {path} in {self._timeout.read}s",
+                f"ML server did not answer {method} {path} in {timeout.read}s",
                 retryable=True,
             ) from exc
         except httpx.TransportError as exc:
@@ -142,13 +174,18 @@ class MLClient:
                 retryable=True,
             ) from exc
 
-    async def process(self, request: ProcessRequest, *, msg_id: str) -> None:
-        """Hand one job to the ML server; returns on 2xx, raises `MLRequestError` otherwise."""
+    async def process(self, request: ProcessRequest, *, msg_id: str) -> ProcessAccepted | None:
+        """Hand one job to the ML server; raises `MLRequestError` unless it answers 2xx.
+
+        The 2xx answer is read as `ProcessAccepted`; one that is not is logged as a protocol
+        error and gives None, yet the job counts as handed over (the server said 2xx, and the
+        reconciler's `GET /jobs/{id}` will find out what it really holds).
+        """
         body = request.model_dump_json(exclude_none=True).encode()
         response = await self._send("POST", "/process", body=body, msg_id=msg_id)
         status = response.status_code
         if 200 <= status < 300:
-            return
+            return _accepted(response, job_id=request.job_id)
         detail = f"HTTP {status} from ML server: {_short(response.text)}"
         if status == 429:
             raise MLRequestError(
@@ -190,10 +227,81 @@ class MLClient:
             )
         return parse_job_state(response.content, job_id=job_id)
 
+    async def cancel(self, job_id: str) -> CancelAccepted | None:
+        """`DELETE /jobs/{id}`: the server's `CancelAccepted`, or None when there is nothing to
+        cancel (404: unknown; 409: already final). Raises `MLRequestError` for anything else,
+        an answer that is not a `CancelAccepted` included."""
+        path = f"/jobs/{job_id}"
+        response = await self._send(
+            "DELETE",
+            path,
+            body=b"",
+            msg_id=f"msg_cancel_{UUID(job_id).hex}",
+            http_timeout=httpx.Timeout(
+                min(CANCEL_TIMEOUT_S, self._timeout.read or CANCEL_TIMEOUT_S)
+            ),
+        )
+        if response.status_code in (404, 409, 410):
+            return None
+        if not 200 <= response.status_code < 300:
+            raise MLRequestError(
+                ErrorCode.ML_SERVER_ERROR,
+                f"HTTP {response.status_code} from DELETE {path}: {_short(response.text)}",
+                retryable=response.status_code >= 500,
+                http_status=response.status_code,
+            )
+        try:
+            return CancelAccepted.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise MLRequestError(
+                ErrorCode.ML_SERVER_ERROR,
+                f"protocol error: DELETE {path} answered no CancelAccepted: {_short(str(exc))}",
+                retryable=False,
+                http_status=response.status_code,
+            ) from exc
 
-def cancel_headers(job_id: str, secret: str) -> dict[str, str]:
-    """Signature headers for `DELETE /jobs/{job_id}` on the ML server."""
-    return sign_headers(bodyless_signed_content("DELETE", f"/jobs/{job_id}"), secret)
+    async def health(self, *, timeout_s: float) -> MLHealthAnswer:
+        """`GET /health` (unsigned: it says nothing about any job). Transport failures raise
+        `httpx.HTTPError`; every answer, even a malformed one, comes back as `MLHealthAnswer`."""
+        response = await self._http.get(f"{self._base}/health", timeout=timeout_s)
+        return read_health(response.status_code, response.content)
+
+
+def read_health(http_status: int, body: bytes) -> MLHealthAnswer:
+    """Read a `/health` answer through the protocol's models: `MLServerHealth` for a 200,
+    `ErrorBody` for anything else; a 200 that is no `MLServerHealth` is a protocol error."""
+    text = body[:500].decode("utf-8", "replace")
+    if http_status != 200:
+        try:
+            error = ErrorBody.model_validate_json(body)
+        except ValidationError:
+            error = None
+        return MLHealthAnswer(http_status=http_status, health=None, error=error, text=text)
+    try:
+        health = MLServerHealth.model_validate_json(body)
+    except ValidationError as exc:
+        return MLHealthAnswer(
+            http_status=http_status,
+            health=None,
+            error=None,
+            text=text,
+            protocol_error="protocol error: the ML server's /health answered no MLServerHealth: "
+            + _short(str(exc)),
+        )
+    return MLHealthAnswer(http_status=http_status, health=health, error=None, text=text)
+
+
+def _accepted(response: httpx.Response, *, job_id: str) -> ProcessAccepted | None:
+    try:
+        return ProcessAccepted.model_validate_json(response.content)
+    except ValidationError as exc:
+        logger.error(
+            "protocol error: POST /process for job %s answered HTTP %d but no ProcessAccepted: %s",
+            job_id,
+            response.status_code,
+            _short(str(exc), 500),
+        )
+        return None
 
 
 def parse_job_state(body: bytes | str, *, job_id: str) -> MLJobState:

@@ -18,7 +18,7 @@ from app.services.ml_client import (
     parse_job_state,
     process_message_id,
 )
-from ecg_protocol import ErrorCode, ProcessRequest
+from ecg_protocol import ErrorCode, MLJobStatus, ProcessRequest
 from tests.support.fake_ml import FakeMLServer
 from tests.support.net import free_port
 
@@ -60,6 +60,67 @@ async def test_accepted_request_is_signed_with_a_stable_id(
     assert [r.verified for r in reqs] == [True, True]
     assert {r.msg_id for r in reqs} == {f"msg_process_{jid.hex}_0"}
     assert len(fake.jobs) == 1  # the fake deduplicates by job_id, like the real one
+
+
+async def test_accepted_answer_is_read_as_process_accepted(
+    fake: FakeMLServer, http: httpx.AsyncClient
+) -> None:
+    jid = uuid.uuid4()
+    accepted = await client(fake.url, http).process(request(jid), msg_id=process_message_id(jid, 0))
+    assert accepted is not None
+    assert (accepted.job_id, accepted.status) == (str(jid), MLJobStatus.QUEUED)
+
+
+def _answering(status: int, body: bytes) -> httpx.AsyncClient:
+    """An HTTP client whose every request gets this one answer (a server off the protocol)."""
+    return httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda _req: httpx.Response(status, content=body))
+    )
+
+
+async def test_a_2xx_that_is_no_process_accepted_is_logged_not_guessed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    jid = uuid.uuid4()
+    async with _answering(202, b'{"ok": true}') as http:
+        accepted = await client("http://ml.test", http).process(
+            request(jid), msg_id=process_message_id(jid, 0)
+        )
+    assert accepted is None  # handed over (2xx), but nothing read from a body off the protocol
+    assert any("no ProcessAccepted" in r.getMessage() for r in caplog.records)
+
+
+async def test_cancel_is_signed_and_read_as_cancel_accepted(
+    fake: FakeMLServer, http: httpx.AsyncClient
+) -> None:
+    jid = uuid.uuid4()
+    ml = client(fake.url, http)
+    assert await ml.cancel(str(jid)) is None  # unknown to the server: nothing to cancel
+    await ml.process(request(jid), msg_id=process_message_id(jid, 0))
+    accepted = await ml.cancel(str(jid))
+    assert accepted is not None
+    assert (accepted.job_id, accepted.status) == (str(jid), MLJobStatus.CANCELLED)
+    deletes = [r for r in fake.received if r.method == "DELETE"]
+    assert [r.verified for r in deletes] == [True, True]
+    assert {r.msg_id for r in deletes} == {f"msg_cancel_{jid.hex}"}
+    assert fake.jobs[str(jid)].status == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "words"),
+    [
+        (202, b'{"cancelled": true}', "no CancelAccepted"),
+        (202, b'{"job_id": "x", "status": "canceled"}', "no CancelAccepted"),
+        (500, b"oops", "HTTP 500"),
+    ],
+)
+async def test_cancel_answer_off_the_protocol_is_an_error(
+    status: int, body: bytes, words: str
+) -> None:
+    async with _answering(status, body) as http:
+        with pytest.raises(MLRequestError) as info:
+            await client("http://ml.test", http).cancel(str(uuid.uuid4()))
+    assert info.value.code == ErrorCode.ML_SERVER_ERROR and words in info.value.message
 
 
 @pytest.mark.parametrize(

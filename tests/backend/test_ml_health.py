@@ -13,9 +13,14 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from ecg_protocol import ErrorBody, MLServerHealth
 from tests.support.backend import Backend, make_settings, open_backend
 from tests.support.fake_ml import FakeMLServer
 from tests.support.net import free_port
+
+HEALTHY = MLServerHealth(
+    models_loaded=True, queue_depth=0, running=0, workers=1, version="test", languages=["en"]
+)
 
 
 class HealthStub:
@@ -24,13 +29,14 @@ class HealthStub:
     def __init__(self) -> None:
         self.delay_s = 0.0
         self.status = 200
+        self.body: object = HEALTHY.model_dump(mode="json")
         self.port = free_port()
         app = FastAPI()
 
         @app.get("/health")
         async def health() -> JSONResponse:
             await asyncio.sleep(self.delay_s)
-            return JSONResponse({"status": "ok", "message": "ML Server is running"}, self.status)
+            return JSONResponse(self.body, self.status)
 
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
@@ -79,6 +85,7 @@ async def test_healthy(health_backend: Backend, stub: HealthStub) -> None:
     assert data["status"] == "healthy" and data["ml_server_url"] == stub.url
     assert data["http_status"] == 200 and data["response"] == "ML Server is running"
     assert data["response_time_ms"] >= 0
+    assert data["languages"] == ["en"]
 
 
 async def test_slow_is_unhealthy(health_backend: Backend, stub: HealthStub) -> None:
@@ -115,3 +122,36 @@ async def test_unconfigured_is_unhealthy(sqlite_url: str, tmp_path: Path) -> Non
 async def test_fake_ml_server_health(sqlite_backend: Backend, fake_ml: FakeMLServer) -> None:
     r = await sqlite_backend.client.get(PATH)
     assert r.status_code == 200 and r.json()["status"] == "healthy"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "ok", "message": "ML Server is running"},  # the old, partial answer
+        {**HEALTHY.model_dump(mode="json"), "queue_depth": "many"},
+        ["not", "an", "object"],
+        "ok",
+    ],
+)
+async def test_malformed_answer_is_a_protocol_error(
+    health_backend: Backend, stub: HealthStub, body: object
+) -> None:
+    """A 200 that is no `MLServerHealth` is unhealthy and says why; never a 500."""
+    stub.body = body
+    r = await health_backend.client.get(PATH)
+    assert r.status_code == 503
+    data = r.json()
+    assert data["status"] == "unhealthy" and data["http_status"] == 200
+    assert data["error"].startswith("protocol error") and "MLServerHealth" in data["error"]
+    assert "languages" not in data
+
+
+async def test_refusal_reads_the_error_body(health_backend: Backend, stub: HealthStub) -> None:
+    stub.status = 503
+    stub.body = ErrorBody(detail="shutting down", error_code="ML_SERVER_ERROR").model_dump(
+        exclude_none=True
+    )
+    r = await health_backend.client.get(PATH)
+    assert r.status_code == 503
+    assert r.json()["response"] == "shutting down"
+    assert r.json()["error"] == "ML server answered HTTP 503"

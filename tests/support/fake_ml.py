@@ -23,7 +23,16 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from ecg_protocol import ProcessRequest, SignatureError, sign_headers, verify_signature
+from ecg_protocol import (
+    CancelAccepted,
+    MLJobStatus,
+    MLServerHealth,
+    ProcessAccepted,
+    ProcessRequest,
+    SignatureError,
+    sign_headers,
+    verify_signature,
+)
 from ecg_protocol.bodyless import bodyless_signed_content
 from tests.support.net import free_port
 
@@ -219,8 +228,15 @@ class FakeMLServer:
         app = FastAPI()
 
         @app.get("/health")
-        async def health() -> dict[str, Any]:
-            return {"status": "ok", "message": "ML Server is running", "queue_depth": 0}
+        async def health() -> MLServerHealth:
+            return MLServerHealth(
+                models_loaded=True,
+                queue_depth=0,
+                running=0,
+                workers=1,
+                version="fake",
+                languages=["en", "de"],
+            )
 
         @app.post("/process")
         async def process(request: Request) -> Response:
@@ -261,7 +277,8 @@ class FakeMLServer:
                 self.accepted[job_id] += 1
                 if not b.lose_jobs and job_id not in self.jobs:
                     self.jobs[job_id] = FakeJob(request=parsed)
-            return JSONResponse({"job_id": job_id, "status": "queued"}, status_code=202)
+            accepted = ProcessAccepted(job_id=job_id, status=MLJobStatus.QUEUED)
+            return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
         @app.get("/jobs/{job_id}")
         async def get_job(job_id: str, request: Request) -> Response:
@@ -319,6 +336,7 @@ class FakeMLServer:
                 return JSONResponse({"detail": "invalid signature"}, status_code=401)
             if job is None:
                 return JSONResponse({"detail": "job not found"}, status_code=404)
-            return JSONResponse({"job_id": job_id, "status": "cancelled"}, status_code=202)
+            cancelled = CancelAccepted(job_id=job_id, status=MLJobStatus.CANCELLED)
+            return JSONResponse(cancelled.model_dump(mode="json"), status_code=202)
 
         return app

@@ -32,6 +32,7 @@ class MLHealth(BaseModel):
     http_status: int | None = None
     response: str | None = None
     error: str | None = None
+    languages: list[str] | None = None  # the ML server's, when healthy
 
 
 @router.get(
@@ -42,9 +43,13 @@ class MLHealth(BaseModel):
     },
 )
 async def check_ml_server_health(ctx: ContextDep) -> JSONResponse:
-    """Ask the ML server's /health (10 s timeout); 503 with the error when it is not healthy."""
-    url = ctx.settings.model_server_url
-    if not url:
+    """Ask the ML server's /health (10 s timeout); 503 with the error when it is not healthy.
+
+    Its answer is read as `ecg_protocol.MLServerHealth`: a 200 that is not one is unhealthy
+    (a protocol error, said in `error`), never a 500 here.
+    """
+    ml = ctx.dispatcher.ml_client
+    if ml is None:
         return JSONResponse(
             status_code=503,
             content={
@@ -54,39 +59,32 @@ async def check_ml_server_health(ctx: ContextDep) -> JSONResponse:
             },
         )
     started = time.perf_counter()
-    content: dict[str, Any] = {"ml_server_url": url}
+    content: dict[str, Any] = {"ml_server_url": ctx.settings.model_server_url}
     try:
-        resp = await ctx.http.get(
-            url.rstrip("/") + "/health", timeout=ctx.settings.ml_health_timeout
-        )
+        answer = await ml.health(timeout_s=ctx.settings.ml_health_timeout)
     except Exception as exc:  # any transport failure means "unhealthy", with its reason
         content.update(
             status="unhealthy",
-            response_time_ms=round((time.perf_counter() - started) * 1000, 2),
+            response_time_ms=_ms_since(started),
             error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
         )
         return JSONResponse(status_code=503, content=content)
-    elapsed = round((time.perf_counter() - started) * 1000, 2)
-    message = resp.text[:500]
-    try:
-        data = resp.json()
-        if isinstance(data, dict) and isinstance(data.get("message"), str):
-            message = data["message"]
-        # What the web page's and the CLI's language choice offer (issue 8).
-        if isinstance(data, dict) and isinstance(data.get("languages"), list):
-            content["languages"] = [c for c in data["languages"] if isinstance(c, str)]
-    except ValueError:
-        pass
-    healthy = resp.status_code == 200
     content.update(
-        status="healthy" if healthy else "unhealthy",
-        response_time_ms=elapsed,
-        http_status=resp.status_code,
-        response=message,
+        status="healthy" if answer.health is not None else "unhealthy",
+        response_time_ms=_ms_since(started),
+        http_status=answer.http_status,
+        response=answer.detail,
     )
-    if not healthy:
-        content["error"] = f"ML server answered HTTP {resp.status_code}"
-    return JSONResponse(status_code=200 if healthy else 503, content=content)
+    if answer.health is None:
+        content["error"] = answer.protocol_error or f"ML server answered HTTP {answer.http_status}"
+        return JSONResponse(status_code=503, content=content)
+    # What the web page's and the CLI's language choice offer (issue 8).
+    content["languages"] = answer.health.languages
+    return JSONResponse(status_code=200, content=content)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
 
 
 @ops_router.get("/health")

@@ -9,11 +9,9 @@ its stored video too, so the upload cannot be processed again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 
-import httpx
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
@@ -22,7 +20,7 @@ from app.api.errors import error_responses
 from app.services.auth import ANONYMOUS
 from app.services.errors import JobNotFound
 from app.services.job_service import OPEN, as_utc, parse_job_id
-from app.services.ml_client import cancel_headers
+from app.services.ml_client import MLClient, MLRequestError
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=error_responses(401, 404, 503))
@@ -84,13 +82,15 @@ async def list_jobs(
     return JobList(jobs=items, count=len(items))
 
 
-async def _cancel_on_ml_server(
-    http: httpx.AsyncClient, base_url: str, job_id: str, secret: str
-) -> None:
+async def _cancel_on_ml_server(ml: MLClient, job_id: str) -> None:
     # Best effort: the ML server stops work on a job nobody will read (signed, like every call).
-    headers = cancel_headers(job_id, secret)
-    with contextlib.suppress(httpx.HTTPError):
-        await http.delete(f"{base_url.rstrip('/')}/jobs/{job_id}", headers=headers, timeout=5.0)
+    try:
+        accepted = await ml.cancel(job_id)
+    except MLRequestError as exc:
+        logger.info("cancel on the ML server failed: job_id=%s %s", job_id, exc)
+        return
+    if accepted is not None:
+        logger.info("cancel sent: job_id=%s ML status=%s", job_id, accepted.status.value)
 
 
 @router.delete("/{job_id}")
@@ -111,12 +111,9 @@ async def delete_job(job_id: str, user: CurrentUser, jobs: JobsDep, ctx: Context
         raise JobNotFound(f"job {job_id} not found")
     ctx.status.cache.invalidate(jid)
     logger.info("job deleted: job_id=%s owner=%s", jid, user)
-    if was_open and ctx.settings.model_server_url:
-        task = asyncio.create_task(
-            _cancel_on_ml_server(
-                ctx.http, ctx.settings.model_server_url, str(jid), ctx.settings.signing_secret()
-            )
-        )
+    ml = ctx.dispatcher.ml_client
+    if was_open and ml is not None:
+        task = asyncio.create_task(_cancel_on_ml_server(ml, str(jid)))
         _background.add(task)
         task.add_done_callback(_background.discard)
     return JobDeleted(job_id=str(jid))
