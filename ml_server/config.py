@@ -37,7 +37,7 @@ class MLSettings(BaseSettings):
     # Comma-separated language codes: detection picks the most probable of these and requests
     # may name only these; empty = every language the ASR model knows.
     ml_languages: str = ""
-    # 30 s windows of speech, spread over the media, whose language probabilities are averaged.
+    # 10 s windows of speech, spread over the media, whose language probabilities are averaged.
     ml_language_windows: int = Field(default=3, ge=1, le=20)
     # Decoding temperatures tried in turn when a window's text looks wrong (faster-whisper
     # default: 0.0…1.0 in 6 steps). Capped so unrecognisable audio costs at most 2 decodes per

@@ -28,7 +28,6 @@ from ml_server.pipeline.data import AsrSegment, Audio, SpeechRegion, Transcript
 # group), so the drivers cost no measurable speed (bench/bench_memory.py).
 VAD_WINDOW_S = 60.0
 ASR_GROUP_S = 60.0
-DETECT_WINDOW_S = 30.0  # Whisper's window: what one detection pass reads
 # Regions within this of a window edge on both sides are one region the edge cut (VAD pads
 # speech by 0.2 s, so a cut region ends or starts at the edge itself).
 _EDGE_S = 0.25
@@ -82,9 +81,9 @@ def group_regions(
 
 
 def detection_sample(regions: list[SpeechRegion], windows: int) -> list[SpeechRegion]:
-    """At most `windows` × 30 s of speech for language detection, taken from the middle of the
-    media outwards (as `detect_language` takes its windows), in media order."""
-    budget = windows * DETECT_WINDOW_S
+    """At most `windows` detection windows of speech for language detection, taken from the middle
+    of the media outwards (as `detect_language` takes its windows), in media order."""
+    budget = windows * asr.DETECT_WINDOW_S
     middle = (regions[0].start + regions[-1].end) / 2 if regions else 0.0
     chosen: list[SpeechRegion] = []
     total = 0.0

@@ -3,7 +3,7 @@ VAD's speech regions.
 
 The language is chosen before decoding and then fixed: one asked language is used as is;
 otherwise (`auto` or a list) the multilingual model's language probabilities are averaged over
-up to `detection_windows` 30 s windows of speech spread across the media, middle first, until
+up to `detection_windows` 10 s windows of speech spread across the media, middle first, until
 one language is clearly ahead (faster-whisper looks only at the start), restricted to the
 allowed languages and renormalised. English then goes to
 the faster English-only model when one is loaded. Decoding tries `temperatures` in turn, a
@@ -49,6 +49,10 @@ SCRIPT_PROMPTS: dict[str, str] = {"zh": "以下是普通话的句子。"}
 # Detection stops adding windows once one language holds this share of the probability. It
 # never changes a short media's answer (one window); chosen as "clearly decided", not tuned.
 CONFIDENT = 0.9
+# Seconds of speech one detection pass encodes. The encoder's cost grows with its input (CPU,
+# base: 0.65 s for Whisper's 30 s window, 0.10 s for 10 s); see docs/pipeline.md, *Languages*,
+# for how 10 s was chosen.
+DETECT_WINDOW_S = 10.0
 UNDETERMINED = "und"  # ISO 639-2: no speech, several languages allowed
 # Bound on tokens decoded per second of speech, so a model looping on audio it cannot read
 # stops early on short media. The densest reference text of the 27 audioeval clips is 12.4
@@ -93,7 +97,8 @@ def detect_language(
     allowed: Sequence[str] | None,
     windows: int,
 ) -> tuple[str, float]:
-    """(code, probability) averaged over up to `windows` 30 s windows spread over `speech`.
+    """(code, probability) averaged over up to `windows` windows of
+    `DETECT_WINDOW_S` spread over `speech`.
 
     Windows are taken from the middle outwards (an intro of music or of another language sits
     at the start), and detection stops once the running average gives one allowed language
@@ -101,7 +106,8 @@ def detect_language(
     tiny.en transcribing a minute of English.
     """
     extractor = model.feature_extractor
-    span = int(extractor.n_samples)
+    span = int(DETECT_WINDOW_S * extractor.sampling_rate)
+    frames = span // int(extractor.hop_length)
     total = int(speech.shape[0])
     count = 1 if total <= span else min(windows, math.ceil(total / span))
     starts = [int(x) for x in np.linspace(0, max(0, total - span), count)]
@@ -110,7 +116,7 @@ def detect_language(
     best, share = "", 0.0
     for start in sorted(starts, key=lambda x: abs(x - middle)):
         piece = speech[start : start + span]
-        encoded = model.encode(pad_or_trim(extractor(piece)[..., : extractor.nb_max_frames]))
+        encoded = model.encode(pad_or_trim(extractor(piece)[..., :frames], length=frames))
         # A window's vote counts by how much speech it holds (only a short media's is short).
         weight = piece.shape[0] / span
         for token, prob in model.model.detect_language(encoded)[0]:

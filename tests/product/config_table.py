@@ -83,7 +83,7 @@ MEANING: dict[str, str] = {
     "empty = `ML_ASR_MODEL` transcribes English too",
     "ML_LANGUAGES": "comma-separated language codes (`ko,en`): detection picks the most probable "
     "of these and requests may name only these; empty = every language the model knows",
-    "ML_LANGUAGE_WINDOWS": "30 s windows of speech, spread over the media, whose language "
+    "ML_LANGUAGE_WINDOWS": "10 s windows of speech, spread over the media, whose language "
     "probabilities are averaged for detection",
     "ML_ASR_TEMPERATURES": "decoding temperatures tried in turn when a window's text looks wrong "
     "(bounds the cost of audio the model cannot read)",
