@@ -21,8 +21,12 @@ BLOCK = 1 << 20
 
 
 def to_pcm(samples: npt.NDArray[Any]) -> PcmArray:
-    """Float samples in [-1, 1] as 16-bit PCM (rounded, clipped to the int16 range)."""
-    scaled = np.rint(np.asarray(samples, dtype=np.float32) * np.float32(PCM_SCALE))
+    """Float samples in [-1, 1] as 16-bit PCM (rounded, clipped to the int16 range).
+
+    A float stream can carry NaN or ±inf (a broken encoder, a crafted file); cast to int16 they
+    would be arbitrary values, i.e. full-scale clicks. They become silence and full scale."""
+    floats = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
+    scaled = np.rint(floats * np.float32(PCM_SCALE))
     pcm: PcmArray = np.clip(scaled, -PCM_SCALE, PCM_SCALE - 1).astype(np.int16)
     return pcm
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
 import tracemalloc
 from pathlib import Path
 
@@ -103,6 +104,27 @@ def test_decoded_audio_is_16_bit_and_float_views_are_within_quantisation(tmp_pat
     )
     # Float input (synthetic test signals) is quantised the same way on construction.
     assert np.array_equal(Audio(reference).pcm, audio.pcm)
+
+
+# NaN cast to int16 is undefined (0 on x86 by luck, with numpy's "invalid value" warning).
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_a_float_stream_with_nan_or_inf_decodes_to_silence_and_full_scale(tmp_path: Path) -> None:
+    """A 32-bit float WAV may carry NaN/±inf (a broken encoder, a crafted file): they must not
+    become arbitrary int16 values (full-scale clicks under the words)."""
+    path = tmp_path / "nan.wav"
+    expr = "if(lt(t,0.5),0/0,if(lt(t,1),1/0,if(lt(t,1.5),-1/0,0.25)))"
+    source = f"aevalsrc='{expr}':s=16000:d=2"
+    ffmpeg = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
+    subprocess.run(
+        [*ffmpeg, "-f", "lavfi", "-i", source, "-c:a", "pcm_f32le", str(path)], check=True
+    )
+    audio = decode(path, max_duration_s=60)
+    second = 16_000
+    assert audio.size == 2 * second
+    assert not audio.pcm[: second // 2 - 800].any()  # NaN: silence
+    assert (audio.pcm[second // 2 + 800 : second - 800] == PCM_SCALE - 1).all()  # +inf: full scale
+    assert (audio.pcm[second + 800 : 3 * second // 2 - 800] == -PCM_SCALE).all()  # -inf
+    assert np.allclose(audio.window(3 * second // 2 + 800, 2 * second), 0.25, atol=1e-3)
 
 
 def _traced_peak(seconds: int, words: list[AsrWord]) -> int:
