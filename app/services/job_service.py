@@ -19,6 +19,7 @@ from typing import Any, TypeVar, overload
 from sqlalchemy import (
     ColumnElement,
     Row,
+    Select,
     Text,
     and_,
     case,
@@ -132,6 +133,13 @@ _CLAIM_COLUMNS = (
     Job.dispatch_attempts,
     Job.redispatch_count,
 )
+
+
+def _due_rows(now: datetime, limit: int) -> Select[Any]:
+    """The oldest `limit` claimable jobs' dispatch columns (both claim strategies read this)."""
+    return (
+        select(*_CLAIM_COLUMNS).where(due_for_dispatch(now)).order_by(Job.created_at).limit(limit)
+    )
 
 
 def _claimed(row: Row[Any], lease_until: datetime) -> ClaimedJob:
@@ -461,13 +469,7 @@ class JobService:
         self, now: datetime, lease_until: datetime, limit: int
     ) -> list[ClaimedJob]:
         rows = (
-            await self.session.execute(
-                select(*_CLAIM_COLUMNS)
-                .where(due_for_dispatch(now))
-                .order_by(Job.created_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
+            await self.session.execute(_due_rows(now, limit).with_for_update(skip_locked=True))
         ).all()
         if rows:
             await self.session.execute(
@@ -482,14 +484,7 @@ class JobService:
     async def _claim_cas(
         self, now: datetime, lease_until: datetime, limit: int
     ) -> list[ClaimedJob]:
-        rows = (
-            await self.session.execute(
-                select(*_CLAIM_COLUMNS)
-                .where(due_for_dispatch(now))
-                .order_by(Job.created_at)
-                .limit(limit)
-            )
-        ).all()
+        rows = (await self.session.execute(_due_rows(now, limit))).all()
         await self.session.rollback()
         claimed: list[ClaimedJob] = []
         for row in rows:
