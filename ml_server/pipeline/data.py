@@ -63,7 +63,7 @@ class Audio:
 
     @property
     def duration(self) -> float:
-        return float(self.pcm.shape[0]) / self.sample_rate
+        return self.size / self.sample_rate
 
     def window(self, start: int = 0, end: int | None = None) -> FloatArray:
         """Samples [start, end) as float32 (indices clipped to the signal)."""

@@ -60,8 +60,9 @@ UNDETERMINED = "und"  # ISO 639-2: no speech, several languages allowed
 MAX_TOKENS_PER_S = 30.0
 _TOKEN_SLACK = 24
 _MAX_NEW_TOKENS = 400  # Whisper's 448-token context less the prompt
-# Whisper's own test of a failed decode (gzip ratio of the text): a segment still above it after
-# every fallback temperature is a loop ("请问问问…", "语语语…"), not speech; it is dropped.
+# Whisper's own test of a failed decode (gzip ratio of the text, its default): a segment still
+# above it after every fallback temperature is a loop ("请问问问…", "语语语…"), not speech;
+# it is dropped.
 LOOP_COMPRESSION_RATIO = 2.4
 
 
@@ -240,6 +241,8 @@ def transcribe(
         # One sample per fallback temperature (default 5): with the short temperature list this
         # bounds a window that never decodes cleanly to len(temperatures) decodes.
         "best_of": 1,
+        # Set here, not left to faster-whisper's default: `drop_loops` uses the same bound.
+        "compression_ratio_threshold": LOOP_COMPRESSION_RATIO,
         "max_new_tokens": _token_budget(sum(r.end - r.start for r in regions)),
     }
     out, info = _decode(audio, regions, opts, model, batched, common, on_progress)
