@@ -146,10 +146,12 @@ def _killed_and_restarted(database_url: str, tmp_path: Path) -> None:
         first.wait_http_ok(f"{base}/health", timeout_s=60)
         job_id = upload_and_process(base)
         # The first backend tries, cannot reach the ML server, schedules a retry — and dies.
+        # Wait for the retry to be recorded (logged after its commit), not for the failure: a
+        # kill between the two leaves the claim's lease, which outlives this test's wait.
         first.wait_until(
-            lambda: f"ML server request failed - job_id={job_id}" in first.log_text(),
+            lambda: f"retrying job in 1.0s (1/3) - job_id={job_id}" in first.log_text(),
             timeout_s=10,
-            what="the first attempt",
+            what="the first attempt's retry",
         )
     finally:
         first.kill()
