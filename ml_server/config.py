@@ -43,6 +43,11 @@ class MLSettings(BaseSettings):
     # default: 0.0…1.0 in 6 steps). Capped so unrecognisable audio costs at most 2 decodes per
     # window (docs/pipeline.md, "Languages").
     ml_asr_temperatures: str = "0.0,0.4"
+    # Seed of CTranslate2's samplers (the fallback temperatures above sample). Fixed, so a
+    # fresh process gives the same words for the same media; -1 = a new seed every start.
+    # CTranslate2 keeps one generator per decoding thread, seeded at its first use: later jobs
+    # in the same worker draw from where the earlier ones left it (docs/pipeline.md, "Languages").
+    ml_asr_seed: int = Field(default=0, ge=-1)
     ml_device: Literal["cpu", "cuda", "auto"] = "cpu"
     ml_compute_type: str = "default"  # int8 on CPU, float16 on CUDA
     ml_cpu_threads: int = 0  # 0 = let CTranslate2 decide

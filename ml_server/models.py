@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import ctranslate2
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from resemblyzer import VoiceEncoder
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -97,6 +98,9 @@ def load_models(settings: MLSettings) -> Models:
 
     # Workers are processes; one torch thread each keeps them from fighting over cores.
     torch.set_num_threads(1)
+    if settings.ml_asr_seed >= 0:
+        # Before the first decode: each decoding thread seeds its sampler once, at first use.
+        ctranslate2.set_random_seed(settings.ml_asr_seed)
     device = resolve_device(settings.ml_device)
     compute_type = settings.ml_compute_type
     if compute_type == "default":

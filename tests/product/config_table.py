@@ -87,6 +87,8 @@ MEANING: dict[str, str] = {
     "probabilities are averaged for detection",
     "ML_ASR_TEMPERATURES": "decoding temperatures tried in turn when a window's text looks wrong "
     "(bounds the cost of audio the model cannot read)",
+    "ML_ASR_SEED": "seed of the decoder's sampling at those fallback temperatures: a fresh "
+    "worker gives the same words for the same media; `-1` = a new seed each start",
     "ML_DEVICE": "`cpu`, `cuda` or `auto`",
     "ML_COMPUTE_TYPE": "CTranslate2 compute type; `default` = int8 on CPU, float16 on CUDA",
     "ML_CPU_THREADS": "CTranslate2 threads; 0 = its own choice",
