@@ -17,7 +17,6 @@ and feed them bounded pieces, so the working memory depends on the piece, not on
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from ml_server.pipeline import transcribe as asr
 from ml_server.pipeline import vad
@@ -111,20 +110,29 @@ def transcribe(
     groups = group_regions(regions)
     if len(groups) <= 1:
         return asr.transcribe_speech(audio, regions, opts, models, on_progress)
-    chosen = asr.choose_language(
+    ranking = asr.choose_language(
         audio, detection_sample(regions, opts.detection_windows), opts, models
     )
-    if chosen is None:  # not reached: several groups hold speech
+    if not ranking:  # not reached: several groups hold speech
         return Transcript(language=asr.UNDETERMINED, language_probability=0.0, segments=())
-    language, probability = chosen
-    fixed = replace(opts, languages=(language,))
-    segments: list[AsrSegment] = []
-    for n, group in enumerate(groups):
-        part = asr.transcribe_speech(
-            audio, group, fixed, models, _share(on_progress, n, len(groups))
+
+    def in_language(language: str, probability: float) -> Transcript:
+        segments: list[AsrSegment] = []
+        for n, group in enumerate(groups):
+            part = asr.transcribe_in(
+                audio,
+                group,
+                opts,
+                models,
+                (language, probability),
+                _share(on_progress, n, len(groups)),
+            )
+            segments.extend(part.segments)
+        return Transcript(
+            language=language, language_probability=probability, segments=tuple(segments)
         )
-        segments.extend(part.segments)
-    return Transcript(language=language, language_probability=probability, segments=tuple(segments))
+
+    return asr.in_likeliest_language(ranking, in_language)
 
 
 def _share(

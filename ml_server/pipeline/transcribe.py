@@ -54,6 +54,8 @@ CONFIDENT = 0.9
 # for how 10 s was chosen.
 DETECT_WINDOW_S = 10.0
 UNDETERMINED = "und"  # ISO 639-2: no speech, several languages allowed
+# Languages with their detected probability, most probable first.
+Ranking = list[tuple[str, float]]
 # Bound on tokens decoded per second of speech, so a model looping on audio it cannot read
 # stops early on short media. The densest reference text of the 27 audioeval clips is 12.4
 # tokens/s (Hindi, base's tokenizer); 30/s leaves 2.4x room plus slack for timestamp tokens.
@@ -97,9 +99,9 @@ def detect_language(
     model: WhisperModel,
     allowed: Sequence[str] | None,
     windows: int,
-) -> tuple[str, float]:
-    """(code, probability) averaged over up to `windows` windows of
-    `DETECT_WINDOW_S` spread over `speech`.
+) -> Ranking:
+    """The allowed languages, most probable first, each with its share of the probability
+    averaged over up to `windows` windows of `DETECT_WINDOW_S` spread over `speech`.
 
     Windows are taken from the middle outwards (an intro of music or of another language sits
     at the start), and detection stops once the running average gives one allowed language
@@ -114,7 +116,7 @@ def detect_language(
     starts = [int(x) for x in np.linspace(0, max(0, total - span), count)]
     middle = (total - span) / 2
     summed: dict[str, float] = {}
-    best, share = "", 0.0
+    ranking: Ranking = []
     for start in sorted(starts, key=lambda x: abs(x - middle)):
         piece = speech[start : start + span]
         encoded = model.encode(pad_or_trim(extractor(piece)[..., :frames], length=frames))
@@ -130,12 +132,12 @@ def detect_language(
                 ErrorCode.UNSUPPORTED_LANGUAGE,
                 f"the ASR model detects none of {', '.join(allowed or ())}",
             )
-        best = max(summed, key=lambda c: summed[c])
         # "The most probable of those": the share within the allowed set.
-        share = summed[best] / (sum(summed.values()) or 1.0)
-        if share >= CONFIDENT:
+        total_prob = sum(summed.values()) or 1.0
+        ranking = sorted(((c, p / total_prob) for c, p in summed.items()), key=lambda x: -x[1])
+        if ranking[0][1] >= CONFIDENT:
             break
-    return best, share
+    return ranking
 
 
 def _speech(audio: Audio, regions: list[SpeechRegion]) -> tuple[FloatArray, list[dict[str, int]]]:
@@ -163,9 +165,9 @@ def _token_budget(speech_s: float) -> int | None:
 
 def choose_language(
     audio: Audio, regions: list[SpeechRegion], opts: TranscribeSettings, asr: AsrModels
-) -> tuple[str, float] | None:
-    """(language, probability): the asked one, or detected over `regions`; None when there is
-    nothing to detect in (no speech, several languages allowed)."""
+) -> Ranking:
+    """The asked language alone (probability 1), or the allowed ones ranked by detection over
+    `regions`; empty when there is nothing to detect in (no speech, several languages allowed)."""
     multilingual = bool(asr.main.model.is_multilingual)
     if not multilingual and any(code != "en" for code in opts.languages or ("en",)):
         raise StageError(
@@ -175,9 +177,9 @@ def choose_language(
         )
     language = opts.language or (None if multilingual else "en")
     if language is not None:
-        return language, 1.0
+        return [(language, 1.0)]
     if not regions:
-        return None
+        return []
     speech, _ = _speech(audio, regions)
     return detect_language(speech, asr.main, opts.languages, opts.detection_windows)
 
@@ -190,9 +192,46 @@ def transcribe_speech(
     on_progress: Callable[[float], None] | None = None,
 ) -> Transcript:
     """Choose the language (asked or detected), route English to the English model, transcribe."""
-    chosen = choose_language(audio, regions, opts, asr)
-    if chosen is None:
+    ranking = choose_language(audio, regions, opts, asr)
+    if not ranking:
         return Transcript(language=UNDETERMINED, language_probability=0.0, segments=())
+    return in_likeliest_language(
+        ranking,
+        lambda language, probability: transcribe_in(
+            audio, regions, opts, asr, (language, probability), on_progress
+        ),
+    )
+
+
+def in_likeliest_language(
+    ranking: Ranking, decode: Callable[[str, float], Transcript]
+) -> Transcript:
+    """`decode` in the most probable language; in the runner-up when the first was an unsure
+    guess (below CONFIDENT) that gave no words at all.
+
+    Far-field English is often heard as Welsh (AMI trn08: cy 0.57, en 0.42), and base then
+    decodes Welsh that is all loops or no-speech: nothing. Text where the speech was not
+    understood is the sign the guess was wrong; the runner-up gets one try (never more: a
+    media that is not speech in any language costs at most two decodes), and is kept only if
+    it gives words. A second decode costs time only on such media (docs/pipeline.md).
+    """
+    language, probability = ranking[0]
+    transcript = decode(language, probability)
+    if transcript.segments or probability >= CONFIDENT or len(ranking) < 2:
+        return transcript
+    retry = decode(*ranking[1])
+    return retry if retry.segments else transcript
+
+
+def transcribe_in(
+    audio: Audio,
+    regions: list[SpeechRegion],
+    opts: TranscribeSettings,
+    asr: AsrModels,
+    chosen: tuple[str, float],
+    on_progress: Callable[[float], None] | None = None,
+) -> Transcript:
+    """Transcribe in one chosen (language, probability), English routed to the English model."""
     language, probability = chosen
     multilingual = bool(asr.main.model.is_multilingual)
     translate = opts.hints.task == "translate" and language != "en"

@@ -1,0 +1,64 @@
+"""An unsure language guess that gives no words is retried once in the runner-up language
+(`transcribe.in_likeliest_language`): the rule on hand-made rankings, and the real case it is
+for — far-field English (AMI trn08) that base hears as Welsh."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ml_server.models import Models
+from ml_server.pipeline import PipelineOptions, run_pipeline
+from ml_server.pipeline.data import AsrSegment, AsrWord, Transcript
+from ml_server.pipeline.transcribe import CONFIDENT, Ranking, in_likeliest_language
+
+AMI = Path(__file__).resolve().parents[1] / "data" / "ami"
+
+
+def _decoder(heard: set[str], calls: list[str]) -> Callable[[str, float], Transcript]:
+    """A decode that gives one word in the languages in `heard`, nothing in the others."""
+
+    def decode(language: str, probability: float) -> Transcript:
+        calls.append(language)
+        word = AsrWord(word=" hi", start=0.0, end=0.5, probability=0.9)
+        segments = (AsrSegment(0.0, 0.5, "hi", (word,)),) if language in heard else ()
+        return Transcript(language, probability, segments)
+
+    return decode
+
+
+def test_words_in_the_likeliest_language_are_kept() -> None:
+    calls: list[str] = []
+    out = in_likeliest_language([("cy", 0.55), ("en", 0.45)], _decoder({"cy", "en"}, calls))
+    assert (out.language, calls) == ("cy", ["cy"])
+
+
+def test_an_unsure_guess_with_no_words_goes_to_the_runner_up() -> None:
+    calls: list[str] = []
+    out = in_likeliest_language([("cy", 0.55), ("en", 0.42)], _decoder({"en"}, calls))
+    assert (out.language, out.language_probability, calls) == ("en", 0.42, ["cy", "en"])
+    assert out.segments
+
+
+def test_a_confident_guess_is_not_second_guessed() -> None:
+    calls: list[str] = []
+    ranking: Ranking = [("fr", CONFIDENT), ("en", 1 - CONFIDENT)]
+    out = in_likeliest_language(ranking, _decoder({"en"}, calls))
+    assert (out.language, out.segments, calls) == ("fr", (), ["fr"])
+
+
+def test_no_words_in_either_keeps_the_first_guess_after_one_retry() -> None:
+    calls: list[str] = []
+    ranking: Ranking = [("cy", 0.5), ("en", 0.3), ("nn", 0.2)]
+    out = in_likeliest_language(ranking, _decoder(set(), calls))
+    assert (out.language, calls) == ("cy", ["cy", "en"])
+    calls.clear()
+    alone = in_likeliest_language([("de", 0.6)], _decoder(set(), calls))
+    assert (alone.language, calls) == ("de", ["de"])
+
+
+def test_far_field_english_heard_as_welsh_is_transcribed_in_english(models: Models) -> None:
+    result = run_pipeline(AMI / "trn08.wav", options=PipelineOptions(), models=models)
+    words = [w.word for s in result.segments for w in s.words]
+    assert result.metadata.language == "en", result.metadata
+    assert len(words) >= 30, words
