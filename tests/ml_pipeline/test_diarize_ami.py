@@ -12,6 +12,7 @@ differs between CPUs; docs/benchmarks.md, "Diarization on real meetings").
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,12 @@ EDGE = {"dev00", "trn08"}
 @pytest.mark.parametrize("clip", list(CASES))
 def test_real_meeting_clip(clip: str, models: Models) -> None:
     turns = read_rttm(DATA / "reference.rttm")[clip]
-    result = run_pipeline(DATA / f"{clip}.wav", options=PipelineOptions(), models=models)
+    # Greedy decoding only: a window that falls back to sampling draws from CTranslate2's
+    # per-thread generator, whose state depends on what this process decoded before (trn08's
+    # Welsh first guess gave 0 or 7 words by test order). Without it the words are the same
+    # whatever ran first.
+    greedy = dataclasses.replace(models, temperatures=(0.0,))
+    result = run_pipeline(DATA / f"{clip}.wav", options=PipelineOptions(), models=greedy)
     words = [HypWord(w.start, w.end, w.speaker_id or "") for s in result.segments for w in s.words]
     seconds = speech_seconds(turns)
     needed = sum(1 for v in seconds.values() if v >= MIN_SPEAKER_S)

@@ -4,6 +4,7 @@ for — far-field English (AMI trn08) that base hears as Welsh."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,7 +59,10 @@ def test_no_words_in_either_keeps_the_first_guess_after_one_retry() -> None:
 
 
 def test_far_field_english_heard_as_welsh_is_transcribed_in_english(models: Models) -> None:
-    result = run_pipeline(AMI / "trn08.wav", options=PipelineOptions(), models=models)
+    # Greedy decoding only: a Welsh decode that falls back to sampling gives a few words or
+    # none depending on what this process decoded before (test_diarize_ami says why).
+    greedy = dataclasses.replace(models, temperatures=(0.0,))
+    result = run_pipeline(AMI / "trn08.wav", options=PipelineOptions(), models=greedy)
     words = [w.word for s in result.segments for w in s.words]
     assert result.metadata.language == "en", result.metadata
     assert len(words) >= 30, words
