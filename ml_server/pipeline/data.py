@@ -135,6 +135,9 @@ class AsrSegment:
     end: float
     text: str
     words: tuple[AsrWord, ...]
+    # Decoded at the first temperature, not by the sampling fallback (which Whisper turns to
+    # when the text looks wrong: a loop, or tokens it is unsure of).
+    greedy: bool = True
 
 
 @dataclass(frozen=True, slots=True)

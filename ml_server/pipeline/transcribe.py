@@ -207,20 +207,26 @@ def in_likeliest_language(
     ranking: Ranking, decode: Callable[[str, float], Transcript]
 ) -> Transcript:
     """`decode` in the most probable language; in the runner-up when the first was an unsure
-    guess (below CONFIDENT) that gave no words at all.
+    guess (below CONFIDENT) that nothing was read in at the first temperature.
 
     Far-field English is often heard as Welsh (AMI trn08: cy 0.57, en 0.42), and base then
-    decodes Welsh that is all loops or no-speech: nothing. Text where the speech was not
-    understood is the sign the guess was wrong; the runner-up gets one try (never more: a
-    media that is not speech in any language costs at most two decodes), and is kept only if
-    it gives words. A second decode costs time only on such media (docs/pipeline.md).
+    decodes Welsh that is all loops, dropped, or a few words the sampling fallback drew. No
+    segment read greedily is the sign the guess was wrong; the runner-up gets one try (never
+    more: a media that is not speech in any language costs at most two decodes), and is kept
+    only if something in it was read greedily. A second decode costs time only on such media
+    (docs/pipeline.md, "Runner-up retry").
     """
     language, probability = ranking[0]
     transcript = decode(language, probability)
-    if transcript.segments or probability >= CONFIDENT or len(ranking) < 2:
+    if _read(transcript) or probability >= CONFIDENT or len(ranking) < 2:
         return transcript
     retry = decode(*ranking[1])
-    return retry if retry.segments else transcript
+    return retry if _read(retry) else transcript
+
+
+def _read(transcript: Transcript) -> bool:
+    """Some of the speech was read at the first temperature (not sampled, not dropped)."""
+    return any(seg.greedy for seg in transcript.segments)
 
 
 def transcribe_in(
@@ -339,6 +345,7 @@ def _decode(
         )
     segments: Iterable[Any] = restore_speech_timestamps(raw, chunks, audio.sample_rate)
 
+    first_temperature = min(common["temperature"])
     out: list[AsrSegment] = []
     # The generator does the work lazily: consume it here, while the model is held.
     for seg in drop_loops(segments):
@@ -356,7 +363,11 @@ def _decode(
             continue
         out.append(
             AsrSegment(
-                start=float(seg.start), end=float(seg.end), text=seg.text.strip(), words=words
+                start=float(seg.start),
+                end=float(seg.end),
+                text=seg.text.strip(),
+                words=words,
+                greedy=seg.temperature is None or seg.temperature <= first_temperature,
             )
         )
         if on_progress is not None and audio.duration > 0:

@@ -1,6 +1,6 @@
-"""An unsure language guess that gives no words is retried once in the runner-up language
-(`transcribe.in_likeliest_language`): the rule on hand-made rankings, and the real case it is
-for — far-field English (AMI trn08) that base hears as Welsh."""
+"""An unsure language guess in which nothing was read greedily is retried once in the runner-up
+language (`transcribe.in_likeliest_language`): the rule on hand-made rankings, and the real case
+it is for — far-field English (AMI trn08) that base hears as Welsh."""
 
 from __future__ import annotations
 
@@ -16,14 +16,17 @@ from ml_server.pipeline.transcribe import CONFIDENT, Ranking, in_likeliest_langu
 AMI = Path(__file__).resolve().parents[1] / "data" / "ami"
 
 
-def _decoder(heard: set[str], calls: list[str]) -> Callable[[str, float], Transcript]:
-    """A decode that gives one word in the languages in `heard`, nothing in the others."""
+def _decoder(
+    heard: set[str], calls: list[str], sampled: frozenset[str] = frozenset()
+) -> Callable[[str, float], Transcript]:
+    """A decode that gives one word in the languages in `heard` (drawn by the sampling
+    fallback in those in `sampled`), nothing in the others."""
 
     def decode(language: str, probability: float) -> Transcript:
         calls.append(language)
         word = AsrWord(word=" hi", start=0.0, end=0.5, probability=0.9)
-        segments = (AsrSegment(0.0, 0.5, "hi", (word,)),) if language in heard else ()
-        return Transcript(language, probability, segments)
+        segment = AsrSegment(0.0, 0.5, "hi", (word,), greedy=language not in sampled)
+        return Transcript(language, probability, (segment,) if language in heard else ())
 
     return decode
 
@@ -39,6 +42,19 @@ def test_an_unsure_guess_with_no_words_goes_to_the_runner_up() -> None:
     out = in_likeliest_language([("cy", 0.55), ("en", 0.42)], _decoder({"en"}, calls))
     assert (out.language, out.language_probability, calls) == ("en", 0.42, ["cy", "en"])
     assert out.segments
+
+
+def test_words_only_the_sampling_fallback_drew_count_as_none() -> None:
+    calls: list[str] = []
+    # trn08 as Welsh after some earlier jobs: a few words, every one sampled at 0.4.
+    out = in_likeliest_language(
+        [("cy", 0.55), ("en", 0.42)], _decoder({"cy", "en"}, calls, frozenset({"cy"}))
+    )
+    assert (out.language, calls) == ("en", ["cy", "en"])
+    calls.clear()
+    # The runner-up read nothing greedily either: the first guess stands.
+    both = _decoder({"cy", "en"}, calls, frozenset({"cy", "en"}))
+    assert in_likeliest_language([("cy", 0.55), ("en", 0.42)], both).language == "cy"
 
 
 def test_a_confident_guess_is_not_second_guessed() -> None:
