@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import httpx
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -35,7 +36,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from ecg_protocol import JobStatus
 from ecg_protocol.languages import LanguageError, parse_languages
+from ecg_protocol.public import (
+    CapacityResponse,
+    GenerateUrlResponse,
+    JobStatusAnswer,
+    ProcessStarted,
+)
 
 CHUNK = 1024 * 1024
 POLL_FIRST_S = 0.1
@@ -104,7 +112,7 @@ class AnalyzeOptions:
 @dataclass(frozen=True)
 class AnalyzeOutcome:
     job_id: str
-    status: dict[str, Any]
+    status: JobStatusAnswer
     written: dict[str, Path]
     elapsed_s: float
 
@@ -145,6 +153,23 @@ def _check(resp: httpx.Response, what: str) -> httpx.Response:
     raise AnalyzeError(f"{what} refused ({resp.status_code}): {_detail(resp)}")
 
 
+Answer = TypeVar("Answer", bound=BaseModel)
+
+
+def _answer(model: type[Answer], resp: httpx.Response, what: str) -> Answer:
+    """A successful answer's body as the backend's own model (`ecg_protocol.public`); a body of
+    another shape is one readable line, not a KeyError."""
+    try:
+        return model.model_validate_json(_check(resp, what).content)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "body"
+        raise AnalyzeError(
+            f"{what}: the backend answered in a shape this client does not read "
+            f"({where}: {first['msg']})"
+        ) from exc
+
+
 def _stream(path: Path, on_chunk: Callable[[int], None]) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
@@ -164,14 +189,13 @@ class _Client:
     def url(self, path: str) -> str:
         return urljoin(self.base, path.lstrip("/"))
 
-    def generate_url(self, filename: str, content_type: str) -> dict[str, Any]:
+    def generate_url(self, filename: str, content_type: str) -> GenerateUrlResponse:
         resp = self.http.post(
             self.url("/api/upload-video/generate-url"),
             json={"filename": filename, "content_type": content_type},
             headers=self.auth,
         )
-        body: dict[str, Any] = _check(resp, "upload URL request").json()
-        return body
+        return _answer(GenerateUrlResponse, resp, "upload URL request")
 
     def upload(
         self, presigned: str, path: str | Path, content_type: str, progress: Progress
@@ -222,10 +246,9 @@ class _Client:
         resp = self.http.get(self.url("/api/upload-video/capacity"), headers=self.auth)
         if resp.status_code == 404:
             return  # an older backend without the check: request-process still answers 429
-        body: dict[str, Any] = _check(resp, "capacity check").json()
-        wait = float(body.get("retry_after_s") or 0)
-        if body.get("limited") and body.get("remaining") == 0 and wait > 0:
-            self._sleep_for_limit(wait, deadline)
+        capacity = _answer(CapacityResponse, resp, "capacity check")
+        if capacity.must_wait:
+            self._sleep_for_limit(float(capacity.retry_after_s), deadline)
 
     def _sleep_for_limit(self, wait: float, deadline: float) -> None:
         if time.monotonic() + wait > deadline:
@@ -250,12 +273,9 @@ class _Client:
                 break
             # The upload is already stored: wait and ask again instead of failing the file.
             self._sleep_for_limit(float(resp.headers.get("Retry-After") or 1), deadline)
-        job_id = _check(resp, "processing request").json().get("job_id")
-        if not isinstance(job_id, str):
-            raise AnalyzeError("processing request answered without a job_id")
-        return job_id
+        return _answer(ProcessStarted, resp, "processing request").job_id
 
-    def status(self, job_id: str) -> dict[str, Any] | None:
+    def status(self, job_id: str) -> JobStatusAnswer | None:
         """The job's status; None for a transient failure (backend restarting, 5xx)."""
         try:
             resp = self.http.get(self.url(f"/api/upload-video/status/{job_id}"), headers=self.auth)
@@ -263,8 +283,7 @@ class _Client:
             return None
         if resp.status_code >= 500:
             return None
-        body: dict[str, Any] = _check(resp, "status query").json()
-        return body
+        return _answer(JobStatusAnswer, resp, "status query")
 
     def export(self, job_id: str, fmt: str) -> bytes:
         resp = self.http.get(
@@ -307,7 +326,7 @@ def _stage_progress(quiet: bool) -> Progress:
     )
 
 
-def _wait(client: _Client, job_id: str, deadline: float, quiet: bool) -> dict[str, Any]:
+def _wait(client: _Client, job_id: str, deadline: float, quiet: bool) -> JobStatusAnswer:
     interval = POLL_FIRST_S
     with _stage_progress(quiet) as progress:
         task = progress.add_task("analysis", total=100, stage="queued")
@@ -329,23 +348,19 @@ def _wait(client: _Client, job_id: str, deadline: float, quiet: bool) -> dict[st
                 continue
             outage_since = None
             status = polled
-            state = status.get("status")
-            progress.update(
-                task,
-                completed=int(status.get("progress") or 0),
-                stage=str(status.get("stage") or state or ""),
-            )
-            if state == "completed":
+            state = status.status
+            progress.update(task, completed=status.progress, stage=status.stage or state.value)
+            if state is JobStatus.COMPLETED:
                 progress.update(task, completed=100, stage="done")
                 return status
-            if state == "failed":
-                code = status.get("error_code") or "UNKNOWN_ERROR"
-                message = status.get("error_message") or "no message"
+            if state is JobStatus.FAILED:
+                code = status.error_code or "UNKNOWN_ERROR"
+                message = status.error_message or "no message"
                 raise AnalyzeError(f"analysis failed: {code}: {message} (job {job_id})")
             if time.monotonic() >= deadline:
                 raise AnalyzeError(
-                    f"timed out waiting for job {job_id} (last status {state}, "
-                    f"stage {status.get('stage')}, {status.get('progress')}%)"
+                    f"timed out waiting for job {job_id} (last status {state.value}, "
+                    f"stage {status.stage}, {status.progress}%)"
                 )
             time.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
             interval = min(interval * 1.5, POLL_MAX_S)
@@ -366,13 +381,9 @@ def analyze(opts: AnalyzeOptions, http: httpx.Client | None = None) -> AnalyzeOu
         client.check_language()
         client.wait_for_capacity(deadline)
         urls = client.generate_url(video.name, content_type)
-        presigned = urls.get("presigned_url") or urls.get("url")
-        file_key = urls.get("file_key") or urls.get("fileKey")
-        if not presigned or not file_key:
-            raise AnalyzeError("upload URL answer lacks presigned_url/file_key")
         with _progress(opts.quiet) as progress:
-            client.upload(presigned, video, content_type, progress)
-        job_id = client.request_process(file_key, deadline)
+            client.upload(urls.presigned_url, video, content_type, progress)
+        job_id = client.request_process(urls.file_key, deadline)
         status = _wait(client, job_id, deadline, opts.quiet)
         written: dict[str, Path] = {}
         for fmt, path in opts.outputs.items():
@@ -453,11 +464,10 @@ def options_from_args(args: argparse.Namespace) -> list[AnalyzeOptions]:
 
 
 def _summary(outcome: AnalyzeOutcome) -> str:
-    result = outcome.status.get("result") or {}
-    meta = result.get("metadata") or {}
-    segments = result.get("segments") or []
-    speakers = meta.get("unique_speakers", len({s["speaker"]["speaker_id"] for s in segments}))
-    lang = meta.get("language") or "?"
+    result = outcome.status.result
+    segments = result.segments if result else []
+    speakers = result.metadata.unique_speakers if result else 0
+    lang = (result.metadata.language if result else None) or "?"
     files = ", ".join(str(p) for p in outcome.written.values()) or "nothing written"
     return (
         f"job {outcome.job_id} completed in {outcome.elapsed_s:.1f}s: {len(segments)} segments, "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from ecg_protocol import JobStatus
+from ecg_protocol.public import JobStatusAnswer
 from tests.support.backend import Backend, auth, new_user
 from tests.support.results import completed, processing
 
@@ -25,9 +27,24 @@ async def test_status_shape(backend: Backend) -> None:
     r = await backend.status(job_id)
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     data = r.json()
-    assert set(data) == STATUS_KEYS
+    assert set(data) == STATUS_KEYS == set(JobStatusAnswer.model_fields)
     assert data["job_id"] == job_id and data["status"] == "pending" and data["result"] is None
     assert data["created_at"].endswith("+00:00")
+
+
+async def test_pre_serialized_status_parses_as_the_model_clients_read(backend: Backend) -> None:
+    """The status bytes are spliced by hand on the fast path; `ecg analyze` reads them with
+    `ecg_protocol.public.JobStatusAnswer`, in every state."""
+    done, failed = await backend.start_job(), await backend.start_job()
+    pending = JobStatusAnswer.model_validate_json((await backend.status(done)).content)
+    assert pending.status is JobStatus.PENDING and pending.result is None
+    await backend.callback(completed(done))
+    answer = JobStatusAnswer.model_validate_json((await backend.status(done)).content)
+    assert answer.status is JobStatus.COMPLETED and answer.result is not None
+    assert answer.result.segments and answer.result.metadata.unique_speakers >= 1
+    await backend.callback({"job_id": failed, "status": "failed", "error_code": "NO_AUDIO_TRACK"})
+    lost = JobStatusAnswer.model_validate_json((await backend.status(failed)).content)
+    assert lost.status is JobStatus.FAILED and lost.error_code and lost.result is None
 
 
 async def test_status_unknown_and_malformed_ids(backend: Backend) -> None:

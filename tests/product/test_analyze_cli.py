@@ -92,3 +92,25 @@ def test_version_and_user_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_missing_file_fails_before_any_request(tmp_path: Path) -> None:
     with pytest.raises(AnalyzeError, match="no such file"):
         analyze(AnalyzeOptions(video=tmp_path / "nope.mp4"))
+
+
+def test_an_answer_in_another_shape_is_one_readable_line(tmp_path: Path) -> None:
+    """The backend's answers are read with its own models (ecg_protocol.public): a body that
+    lacks a field names the field, instead of a KeyError or an upload to nowhere."""
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"\0" * 16)
+    asked: list[str] = []
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path.endswith("/capacity"):
+            return httpx.Response(200, json={"limited": False})
+        if request.url.path.endswith("/generate-url"):
+            return httpx.Response(200, json={"url": "http://x/put", "expires_in": 60})
+        return httpx.Response(404, json={"detail": "no such route"})
+
+    http = httpx.Client(transport=httpx.MockTransport(backend))
+    with http, pytest.raises(AnalyzeError) as err:
+        analyze(AnalyzeOptions(video=video, backend="http://backend"), http=http)
+    assert "upload URL request" in str(err.value) and "presigned_url" in str(err.value)
+    assert asked[-1] == "/api/upload-video/generate-url"  # nothing was uploaded

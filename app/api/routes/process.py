@@ -15,6 +15,7 @@ from app.services.errors import Conflict, InvalidInput
 from app.services.processing import job_language, start_processing
 from app.services.uploads import check_uploaded_object
 from ecg_protocol import ProcessOptions
+from ecg_protocol.public import ProcessStarted
 
 router = APIRouter(prefix="/api/upload-video", tags=["ml"], responses=error_responses(401, 503))
 
@@ -38,11 +39,6 @@ class ProcessVideoRequest(BaseModel):
     hotwords: str | None = Field(default=None, max_length=1000)
     # Where to POST job.completed / job.failed (Standard Webhooks, CLIENT_WEBHOOK_SECRET).
     webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
-
-
-class ProcessStarted(BaseModel):
-    message: str = "Video processing started."
-    job_id: str
 
 
 @router.post(

@@ -13,6 +13,7 @@ from app.api.deps import ContextDep, CurrentUser, SettingsDep, StorageDep, clien
 from app.api.errors import error_responses
 from app.services.storage import make_file_key
 from app.services.uploads import normalize_content_type
+from ecg_protocol.public import CapacityResponse, GenerateUrlResponse
 
 logger = logging.getLogger(__name__)
 router = APIRouter(
@@ -23,14 +24,6 @@ router = APIRouter(
 class GenerateUrlRequest(BaseModel):
     filename: str = Field(min_length=1, max_length=1024)
     content_type: str = Field(min_length=1, max_length=255)
-
-
-class GenerateUrlResponse(BaseModel):
-    presigned_url: str
-    file_key: str
-    expires_in: int
-    url: str  # legacy duplicate of presigned_url
-    fileKey: str  # legacy duplicate of file_key
 
 
 @router.post("/generate-url")
@@ -49,14 +42,6 @@ async def generate_presigned_url(
         url=url,
         fileKey=key,
     )
-
-
-class CapacityResponse(BaseModel):
-    limited: bool  # false: no rate limit on request-process
-    limit: int | None = None  # requests per window
-    remaining: int | None = None
-    window_s: int | None = None
-    retry_after_s: int = 0  # wait this long before request-process when remaining is 0
 
 
 @router.get("/capacity")
