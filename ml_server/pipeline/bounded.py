@@ -124,7 +124,8 @@ def transcribe(
                 group,
                 opts,
                 models,
-                (language, probability),
+                language,
+                probability,
                 _share(on_progress, n, len(groups)),
             )
             segments.extend(part.segments)

@@ -198,7 +198,7 @@ def transcribe_speech(
     return in_likeliest_language(
         ranking,
         lambda language, probability: transcribe_in(
-            audio, regions, opts, asr, (language, probability), on_progress
+            audio, regions, opts, asr, language, probability, on_progress
         ),
     )
 
@@ -234,11 +234,12 @@ def transcribe_in(
     regions: list[SpeechRegion],
     opts: TranscribeSettings,
     asr: AsrModels,
-    chosen: tuple[str, float],
+    language: str,
+    probability: float,
     on_progress: Callable[[float], None] | None = None,
 ) -> Transcript:
-    """Transcribe in one chosen (language, probability), English routed to the English model."""
-    language, probability = chosen
+    """Transcribe in one chosen language (its detected probability reported), English routed
+    to the English model."""
     multilingual = bool(asr.main.model.is_multilingual)
     translate = opts.hints.task == "translate" and language != "en"
     if translate and not multilingual:

@@ -53,5 +53,6 @@ def test_real_meeting_clip(clip: str, models: Models) -> None:
     assert total >= 30, f"{clip}: only {total} words"
     if clip not in EDGE:
         assert needed <= found <= len(seconds), f"{clip}: {found} speakers, {right}/{total} words"
+    # Edge clips included: a count may miss by one on the rule's edge, not run away.
     assert 1 <= found <= len(seconds) + 1, f"{clip}: {found} speakers"
     assert right / total >= CASES[clip], f"{clip}: {right}/{total} words to the right speaker"
