@@ -66,6 +66,13 @@ _MAX_NEW_TOKENS = 400  # Whisper's 448-token context less the prompt
 # above it after every fallback temperature is a loop ("请问问问…", "语语语…"), not speech;
 # it is dropped.
 LOOP_COMPRESSION_RATIO = 2.4
+# Whisper sometimes ends a 30 s window early and never reads the speech after it, most often
+# where the language or the voice changes (an English and a French voice in turn: five of six
+# regions skipped). A region the first pass gave no word is decoded once more on its own; at
+# most this many per call, the longest first, since each costs one encoder pass.
+MAX_SECOND_LOOKS = 8
+# Shorter regions are left alone: VAD's shortest speech (250 ms) with its padding.
+MIN_SECOND_LOOK_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,11 +308,46 @@ def transcribe(
         )
     if language is None:
         language = str(info.language)
+    out += _second_look(audio, regions, out, opts, model, batched, {**common, "language": language})
     return Transcript(
         language=language,
         language_probability=1.0 if opts.language else float(info.language_probability or 0.0),
-        segments=tuple(out),
+        segments=tuple(sorted(out, key=lambda seg: seg.start)),
     )
+
+
+def unread(regions: list[SpeechRegion], segments: Sequence[AsrSegment]) -> list[SpeechRegion]:
+    """The regions no word of `segments` overlaps."""
+    starts = np.array([w.start for s in segments for w in s.words])
+    ends = np.array([w.end for s in segments for w in s.words])
+    return [r for r in regions if not ((ends > r.start) & (starts < r.end)).any()]
+
+
+def _second_look(
+    audio: Audio,
+    regions: list[SpeechRegion],
+    segments: list[AsrSegment],
+    opts: TranscribeSettings,
+    model: WhisperModel,
+    batched: BatchedInferencePipeline | None,
+    common: dict[str, Any],
+) -> list[AsrSegment]:
+    """Segments read from regions the first pass skipped, each decoded alone in the same
+    language (at most MAX_SECOND_LOOKS, longest first; Whisper's no-speech rule stays on, so
+    a region of noise still gives nothing). None when the first pass read nothing at all: that
+    media is not speech the model reads (the runner-up retry's case), not a skipped window."""
+    if not segments:
+        return []
+    missed = [r for r in unread(regions, segments) if r.end - r.start >= MIN_SECOND_LOOK_S]
+    missed.sort(key=lambda r: r.end - r.start, reverse=True)
+    out: list[AsrSegment] = []
+    for region in missed[:MAX_SECOND_LOOKS]:
+        budget = _token_budget(region.end - region.start)
+        found, _ = _decode(
+            audio, [region], opts, model, batched, {**common, "max_new_tokens": budget}, None
+        )
+        out += found
+    return out
 
 
 def _temperatures(opts: TranscribeSettings) -> list[float]:

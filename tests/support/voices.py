@@ -1,4 +1,5 @@
-"""espeak-ng voice sets for diarization: the sets, a dialogue read in turn, and a word score.
+"""Voice sets for diarization: espeak-ng voices and the recorded audioeval voices, a dialogue
+read in turn, and a word score.
 
 Used by tests/ml_pipeline/test_diarize_voices.py (asserted sets) and bench/bench_diarize_voices.py
 (every set, including the tuning ones). Sets in `BEYOND_GE2E` are measured, not asserted
@@ -17,9 +18,11 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ecg_protocol import AnalysisResult
+from tests.support.languages import audioeval_clips
 
 RATE = 22_050  # espeak-ng's output rate
 GAP_S = 0.8  # silence between turns
+CLIP_RATE = 16_000  # the audioeval clips' rate
 
 SENTENCES = (
     "Good morning, let us start with the numbers from last quarter.",
@@ -127,6 +130,66 @@ def voice_dialogue(path: Path, voices: list[tuple[str, int, int]]) -> list[Voice
         w.setframerate(RATE)
         w.writeframes((np.clip(np.concatenate(pieces), -1, 1) * 32767).astype("<i2").tobytes())
     return turns
+
+
+# Recorded voices, not espeak-ng: the audioeval clips (tests/data/audioeval, README there) hold
+# one voice per language (es, pl and pt share one), three clips each. A dialogue reads each
+# language's clips in turn, so every voice talks three times. Sets chosen before measuring
+# and never used to choose a setting (docs/benchmarks.md, "Recorded voices").
+CLIP_SETS: dict[str, tuple[str, ...]] = {
+    "en-fr": ("en", "fr"),
+    "hi-ja": ("hi", "ja"),
+    "it-zh": ("it", "zh"),
+    "en-hi-ja": ("en", "hi", "ja"),
+    "fr-it-zh": ("fr", "it", "zh"),
+    "en-fr-it-zh": ("en", "fr", "it", "zh"),
+}
+
+
+def clip_dialogue(path: Path, languages: tuple[str, ...]) -> list[VoiceTurn]:
+    """Write a 16 kHz wav of each language's audioeval clips read in turn; its turns."""
+    clips: dict[str, list[np.ndarray]] = {lang: [] for lang in languages}
+    for clip in audioeval_clips():
+        if clip.lang in clips:
+            clips[clip.lang].append(_read_flac(clip.path))
+    pieces = [np.zeros(int(0.5 * CLIP_RATE), np.float32)]
+    turns: list[VoiceTurn] = []
+    t = 0.5
+    for i in range(min(len(c) for c in clips.values())):
+        for speaker, lang in enumerate(languages):
+            audio = clips[lang][i]
+            turns.append(VoiceTurn(speaker, t, t + len(audio) / CLIP_RATE))
+            pieces += [audio, np.zeros(int(GAP_S * CLIP_RATE), np.float32)]
+            t = turns[-1].end + int(GAP_S * CLIP_RATE) / CLIP_RATE
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(CLIP_RATE)
+        w.writeframes((np.clip(np.concatenate(pieces), -1, 1) * 32767).astype("<i2").tobytes())
+    return turns
+
+
+def _read_flac(path: Path) -> np.ndarray:
+    """A 16 kHz mono FLAC as float32 (ffmpeg decodes it; the clips are 16-bit)."""
+    out = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            str(CLIP_RATE),
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(out, dtype="<i2").astype(np.float32) / 32768.0
 
 
 def words_right(result: AnalysisResult, turns: list[VoiceTurn]) -> tuple[int, int]:
