@@ -3,6 +3,11 @@ search cannot handle, and the tuning sets used to choose the method (docs/pipeli
 "Diarization"; figures in docs/benchmarks.md, "Synthetic espeak-ng voice sets").
 
 Run by hand:  .venv/bin/python -m bench.bench_diarize_voices [--sets t-three1,three] [--json f]
+              .venv/bin/python -m bench.bench_diarize_voices --recorded
+
+`--recorded` measures recorded voices instead: dialogues of the audioeval clips (one voice per
+language, `tests.support.voices.clip_dialogue`), every pair of the six distinct voices, four
+triples and two quadruples (es shares its voice with pl and pt, so it stands in for them).
 
 Each set: twelve sentences read in turn (tests/ml_pipeline/test_diarize_voices.py makes the
 audio), the whole `run_pipeline`; prints found vs true speaker count and the share of words
@@ -13,6 +18,7 @@ methods and settings; every other set is held out from those choices.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -46,9 +52,22 @@ TUNING: dict[str, list[tuple[str, int, int]]] = {
 }
 
 
+RECORDED_VOICES = ("en", "fr", "hi", "it", "ja", "zh")
+RECORDED: dict[str, tuple[str, ...]] = {
+    **{f"{a}-{b}": (a, b) for a, b in itertools.combinations(RECORDED_VOICES, 2)},
+    "en-hi-ja": ("en", "hi", "ja"),
+    "fr-it-zh": ("fr", "it", "zh"),
+    "en-fr-es": ("en", "fr", "es"),
+    "hi-it-ja": ("hi", "it", "ja"),
+    "en-fr-it-zh": ("en", "fr", "it", "zh"),
+    "hi-ja-es-en": ("hi", "ja", "es", "en"),
+}
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sets", default="", help="comma-separated set names (default: all)")
+    parser.add_argument("--recorded", action="store_true", help="audioeval voices, not espeak")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -58,11 +77,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     from tests.support.voices import (
         BEYOND_GE2E,
         VOICE_SETS,
+        clip_dialogue,
         voice_dialogue,
         words_right,
     )
 
-    sets = {**VOICE_SETS, **BEYOND_GE2E, **TUNING}
+    sets: dict[str, Any] = (
+        dict(RECORDED) if args.recorded else {**VOICE_SETS, **BEYOND_GE2E, **TUNING}
+    )
     if args.sets:
         sets = {k: v for k, v in sets.items() if k in args.sets.split(",")}
     models = load_models(
@@ -72,7 +94,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         for name, voices in sets.items():
             path = Path(tmp) / f"{name}.wav"
-            turns = voice_dialogue(path, voices)
+            turns = clip_dialogue(path, voices) if args.recorded else voice_dialogue(path, voices)
             result = run_pipeline(path, options=PipelineOptions(), models=models)
             right, total = words_right(result, turns)
             found = result.metadata.unique_speakers
