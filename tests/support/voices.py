@@ -115,27 +115,32 @@ def _speak(voice: str, pitch: int, speed: int, text: str) -> np.ndarray:
 
 def voice_dialogue(path: Path, voices: list[tuple[str, int, int]]) -> list[VoiceTurn]:
     """Write a wav of the sentences read in turn by `voices` (round robin); its turns."""
-    pieces = [np.zeros(int(0.5 * RATE), np.float32)]
+    said = [(i % len(voices), _speak(*voices[i % len(voices)], s)) for i, s in enumerate(SENTENCES)]
+    return _write_turns(path, said, RATE)
+
+
+def _write_turns(path: Path, said: list[tuple[int, np.ndarray]], rate: int) -> list[VoiceTurn]:
+    """Write (speaker, float audio) utterances in order, 0.5 s lead and GAP_S between; turns."""
+    pieces = [np.zeros(int(0.5 * rate), np.float32)]
     turns: list[VoiceTurn] = []
     t = 0.5
-    for i, sentence in enumerate(SENTENCES):
-        speaker = i % len(voices)
-        audio = _speak(*voices[speaker], sentence)
-        turns.append(VoiceTurn(speaker, t, t + len(audio) / RATE))
-        pieces += [audio, np.zeros(int(GAP_S * RATE), np.float32)]
-        t = turns[-1].end + int(GAP_S * RATE) / RATE
+    for speaker, audio in said:
+        turns.append(VoiceTurn(speaker, t, t + len(audio) / rate))
+        pieces += [audio, np.zeros(int(GAP_S * rate), np.float32)]
+        t = turns[-1].end + int(GAP_S * rate) / rate
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
-        w.setframerate(RATE)
+        w.setframerate(rate)
         w.writeframes((np.clip(np.concatenate(pieces), -1, 1) * 32767).astype("<i2").tobytes())
     return turns
 
 
 # Recorded voices, not espeak-ng: the audioeval clips (tests/data/audioeval, README there) hold
 # one voice per language (es, pl and pt share one), three clips each. A dialogue reads each
-# language's clips in turn, so every voice talks three times. Sets chosen before measuring
-# and never used to choose a setting (docs/benchmarks.md, "Recorded voices").
+# language's clips in turn, so every voice talks three times. No setting was chosen on these
+# sets; all 21 that bench/bench_diarize_voices.py --recorded builds were measured, then these
+# six (2, 3 and 4 voices) picked for the suite.
 CLIP_SETS: dict[str, tuple[str, ...]] = {
     "en-fr": ("en", "fr"),
     "hi-ja": ("hi", "ja"),
@@ -152,21 +157,9 @@ def clip_dialogue(path: Path, languages: tuple[str, ...]) -> list[VoiceTurn]:
     for clip in audioeval_clips():
         if clip.lang in clips:
             clips[clip.lang].append(_read_flac(clip.path))
-    pieces = [np.zeros(int(0.5 * CLIP_RATE), np.float32)]
-    turns: list[VoiceTurn] = []
-    t = 0.5
-    for i in range(min(len(c) for c in clips.values())):
-        for speaker, lang in enumerate(languages):
-            audio = clips[lang][i]
-            turns.append(VoiceTurn(speaker, t, t + len(audio) / CLIP_RATE))
-            pieces += [audio, np.zeros(int(GAP_S * CLIP_RATE), np.float32)]
-            t = turns[-1].end + int(GAP_S * CLIP_RATE) / CLIP_RATE
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(CLIP_RATE)
-        w.writeframes((np.clip(np.concatenate(pieces), -1, 1) * 32767).astype("<i2").tobytes())
-    return turns
+    rounds = min(len(c) for c in clips.values())
+    said = [(k, clips[lang][i]) for i in range(rounds) for k, lang in enumerate(languages)]
+    return _write_turns(path, said, CLIP_RATE)
 
 
 def _read_flac(path: Path) -> np.ndarray:
