@@ -12,12 +12,16 @@ from pathlib import Path
 from ml_server.models import Models
 from ml_server.pipeline import PipelineOptions, bounded, decode, run_pipeline, transcribe
 from ml_server.pipeline.data import AsrSegment, AsrWord, SpeechRegion
-from tests.support.voices import CLIP_SETS, clip_dialogue, words_right
+from tests.support.voices import CLIP_SETS, VoiceTurn, clip_dialogue, words_right
 
 
 def _segment(*spans: tuple[float, float]) -> AsrSegment:
     words = tuple(AsrWord(word=" w", start=a, end=b, probability=1.0) for a, b in spans)
     return AsrSegment(start=spans[0][0], end=spans[-1][1], text="w", words=words)
+
+
+def _voice_at(turns: list[VoiceTurn], t: float) -> int:
+    return min(turns, key=lambda u: max(u.start - t, t - u.end, 0.0)).speaker
 
 
 def test_unread_regions_are_those_no_word_overlaps() -> None:
@@ -48,11 +52,16 @@ def test_skipped_regions_are_read_alone_in_the_language(models: Models, tmp_path
     found = transcribe._second_look(
         audio, regions, first, transcribe.TranscribeSettings(), models.asr, None, common
     )
-    assert not transcribe.unread(regions[1:], found)  # every other region now has words
+    # Every later region spoken in the decoding language now has words. An English region
+    # decoded as French may still give nothing (Whisper's no-speech rule, and whether it fires
+    # there differs between CPUs): the promise is for speech in the language being decoded.
+    french = [r for r in regions[1:] if _voice_at(turns, (r.start + r.end) / 2) == 1]
+    assert len(french) == 3, regions
+    assert not transcribe.unread(french, found), found
     for seg in found:  # each read inside its own region
         assert any(r.start - 0.05 <= seg.start and seg.end <= r.end + 0.05 for r in regions)
-    french = " ".join(s.text for s in found if s.start > turns[1].start - 0.5)
-    assert "monde" in french.lower(), french
+    said = " ".join(s.text for s in found if s.start > turns[1].start - 0.5)
+    assert "monde" in said.lower(), said
     # Nothing read at all is not a skipped window: no second look.
     assert (
         transcribe._second_look(
