@@ -246,7 +246,27 @@ def transcribe_in(
     on_progress: Callable[[float], None] | None = None,
 ) -> Transcript:
     """Transcribe in one chosen language (its detected probability reported), English routed
-    to the English model."""
+    to the English model; when the language was detected, speech left unread in it that is
+    clearly another allowed language is read in that one (`in_other_languages`)."""
+    segments = list(_in_language(audio, regions, opts, asr, language, on_progress))
+    if opts.language is None and asr.main.model.is_multilingual:
+        segments += in_other_languages(audio, regions, segments, opts, asr, language)
+    return Transcript(
+        language=language,
+        language_probability=probability,
+        segments=tuple(sorted(segments, key=lambda seg: seg.start)),
+    )
+
+
+def _in_language(
+    audio: Audio,
+    regions: list[SpeechRegion],
+    opts: TranscribeSettings,
+    asr: AsrModels,
+    language: str,
+    on_progress: Callable[[float], None] | None = None,
+) -> tuple[AsrSegment, ...]:
+    """The segments of `regions` decoded in `language`, English routed to the English model."""
     multilingual = bool(asr.main.model.is_multilingual)
     translate = opts.hints.task == "translate" and language != "en"
     if translate and not multilingual:
@@ -260,10 +280,45 @@ def transcribe_in(
     # tiny.en cannot translate, and English needs no translating: it takes English as before.
     if language == "en" and asr.english is not None:
         model, batched = asr.english, asr.english_batched
-    transcript = transcribe(audio, regions, fixed, model, batched, on_progress)
-    return Transcript(
-        language=language, language_probability=probability, segments=transcript.segments
-    )
+    return transcribe(audio, regions, fixed, model, batched, on_progress).segments
+
+
+def in_other_languages(
+    audio: Audio,
+    regions: list[SpeechRegion],
+    segments: Sequence[AsrSegment],
+    opts: TranscribeSettings,
+    asr: AsrModels,
+    language: str,
+) -> list[AsrSegment]:
+    """Segments read in another language from the regions still without a word after
+    decoding in `language` (and its second look).
+
+    Two people who speak different languages in turn: the detected language is one of them,
+    and the other's turns decoded in it give nothing (Whisper's no-speech rule) — lost words
+    and a lost speaker. Each such region (the longest first, at most MAX_SECOND_LOOKS, none
+    shorter than MIN_SECOND_LOOK_S) gets its language detected alone; only a clearly decided
+    (CONFIDENT, detection's own share) other language the request allows is decoded, and
+    only segments read at the first temperature are kept, so far-field speech that is merely
+    hard to read (heard as Welsh at 0.57) adds no invented words. None when nothing in
+    `language` was read greedily: then the language itself is in doubt (the runner-up retry's
+    case), not a region.
+    """
+    if not any(seg.greedy for seg in segments):
+        return []
+    missed = [r for r in unread(regions, segments) if r.end - r.start >= MIN_SECOND_LOOK_S]
+    missed.sort(key=lambda r: r.end - r.start, reverse=True)
+    out: list[AsrSegment] = []
+    for region in missed[:MAX_SECOND_LOOKS]:
+        speech, _ = _speech(audio, [region])
+        # Detected among every language, not the allowed ones renormalised: speech in a third
+        # language would otherwise be "clearly" whichever allowed one it is least unlike.
+        other, share = detect_language(speech, asr.main, None, 1)[0]
+        allowed = opts.languages is None or other in opts.languages
+        if other != language and allowed and share >= CONFIDENT:
+            found = _in_language(audio, [region], opts, asr, other)
+            out += [seg for seg in found if seg.greedy]
+    return out
 
 
 def transcribe(

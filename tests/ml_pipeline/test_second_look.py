@@ -1,12 +1,17 @@
-"""Regions Whisper skipped are read on their own (transcribe._second_look).
+"""Regions Whisper skipped are read on their own (transcribe._second_look), and regions
+spoken in another language than the detected one are read in theirs
+(transcribe.in_other_languages).
 
 Whisper sometimes ends a 30 s window early and never reads the speech after it; with an English
 and a French voice in turn (the recorded audioeval clips, tests/data/audioeval) the first pass
-read the first turn only. Each region left without a word is decoded once more alone.
+read the first turn only. Each region left without a word is decoded once more alone. When the
+dialogue is detected as French, the English turns decoded as French can still give nothing;
+each is then detected alone and, if clearly English, read in English.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ml_server.models import Models
@@ -90,3 +95,54 @@ def test_every_turn_of_two_languages_is_read(models: Models, tmp_path: Path) -> 
     right, total = words_right(result, turns)
     assert result.metadata.unique_speakers == 2, f"{right}/{total} words"
     assert right / total >= 0.9, f"{right}/{total} words to the right voice"
+
+
+def _settings(models: Models, languages: tuple[str, ...] | None) -> transcribe.TranscribeSettings:
+    return transcribe.TranscribeSettings(
+        languages=languages,
+        beam_size=models.beam_size,
+        temperatures=models.temperatures,
+        detection_windows=models.language_windows,
+    )
+
+
+def test_turns_in_the_other_language_are_read_in_it(models: Models, tmp_path: Path) -> None:
+    """Decided French (what detection said on the CI machine), the English turns still get
+    English words; each language's turns are read whichever of the two was decided."""
+    path = tmp_path / "en-fr.wav"
+    turns = clip_dialogue(path, CLIP_SETS["en-fr"])
+    audio = decode.decode(path, max_duration_s=600)
+    regions = bounded.detect_speech(audio)
+    asr = models.asr_models()
+    for decided in ("fr", "en"):
+        found = transcribe.transcribe_in(audio, regions, _settings(models, None), asr, decided, 0.6)
+        assert found.language == decided  # the media's language stays the decided one
+        missed = [r for r in transcribe.unread(regions, found.segments) if r.end - r.start >= 0.5]
+        assert not missed, f"decided {decided}: no words in {missed}"
+        assert [s.start for s in found.segments] == sorted(s.start for s in found.segments)
+    english = " ".join(s.text for s in found.segments if _voice_at(turns, s.start) == 0)
+    assert "fox" in english.lower(), english
+
+
+def test_other_languages_stay_within_the_allowed_ones(models: Models, tmp_path: Path) -> None:
+    """A region is read only in a language the request allows, and never when nothing in the
+    decided language was read (then the language itself is in doubt: the runner-up retry)."""
+    path = tmp_path / "en-fr.wav"
+    clip_dialogue(path, CLIP_SETS["en-fr"])
+    audio = decode.decode(path, max_duration_s=600)
+    regions = bounded.detect_speech(audio)
+    asr = models.asr_models()
+    read = [_segment((regions[0].start + 0.1, regions[0].end - 0.1))]
+    allowed = transcribe.in_other_languages(
+        audio, regions, read, _settings(models, ("fr", "it")), asr, "fr"
+    )
+    assert allowed == []  # English is not among the allowed: nothing is read in it
+    anywhere = transcribe.in_other_languages(
+        audio, regions, read, _settings(models, None), asr, "fr"
+    )
+    assert anywhere, "the English turns are clearly English"
+    sampled = [dataclasses.replace(read[0], greedy=False)]
+    none_read = transcribe.in_other_languages(
+        audio, regions, sampled, _settings(models, None), asr, "fr"
+    )
+    assert none_read == []
