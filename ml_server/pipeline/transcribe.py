@@ -306,10 +306,8 @@ def in_other_languages(
     """
     if not any(seg.greedy for seg in segments):
         return []
-    missed = [r for r in unread(regions, segments) if r.end - r.start >= MIN_SECOND_LOOK_S]
-    missed.sort(key=lambda r: r.end - r.start, reverse=True)
     out: list[AsrSegment] = []
-    for region in missed[:MAX_SECOND_LOOKS]:
+    for region in _to_look_at(regions, segments):
         speech, _ = _speech(audio, [region])
         # Detected among every language, not the allowed ones renormalised: speech in a third
         # language would otherwise be "clearly" whichever allowed one it is least unlike.
@@ -378,6 +376,14 @@ def unread(regions: list[SpeechRegion], segments: Sequence[AsrSegment]) -> list[
     return [r for r in regions if not ((ends > r.start) & (starts < r.end)).any()]
 
 
+def _to_look_at(regions: list[SpeechRegion], segments: Sequence[AsrSegment]) -> list[SpeechRegion]:
+    """The unread regions worth another decode: none under MIN_SECOND_LOOK_S, the longest
+    first, at most MAX_SECOND_LOOKS (each costs an encoder pass)."""
+    missed = [r for r in unread(regions, segments) if r.end - r.start >= MIN_SECOND_LOOK_S]
+    missed.sort(key=lambda r: r.end - r.start, reverse=True)
+    return missed[:MAX_SECOND_LOOKS]
+
+
 def _second_look(
     audio: Audio,
     regions: list[SpeechRegion],
@@ -393,10 +399,8 @@ def _second_look(
     media is not speech the model reads (the runner-up retry's case), not a skipped window."""
     if not segments:
         return []
-    missed = [r for r in unread(regions, segments) if r.end - r.start >= MIN_SECOND_LOOK_S]
-    missed.sort(key=lambda r: r.end - r.start, reverse=True)
     out: list[AsrSegment] = []
-    for region in missed[:MAX_SECOND_LOOKS]:
+    for region in _to_look_at(regions, segments):
         budget = _token_budget(region.end - region.start)
         found, _ = _decode(
             audio, [region], opts, model, batched, {**common, "max_new_tokens": budget}, None

@@ -185,14 +185,15 @@ def _read_flac(path: Path) -> np.ndarray:
     return np.frombuffer(out, dtype="<i2").astype(np.float32) / 32768.0
 
 
+def voice_at(turns: list[VoiceTurn], t: float) -> int:
+    """The voice of the turn nearest to time `t` (the one it falls in, if any)."""
+    return min(turns, key=lambda u: max(u.start - t, t - u.end, 0.0)).speaker
+
+
 def words_right(result: AnalysisResult, turns: list[VoiceTurn]) -> tuple[int, int]:
     """(right, total): words whose label maps to their voice, best one-to-one mapping."""
-
-    def voice_at(t: float) -> int:
-        return min(turns, key=lambda u: max(u.start - t, t - u.end, 0.0)).speaker
-
     pairs = [
-        (w.speaker_id or "", voice_at((w.start + w.end) / 2))
+        (w.speaker_id or "", voice_at(turns, (w.start + w.end) / 2))
         for s in result.segments
         for w in s.words
     ]
