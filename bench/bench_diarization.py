@@ -265,6 +265,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips", default="", help="comma-separated clip names (default: all)")
     parser.add_argument("--language", default="auto")
+    parser.add_argument(
+        "--english-model", default=None, help='English route model ("" = the main model for all)'
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--calibrate", action="store_true", help="grid-search on trn clips")
     parser.add_argument("--hour", action="store_true", help="time diarization of 1 h of speech")
@@ -286,8 +289,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     clips = sorted(p.stem for p in DATA.glob("*.wav"))
     if args.clips:
         clips = [c for c in clips if c in args.clips.split(",")]
+    english = {} if args.english_model is None else {"ml_asr_english_model": args.english_model}
     models = load_models(
-        MLSettings(ml_asr_model=BUNDLED_ASR, ml_device="cpu", ml_emotion_model=None)
+        MLSettings(ml_asr_model=BUNDLED_ASR, ml_device="cpu", ml_emotion_model=None, **english)
     )
     if args.calibrate:
         calibrate(models, reference, clips)

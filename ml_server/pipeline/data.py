@@ -138,6 +138,10 @@ class AsrSegment:
     # Decoded at the first temperature, not by the sampling fallback (which Whisper turns to
     # when the text looks wrong: a loop, or tokens it is unsure of).
     greedy: bool = True
+    # Greedy and passing Whisper's own test of a decode (log-prob, gzip ratio). The same as
+    # `greedy` when there is a fallback temperature; with none, a failed decode is kept as
+    # is, and only this tells it apart.
+    confident: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ DETECT_WINDOW_S = 10.0
 UNDETERMINED = "und"  # ISO 639-2: no speech, several languages allowed
 # Languages with their detected probability, most probable first.
 Ranking = list[tuple[str, float]]
+Segments = tuple[AsrSegment, ...]
 # Bound on tokens decoded per second of speech, so a model looping on audio it cannot read
 # stops early on short media. The densest reference text of the 27 audioeval clips is 12.4
 # tokens/s (Hindi, base's tokenizer); 30/s leaves 2.4x room plus slack for timestamp tokens.
@@ -73,6 +74,9 @@ LOOP_COMPRESSION_RATIO = 2.4
 MAX_SECOND_LOOKS = 8
 # Shorter regions are left alone: VAD's shortest speech (250 ms) with its padding.
 MIN_SECOND_LOOK_S = 0.5
+# Whisper's own test of a failed decode by log-probability (faster-whisper's default): below
+# it at the first temperature, Whisper falls back to sampling.
+LOG_PROB_THRESHOLD = -1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +254,7 @@ def transcribe_in(
     clearly another allowed language is read in that one (`in_other_languages`)."""
     segments = list(_in_language(audio, regions, opts, asr, language, on_progress))
     if opts.language is None and asr.main.model.is_multilingual:
-        segments += in_other_languages(audio, regions, segments, opts, asr, language)
+        segments = in_other_languages(audio, regions, segments, opts, asr, language)
     return Transcript(
         language=language,
         language_probability=probability,
@@ -265,8 +269,9 @@ def _in_language(
     asr: AsrModels,
     language: str,
     on_progress: Callable[[float], None] | None = None,
-) -> tuple[AsrSegment, ...]:
-    """The segments of `regions` decoded in `language`, English routed to the English model."""
+) -> Segments:
+    """The segments of `regions` decoded in `language`; English by the English model, and by
+    the main one too where the English model faltered."""
     multilingual = bool(asr.main.model.is_multilingual)
     translate = opts.hints.task == "translate" and language != "en"
     if translate and not multilingual:
@@ -276,11 +281,29 @@ def _in_language(
             "an English-only model cannot translate",
         )
     fixed = dataclasses.replace(opts, languages=(language,))
-    model, batched = asr.main, asr.main_batched
+
+    def read(model: WhisperModel, batched: BatchedInferencePipeline | None) -> Segments:
+        return transcribe(audio, regions, fixed, model, batched, on_progress).segments
+
     # tiny.en cannot translate, and English needs no translating: it takes English as before.
-    if language == "en" and asr.english is not None:
-        model, batched = asr.english, asr.english_batched
-    return transcribe(audio, regions, fixed, model, batched, on_progress).segments
+    if language != "en" or asr.english is None:
+        return read(asr.main, asr.main_batched)
+    fast = read(asr.english, asr.english_batched)
+    if all(seg.confident for seg in fast):
+        return fast
+    # The small English model faltered (far-field meeting speech: AMI trn08 and tst00 fall
+    # back to sampling on most windows, clean speech on none): the main model reads it too,
+    # and the reading with more confidently read words is kept (the main one on a tie).
+    return surer(fast, read(asr.main, asr.main_batched))
+
+
+def surer(fast: Segments, careful: Segments) -> Segments:
+    """The reading with more confidently read words; `careful` (the main model's) on a tie."""
+    return careful if confident_words(careful) >= confident_words(fast) else fast
+
+
+def confident_words(segments: Segments) -> int:
+    return sum(len(seg.words) for seg in segments if seg.confident)
 
 
 def in_other_languages(
@@ -291,31 +314,52 @@ def in_other_languages(
     asr: AsrModels,
     language: str,
 ) -> list[AsrSegment]:
-    """Segments read in another language from the regions still without a word after
-    decoding in `language` (and its second look).
+    """`segments` with the regions they read nothing of confidently after decoding in
+    `language` (and its second look) read in another language where that is clear.
 
     Two people who speak different languages in turn: the detected language is one of them,
-    and the other's turns decoded in it give nothing (Whisper's no-speech rule) — lost words
-    and a lost speaker. Each such region (the longest first, at most MAX_SECOND_LOOKS, none
-    shorter than MIN_SECOND_LOOK_S) gets its language detected alone; only a clearly decided
-    (CONFIDENT, detection's own share) other language the request allows is decoded, and
-    only segments read at the first temperature are kept, so far-field speech that is merely
-    hard to read (heard as Welsh at 0.57) adds no invented words. None when nothing in
-    `language` was read greedily: then the language itself is in doubt (the runner-up retry's
-    case), not a region.
+    and the other's turns decoded in it give nothing (Whisper's no-speech rule), or only what
+    the sampling fallback drew — lost words and a lost speaker. Each region with no confident
+    word (the longest first, at most MAX_SECOND_LOOKS, none shorter than MIN_SECOND_LOOK_S)
+    gets its language detected alone; only a clearly decided (CONFIDENT, detection's own
+    share) other language the request allows is decoded, and only its confident segments are
+    kept, so far-field speech that is merely hard to read (heard as Welsh at 0.57) adds no
+    invented words. Those replace the words the failed decode put in the region. Unchanged
+    when nothing in `language` was read greedily: then the language itself is in doubt (the
+    runner-up retry's case), not a region.
     """
+    out = list(segments)
     if not any(seg.greedy for seg in segments):
-        return []
-    out: list[AsrSegment] = []
-    for region in _to_look_at(regions, segments):
+        return out
+    for region in _to_look_at(regions, [seg for seg in segments if seg.confident]):
         speech, _ = _speech(audio, [region])
         # Detected among every language, not the allowed ones renormalised: speech in a third
         # language would otherwise be "clearly" whichever allowed one it is least unlike.
         other, share = detect_language(speech, asr.main, None, 1)[0]
         allowed = opts.languages is None or other in opts.languages
-        if other != language and allowed and share >= CONFIDENT:
-            found = _in_language(audio, [region], opts, asr, other)
-            out += [seg for seg in found if seg.greedy]
+        if other == language or not allowed or share < CONFIDENT:
+            continue
+        found = [seg for seg in _in_language(audio, [region], opts, asr, other) if seg.confident]
+        if found:
+            out = [*without(out, region), *found]
+    return out
+
+
+def without(segments: Sequence[AsrSegment], region: SpeechRegion) -> list[AsrSegment]:
+    """`segments` less their words whose middle lies in `region` (a segment left without a
+    word is dropped; one that keeps some is cut down to them)."""
+    out: list[AsrSegment] = []
+    for seg in segments:
+        kept = tuple(w for w in seg.words if not region.start <= (w.start + w.end) / 2 < region.end)
+        if len(kept) == len(seg.words):
+            out.append(seg)
+        elif kept:
+            text = "".join(w.word for w in kept).strip()
+            out.append(
+                dataclasses.replace(
+                    seg, start=kept[0].start, end=kept[-1].end, words=kept, text=text
+                )
+            )
     return out
 
 
@@ -349,6 +393,7 @@ def transcribe(
         "best_of": 1,
         # Set here, not left to faster-whisper's default: `drop_loops` uses the same bound.
         "compression_ratio_threshold": LOOP_COMPRESSION_RATIO,
+        "log_prob_threshold": LOG_PROB_THRESHOLD,
         "max_new_tokens": _token_budget(sum(r.end - r.start for r in regions)),
     }
     out, info = _decode(audio, regions, opts, model, batched, common, on_progress)
@@ -463,13 +508,17 @@ def _decode(
         )
         if not words:
             continue
+        greedy = seg.temperature is None or seg.temperature <= first_temperature
         out.append(
             AsrSegment(
                 start=float(seg.start),
                 end=float(seg.end),
                 text=seg.text.strip(),
                 words=words,
-                greedy=seg.temperature is None or seg.temperature <= first_temperature,
+                greedy=greedy,
+                confident=greedy
+                and seg.avg_logprob >= LOG_PROB_THRESHOLD
+                and seg.compression_ratio <= LOOP_COMPRESSION_RATIO,
             )
         )
         if on_progress is not None and audio.duration > 0:

@@ -134,13 +134,44 @@ def test_other_languages_stay_within_the_allowed_ones(models: Models, tmp_path: 
     allowed = transcribe.in_other_languages(
         audio, regions, read, _settings(models, ("fr", "it")), asr, "fr"
     )
-    assert allowed == []  # English is not among the allowed: nothing is read in it
+    assert allowed == read  # English is not among the allowed: nothing is read in it
     anywhere = transcribe.in_other_languages(
         audio, regions, read, _settings(models, None), asr, "fr"
     )
-    assert anywhere, "the English turns are clearly English"
-    sampled = [dataclasses.replace(read[0], greedy=False)]
+    assert read[0] in anywhere and len(anywhere) > 1, "the English turns are clearly English"
+    sampled = [dataclasses.replace(read[0], greedy=False, confident=False)]
     none_read = transcribe.in_other_languages(
         audio, regions, sampled, _settings(models, None), asr, "fr"
     )
-    assert none_read == []
+    assert none_read == sampled
+
+
+def test_what_a_failed_decode_drew_in_another_language_turn_is_replaced(
+    models: Models, tmp_path: Path
+) -> None:
+    """An English turn decoded as French that only the sampling fallback read (its words fail
+    Whisper's test) counts as unread: it is read in English, and the drawn words go."""
+    path = tmp_path / "en-fr.wav"
+    turns = clip_dialogue(path, CLIP_SETS["en-fr"])
+    audio = decode.decode(path, max_duration_s=600)
+    regions = bounded.detect_speech(audio)
+    english = [r for r in regions if voice_at(turns, (r.start + r.end) / 2) == 0]
+    french = [r for r in regions if voice_at(turns, (r.start + r.end) / 2) == 1]
+    read = _segment((french[0].start + 0.1, french[0].end - 0.1))
+    drawn = dataclasses.replace(
+        _segment((english[-1].start + 0.1, english[-1].end - 0.1)), greedy=False, confident=False
+    )
+    out = transcribe.in_other_languages(
+        audio, regions, [read, drawn], _settings(models, None), models.asr_models(), "fr"
+    )
+    assert read in out and drawn not in out
+    again = [s for s in out if english[-1].start <= s.start < english[-1].end]
+    assert again and all(s.confident for s in again), out
+
+
+def test_without_cuts_the_words_of_a_region() -> None:
+    seg = _segment((0.0, 0.4), (1.0, 1.4), (2.0, 2.4))
+    assert transcribe.without([seg], SpeechRegion(5.0, 6.0)) == [seg]
+    assert transcribe.without([seg], SpeechRegion(-1.0, 3.0)) == []
+    (cut,) = transcribe.without([seg], SpeechRegion(0.9, 3.0))
+    assert (cut.start, cut.end, len(cut.words), cut.text) == (0.0, 0.4, 1, "w")
