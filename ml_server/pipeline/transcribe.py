@@ -254,7 +254,7 @@ def transcribe_in(
     clearly another allowed language is read in that one (`in_other_languages`)."""
     segments = list(_in_language(audio, regions, opts, asr, language, on_progress))
     if opts.language is None and asr.main.model.is_multilingual:
-        segments = in_other_languages(audio, regions, segments, opts, asr, language)
+        segments = in_other_languages(audio, regions, segments, opts, asr, language, probability)
     return Transcript(
         language=language,
         language_probability=probability,
@@ -313,9 +313,12 @@ def in_other_languages(
     opts: TranscribeSettings,
     asr: AsrModels,
     language: str,
+    probability: float = 1.0,
 ) -> list[AsrSegment]:
     """`segments` with the regions they read nothing of confidently after decoding in
-    `language` (and its second look) read in another language where that is clear.
+    `language` (and its second look) read in another language where that is clear; when
+    `language` itself was an unclear pick (its detected `probability` under CONFIDENT), the
+    regions it did read too.
 
     Two people who speak different languages in turn: the detected language is one of them,
     and the other's turns decoded in it give nothing (Whisper's no-speech rule), or only what
@@ -324,14 +327,22 @@ def in_other_languages(
     gets its language detected alone; only a clearly decided (CONFIDENT, detection's own
     share) other language the request allows is decoded, and only its confident segments are
     kept, so far-field speech that is merely hard to read (heard as Welsh at 0.57) adds no
-    invented words. Those replace the words the failed decode put in the region. Unchanged
-    when nothing in `language` was read greedily: then the language itself is in doubt (the
-    runner-up retry's case), not a region.
+    invented words. Those replace the words the failed decode put in the region.
+
+    Whisper's English decoder translates what it does not recognise: decided English, a
+    Spanish turn comes back as confident English ("Call the world." for "Hola mundo"), so it
+    is not unread. Media with one clear language need no more; in media whose language was
+    an unclear pick (typically several languages in turn), regions already read are looked
+    at too, after the unread ones and within the same bound.
+
+    Unchanged when nothing in `language` was read greedily: then the language itself is in
+    doubt (the runner-up retry's case), not a region.
     """
     out = list(segments)
     if not any(seg.greedy for seg in segments):
         return out
-    for region in _to_look_at(regions, [seg for seg in segments if seg.confident]):
+    confident = [seg for seg in segments if seg.confident]
+    for region in _to_look_at(regions, confident, also_read=probability < CONFIDENT):
         speech, _ = _speech(audio, [region])
         # Detected among every language, not the allowed ones renormalised: speech in a third
         # language would otherwise be "clearly" whichever allowed one it is least unlike.
@@ -421,12 +432,20 @@ def unread(regions: list[SpeechRegion], segments: Sequence[AsrSegment]) -> list[
     return [r for r in regions if not ((ends > r.start) & (starts < r.end)).any()]
 
 
-def _to_look_at(regions: list[SpeechRegion], segments: Sequence[AsrSegment]) -> list[SpeechRegion]:
-    """The unread regions worth another decode: none under MIN_SECOND_LOOK_S, the longest
-    first, at most MAX_SECOND_LOOKS (each costs an encoder pass)."""
-    missed = [r for r in unread(regions, segments) if r.end - r.start >= MIN_SECOND_LOOK_S]
-    missed.sort(key=lambda r: r.end - r.start, reverse=True)
-    return missed[:MAX_SECOND_LOOKS]
+def _to_look_at(
+    regions: list[SpeechRegion], segments: Sequence[AsrSegment], also_read: bool = False
+) -> list[SpeechRegion]:
+    """The regions worth another decode: the unread ones, then (`also_read`) the others; none
+    under MIN_SECOND_LOOK_S, the longest first within each, at most MAX_SECOND_LOOKS in all
+    (each costs an encoder pass)."""
+    long_enough = [r for r in regions if r.end - r.start >= MIN_SECOND_LOOK_S]
+    missed = unread(long_enough, segments)
+    read = [r for r in long_enough if r not in missed] if also_read else []
+    return (_longest_first(missed) + _longest_first(read))[:MAX_SECOND_LOOKS]
+
+
+def _longest_first(regions: list[SpeechRegion]) -> list[SpeechRegion]:
+    return sorted(regions, key=lambda r: r.end - r.start, reverse=True)
 
 
 def _second_look(

@@ -175,3 +175,39 @@ def test_without_cuts_the_words_of_a_region() -> None:
     assert transcribe.without([seg], SpeechRegion(-1.0, 3.0)) == []
     (cut,) = transcribe.without([seg], SpeechRegion(0.9, 3.0))
     assert (cut.start, cut.end, len(cut.words), cut.text) == (0.0, 0.4, 1, "w")
+
+
+def test_turns_read_translated_are_read_in_their_language_when_the_pick_was_unclear(
+    models: Models, tmp_path: Path
+) -> None:
+    """Decided English on an unclear detection (0.5), the French turns that the English
+    decoder read anyway (as garbage or a translation) are read in French."""
+    path = tmp_path / "en-fr.wav"
+    turns = clip_dialogue(path, CLIP_SETS["en-fr"])
+    audio = decode.decode(path, max_duration_s=600)
+    regions = bounded.detect_speech(audio)
+    found = transcribe.transcribe_in(
+        audio, regions, _settings(models, None), models.asr_models(), "en", 0.5
+    )
+    assert found.language == "en"
+    french = " ".join(s.text for s in found.segments if voice_at(turns, s.start) == 1).lower()
+    assert "monde" in french and "juge" in french, french
+    english = " ".join(s.text for s in found.segments if voice_at(turns, s.start) == 0).lower()
+    assert "fox" in english, english
+
+
+def test_regions_to_look_at_unread_first_then_read_longest_first() -> None:
+    regions = [SpeechRegion(0.0, 1.0), SpeechRegion(2.0, 5.0), SpeechRegion(6.0, 6.3)]
+    regions += [SpeechRegion(7.0, 9.0)]
+    read = [_segment((2.5, 3.0))]
+    assert transcribe._to_look_at(regions, read) == [SpeechRegion(7.0, 9.0), SpeechRegion(0.0, 1.0)]
+    assert transcribe._to_look_at(regions, read, also_read=True) == [
+        SpeechRegion(7.0, 9.0),
+        SpeechRegion(0.0, 1.0),
+        SpeechRegion(2.0, 5.0),
+    ]
+    many = [SpeechRegion(float(i), i + 0.5 + i / 100) for i in range(20)]
+    looked = transcribe._to_look_at(many, [], also_read=True)
+    assert (
+        looked == sorted(many, key=lambda r: r.start, reverse=True)[: transcribe.MAX_SECOND_LOOKS]
+    )
