@@ -144,6 +144,9 @@ class Segment(_Model):
     text: str = ""
     words: list[Word] = Field(default_factory=list)
     emotion: Emotion | None = None
+    # The language the segment was read in (ISO 639-1): the media's `metadata.language`, or
+    # another where a turn in another language was read in its own; null in older results.
+    language: str | None = None
 
 
 class Metadata(_Model):

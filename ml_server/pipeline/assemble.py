@@ -44,16 +44,16 @@ def build_segments(
                 probability=round(w.probability, 4),
             )
             if current and current[-1][0].speaker_id != spk:
-                segments.append(_segment(current))
+                segments.append(_segment(current, asr.language or transcript.language))
                 current = []
             current.append((word, diarization.word_confidence[i], w.word))
             i += 1
         if current:
-            segments.append(_segment(current))
+            segments.append(_segment(current, asr.language or transcript.language))
     return segments
 
 
-def _segment(items: list[tuple[Word, float, str]]) -> Segment:
+def _segment(items: list[tuple[Word, float, str]], language: str | None) -> Segment:
     words = [w for w, _, _ in items]
     confidence = sum(c for _, c, _ in items) / len(items)
     return Segment(
@@ -64,6 +64,7 @@ def _segment(items: list[tuple[Word, float, str]]) -> Segment:
         ),
         text="".join(raw for _, _, raw in items).strip(),
         words=words,
+        language=language,
     )
 
 
@@ -81,6 +82,7 @@ def segment_features(segments: Sequence[Segment]) -> list[SegmentFeatures]:
                 end=s.end,
                 volume_db=sum(vols) / len(vols) if vols else None,
                 pitch_hz=pitches[len(pitches) // 2] if pitches else None,
+                language=s.language,
             )
         )
     return out

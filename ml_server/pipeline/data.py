@@ -142,6 +142,9 @@ class AsrSegment:
     # `greedy` when there is a fallback temperature; with none, a failed decode is kept as
     # is, and only this tells it apart.
     confident: bool = True
+    # The language it was decoded in: the media's, or another where a turn was read in its own
+    # (transcribe.in_other_languages). None only before `transcribe` fills it in.
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

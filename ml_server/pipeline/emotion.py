@@ -62,6 +62,7 @@ class SegmentFeatures:
     end: float
     volume_db: float | None  # mean over words
     pitch_hz: float | None  # median over voiced words
+    language: str | None = None  # the segment's own, when it differs from the media's
 
 
 class HFEmotionClassifier:
@@ -159,8 +160,8 @@ def classify_segments(
     classifier: HFEmotionClassifier | None = None,
     language: str | None = "en",
 ) -> list[Emotion]:
-    """One emotion per segment: the HF model when given, else valence + arousal for English,
-    else arousal alone."""
+    """One emotion per segment: the HF model when given, else valence + arousal for a segment
+    in English (its own language, else the media's `language`), else arousal alone."""
     if classifier is not None:
         out: list[Emotion] = []
         sr = audio.sample_rate
@@ -173,12 +174,12 @@ def classify_segments(
             )
         return out
     base = _baselines(segments)
-    if language not in TEXT_VALENCE_LANGUAGES:
-        return [score_arousal(arousal(s, *base[s.speaker])) for s in segments]
     return [
         score_point(
             float(sentiment.polarity_scores(s.text)["compound"]) if s.text else 0.0,
             arousal(s, *base[s.speaker]),
         )
+        if (s.language or language) in TEXT_VALENCE_LANGUAGES
+        else score_arousal(arousal(s, *base[s.speaker]))
         for s in segments
     ]

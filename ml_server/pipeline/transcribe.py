@@ -421,7 +421,10 @@ def transcribe(
     return Transcript(
         language=language,
         language_probability=1.0 if opts.language else float(info.language_probability or 0.0),
-        segments=tuple(sorted(out, key=lambda seg: seg.start)),
+        segments=tuple(
+            dataclasses.replace(seg, language=language)
+            for seg in sorted(out, key=lambda seg: seg.start)
+        ),
     )
 
 

@@ -49,6 +49,21 @@ def test_text_valence_and_prosodic_arousal() -> None:
     assert labels == ["neutral", "neutral", "happy", "angry", "sad", "neutral"]
 
 
+def test_text_valence_follows_each_segments_language() -> None:
+    """VADER reads English only: in French media an English turn still gets text valence,
+    and in English media a French turn gets prosody alone."""
+    analyzer = SentimentIntensityAnalyzer()
+    audio = Audio(np.zeros(SR * 4, dtype=np.float32))
+    english = SegmentFeatures("SPEAKER_00", "I love this!", 0, 1, -30, 120, language="en")
+    french = SegmentFeatures("SPEAKER_01", "J'adore ça !", 2, 3, -30, 120, language="fr")
+    untagged = SegmentFeatures("SPEAKER_00", "I love this!", 1, 2, -30, 120)
+    in_french = classify_segments([english, french, untagged], audio, analyzer, language="fr")
+    assert [e.method for e in in_french] == ["text+prosody", "prosody", "prosody"]
+    in_english = classify_segments([english, french, untagged], audio, analyzer, language="en")
+    assert [e.method for e in in_english] == ["text+prosody", "prosody", "text+prosody"]
+    assert in_english[0].label == "happy"
+
+
 def test_missing_prosody_is_fine() -> None:
     analyzer = SentimentIntensityAnalyzer()
     audio = Audio(np.zeros(SR, dtype=np.float32))

@@ -91,6 +91,13 @@ def test_every_turn_of_two_languages_is_read(models: Models, tmp_path: Path) -> 
     right, total = words_right(result, turns)
     assert result.metadata.unique_speakers == 2, f"{right}/{total} words"
     assert right / total >= 0.9, f"{right}/{total} words to the right voice"
+    # Each segment says the language it was read in, and both are there whichever the media
+    # was decided in; English text gets VADER's valence even in media decided French.
+    said = [(s.language, s.text, s.emotion.method if s.emotion else "") for s in result.segments]
+    assert {language for language, _, _ in said} == {"en", "fr"}, said
+    assert result.metadata.language in {"en", "fr"}
+    fox = [(language, method) for language, text, method in said if "fox" in text.lower()]
+    assert fox == [("en", "text+prosody")], said
 
 
 def _settings(models: Models, languages: tuple[str, ...] | None) -> transcribe.TranscribeSettings:

@@ -28,6 +28,17 @@ def test_wire_form_uses_guide_names_and_round_trips() -> None:
     assert AnalysisResult.model_validate(wire) == result
 
 
+def test_segment_language_is_carried_and_absent_in_older_results() -> None:
+    older = AnalysisResult.model_validate(RESULT_WIRE)
+    assert all(seg.language is None for seg in older.segments)
+    wire = older.to_wire()
+    wire["segments"][0]["language"] = "fr"
+    tagged = AnalysisResult.model_validate(wire)
+    assert tagged.segments[0].language == "fr"
+    assert tagged.to_wire()["segments"][0]["language"] == "fr"
+    assert normalize_timestamp_fields(wire)["segments"][0]["language"] == "fr"
+
+
 def test_completed_callback_needs_result_and_failed_needs_code() -> None:
     with pytest.raises(ValidationError):
         CallbackPayload.model_validate({"job_id": "j", "status": "completed", "progress": 100})
