@@ -2,7 +2,7 @@
 
 `verbose_json` follows OpenAI's `TranscriptionVerbose` (language name, duration, text,
 segments, words) and adds our fields on each word and segment (speaker, volume_db, pitch_hz,
-emotion), which OpenAI clients keep as extras.
+emotion, the segment's language), which OpenAI clients keep as extras.
 """
 
 from __future__ import annotations
@@ -81,20 +81,24 @@ def _segment(n: int, seg: Segment, task: Task) -> dict[str, Any]:
         "no_speech_prob": 0.0,
         "speaker": seg.speaker.speaker_id,
         "emotion": seg.emotion.model_dump() if seg.emotion else None,
+        # A turn may be read in another language than the media's; null in older results.
+        "language": _language_name(seg.language, task) if seg.language else None,
     }
+
+
+def _language_name(code: str, task: Task) -> str:
+    """OpenAI names a language in lower-case English ("english"), not by code; a translation
+    is English."""
+    return WHISPER_LANGUAGES.get(code.lower(), code).lower() if task == "transcribe" else "english"
 
 
 def verbose_json(
     result: AnalysisResult, *, task: Task, granularities: Sequence[str]
 ) -> dict[str, Any]:
     """OpenAI's verbose_json, plus speaker, loudness, pitch and emotion."""
-    code = result.metadata.language or ""
     body: dict[str, Any] = {
         "task": task,
-        # OpenAI names the language in lower-case English ("english"), not by code.
-        "language": WHISPER_LANGUAGES.get(code.lower(), code).lower()
-        if task == "transcribe"
-        else "english",
+        "language": _language_name(result.metadata.language or "", task),
         "duration": result.metadata.duration or 0.0,
         "text": _text(result.segments),
     }

@@ -59,6 +59,7 @@ async def _finish(backend: Backend, fake: FakeMLServer, n: int, **payload: Any) 
 def _completed() -> dict[str, Any]:
     result = caption_result().to_stored()
     result["metadata"]["language"] = "en"
+    result["segments"][1]["language"] = "fr"
     return {"status": "completed", "result": result}
 
 
@@ -86,6 +87,8 @@ async def test_verbose_json_with_words_speakers_and_prosody(
     extras = loud.model_extra or {}
     assert extras["speaker"] == "SPEAKER_01" and extras["volume_db"] == -3.0
     assert (out.segments[0].model_extra or {})["speaker"] == "SPEAKER_00"
+    # A turn read in another language says so; the others carry what the result had.
+    assert [(s.model_extra or {})["language"] for s in out.segments[:2]] == [None, "french"]
     # The request reached the ML server as an ordinary job with the client's options.
     sent = fake_ml.jobs[job_id].request
     assert sent.language == "en" and sent.options.prompt == "ECG, diarization"
