@@ -271,8 +271,14 @@ function showResult(result, file) {
     li.dataset.speaker = s.speaker.speaker_id;
     li.style.setProperty("--speaker", speakerColor(s.speaker.speaker_id));
     const head = el("div", "seg-head");
-    head.append(el("span", "spk", nameOf(s.speaker.speaker_id)), el("span", "", `${emotionBadge(s.emotion)}  ${fmtTime(s.start)}–${fmtTime(s.end)}`));
-    li.append(head, el("div", "seg-text", s.text.trim()));
+    // A turn read in another language than the media's says which (and `lang` lets the
+    // browser pick the right fonts and voice for it, Chinese glyphs in French media say).
+    const language = s.language || meta.language || "";
+    const other = language && language !== meta.language ? `${language.toUpperCase()} · ` : "";
+    head.append(el("span", "spk", nameOf(s.speaker.speaker_id)), el("span", "", `${other}${emotionBadge(s.emotion)}  ${fmtTime(s.start)}–${fmtTime(s.end)}`));
+    const text = el("div", "seg-text", s.text.trim());
+    if (language) text.lang = language;
+    li.append(head, text);
     li.addEventListener("click", () => seek(s.start + 0.01));
     list.appendChild(li);
   });

@@ -82,6 +82,9 @@ def test_upload_analyze_and_play_with_captions(stack: UpStack, tmp_path: Path) -
             assert items.count() >= 4
             transcript = " ".join(items.locator(".seg-text").all_text_contents()).lower()
             assert "good morning everyone" in transcript
+            # Each turn's text is marked with the language it was read in.
+            langs = {items.nth(i).locator(".seg-text").get_attribute("lang") for i in range(2)}
+            assert langs == {"en"}, langs
             assert {items.nth(i).get_attribute("data-speaker") for i in range(items.count())} == {
                 speakers.nth(0).get_attribute("data-speaker"),
                 speakers.nth(1).get_attribute("data-speaker"),
