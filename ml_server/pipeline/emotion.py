@@ -62,7 +62,7 @@ class SegmentFeatures:
     end: float
     volume_db: float | None  # mean over words
     pitch_hz: float | None  # median over voiced words
-    language: str | None = None  # the segment's own, when it differs from the media's
+    language: str | None = None  # the segment's own; None: the media's
 
 
 class HFEmotionClassifier:
