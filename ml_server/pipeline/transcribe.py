@@ -258,7 +258,42 @@ def transcribe_in(
     return Transcript(
         language=language,
         language_probability=probability,
-        segments=tuple(sorted(segments, key=lambda seg: seg.start)),
+        segments=tuple(in_time_order(segments)),
+    )
+
+
+def in_time_order(segments: Sequence[AsrSegment]) -> list[AsrSegment]:
+    """`segments` with every word in time order: a segment that spans another's words is cut
+    around them.
+
+    Reads of separate decodes are combined (the second look, a turn read in its own
+    language), and one Whisper segment may span several VAD regions: decided Chinese, one
+    segment read 4–20 s of a Japanese–Chinese dialogue, and the Japanese turns between its
+    words were read apart. Sorted by segment start alone, the words went out of order and
+    the result's monotonic word times pushed the Japanese words to the end, with no length.
+    """
+    keyed = sorted(
+        ((w.start, n, w) for n, seg in enumerate(segments) for w in seg.words),
+        key=lambda item: (item[0], item[1]),
+    )
+    runs: list[tuple[int, list[AsrWord]]] = []
+    for _, n, w in keyed:
+        if runs and runs[-1][0] == n:
+            runs[-1][1].append(w)
+        else:
+            runs.append((n, [w]))
+    out = [_piece(segments[n], words) for n, words in runs]
+    out += [seg for seg in segments if not seg.words]
+    return sorted(out, key=lambda seg: seg.start)
+
+
+def _piece(seg: AsrSegment, words: list[AsrWord]) -> AsrSegment:
+    """`seg` cut down to `words` (itself when they are all of its words)."""
+    if len(words) == len(seg.words):
+        return seg
+    text = "".join(w.word for w in words).strip()
+    return dataclasses.replace(
+        seg, start=words[0].start, end=words[-1].end, words=tuple(words), text=text
     )
 
 
@@ -365,12 +400,7 @@ def without(segments: Sequence[AsrSegment], region: SpeechRegion) -> list[AsrSeg
         if len(kept) == len(seg.words):
             out.append(seg)
         elif kept:
-            text = "".join(w.word for w in kept).strip()
-            out.append(
-                dataclasses.replace(
-                    seg, start=kept[0].start, end=kept[-1].end, words=kept, text=text
-                )
-            )
+            out.append(_piece(seg, list(kept)))
     return out
 
 
@@ -421,10 +451,7 @@ def transcribe(
     return Transcript(
         language=language,
         language_probability=1.0 if opts.language else float(info.language_probability or 0.0),
-        segments=tuple(
-            dataclasses.replace(seg, language=language)
-            for seg in sorted(out, key=lambda seg: seg.start)
-        ),
+        segments=tuple(dataclasses.replace(seg, language=language) for seg in in_time_order(out)),
     )
 
 

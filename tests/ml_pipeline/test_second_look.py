@@ -218,3 +218,40 @@ def test_regions_to_look_at_unread_first_then_read_longest_first() -> None:
     assert (
         looked == sorted(many, key=lambda r: r.start, reverse=True)[: transcribe.MAX_SECOND_LOOKS]
     )
+
+
+def test_a_segment_that_spans_another_reads_words_is_cut_around_them() -> None:
+    """Reads of separate decodes combined: the media's segment spans a turn read apart."""
+    long = dataclasses.replace(_segment((4.0, 4.5), (5.0, 5.4), (16.0, 16.5)), language="zh")
+    inner = dataclasses.replace(_segment((7.2, 7.8), (8.0, 8.3)), language="ja")
+    empty = AsrSegment(start=10.0, end=11.0, text="", words=())
+    out = transcribe.in_time_order([long, inner, empty])
+    words = [w for seg in out for w in seg.words]
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    assert [(s.start, s.end, len(s.words), s.language) for s in out] == [
+        (4.0, 5.4, 2, "zh"),
+        (7.2, 8.3, 2, "ja"),
+        (10.0, 11.0, 0, None),
+        (16.0, 16.5, 1, "zh"),
+    ]
+    assert out[1] is inner  # a segment kept whole is kept as it was
+    assert out[0].text == "w w"
+    assert transcribe.in_time_order([inner, long]) == transcribe.in_time_order([long, inner])
+
+
+def test_turns_read_apart_keep_their_times(models: Models, tmp_path: Path) -> None:
+    """Japanese and Chinese in turn, decided Chinese: one Chinese segment spanned the
+    Japanese turns read apart, and their words came out at the end of it with no length."""
+    path = tmp_path / "ja-zh.wav"
+    turns = clip_dialogue(path, ("ja", "zh"))
+    result = run_pipeline(path, options=PipelineOptions(), models=models)
+    words = [w for s in result.segments for w in s.words]
+    assert words, "nothing read"
+    right, total = words_right(result, turns)
+    assert right / total >= 0.9, f"{right}/{total} words to the right voice"
+    # The Japanese turns' words keep their place and length (not piled at one instant).
+    japanese = [w for s in result.segments if s.language == "ja" for w in s.words]
+    assert japanese, [(s.language, s.text) for s in result.segments]
+    assert all(w.end > w.start and voice_at(turns, w.start) == 0 for w in japanese), [
+        (w.word, w.start, w.end) for w in japanese
+    ]
