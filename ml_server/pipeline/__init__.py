@@ -174,7 +174,7 @@ def _words_and_speakers(
     second thread while faster-whisper transcribes (both release the GIL); the diarize stage
     then only waits for them, clusters and assigns words.
     """
-    from ml_server.pipeline import align, diarize
+    from ml_server.pipeline import align, diarize, word_spans
 
     diarize_opts = diarize.DiarizeSettings(
         min_speakers=options.min_speakers, max_speakers=options.max_speakers
@@ -205,7 +205,10 @@ def _words_and_speakers(
                 diarize_opts,
                 diarize.segment_starts(transcript.segments),
             )
-    return _Heard(transcript, aligned.method, diarization)
+    # Words with no length get one only now: the diarization's settings were calibrated on the
+    # aligner's times, and measured before it the spread moved an edge clip's count (AMI
+    # trn08, 4 → 1 speakers; docs/pipeline.md "Word spans"). Prosody and the result use it.
+    return _Heard(word_spans.spread(transcript, audio.duration), aligned.method, diarization)
 
 
 def _transcribe(

@@ -15,6 +15,7 @@ refinement is model-free and works on 10 ms frames:
 
 Only languages in `ALIGNED_LANGUAGES` (measured: bench/bench_alignment.py) are refined; others
 keep Whisper's times, and `Aligned.method` says which happened (→ `metadata.word_timing`).
+Words either way left with no length get one after diarization (`word_spans.py`).
 """
 
 from __future__ import annotations

@@ -56,3 +56,6 @@ def test_real_meeting_clip(clip: str, models: Models) -> None:
     # Edge clips included: a count may miss by one on the rule's edge, not run away.
     assert 1 <= found <= len(seconds) + 1, f"{clip}: {found} speakers"
     assert right / total >= CASES[clip], f"{clip}: {right}/{total} words to the right speaker"
+    # Every word has a length (Whisper stacked or gave none to 3–7 words per clip: word_spans).
+    flat = [w for seg in result.segments for w in seg.words]
+    assert all(w.end > w.start for w in flat), [(w.word, w.start) for w in flat if w.end <= w.start]
