@@ -30,6 +30,12 @@ _FRONT = 0.5
 _CENTRE = 0.7071
 _OTHER = 0.3536  # surrounds, backs, sides, heights, wides: -3 dB into one side, halved
 _WEIGHTS = {"FL": _FRONT, "FR": _FRONT, "FC": _CENTRE, "LFE": 0.0, "LFE2": 0.0}
+# The downmix keeps under this share of the channels' energy only when they cancel (see
+# `_Mixer.cancelled`); then the loudest channel is taken alone.
+CANCELLED = 0.1
+# Channel energy (sum of squared float samples) below which the media is silence, not
+# cancelled: 1 s at 16 kHz of a -60 dBFS signal.
+_AUDIBLE = 16_000 * 1e-6
 
 
 def downmix_weights(channel_names: list[str]) -> FloatArray:
@@ -76,7 +82,22 @@ class _Buffer:
 
 
 def decode(media_path: Path, *, max_duration_s: float) -> Audio:
-    """Decode the first audio stream of `media_path` to 16 kHz mono 16-bit PCM."""
+    """Decode the first audio stream of `media_path` to 16 kHz mono 16-bit PCM.
+
+    When the channels cancel in the downmix (one of a stereo pair wired in reverse phase: the
+    mono mix is near silence though each channel is loud), the media is decoded once more
+    from its loudest channel alone.
+    """
+    mixer = _Mixer()
+    audio = _decode(media_path, max_duration_s, mixer)
+    if not mixer.cancelled():
+        return audio
+    del audio  # never two copies of the media at once
+    logger.warning("%s: the channels cancel in the downmix; using the loudest", media_path.name)
+    return _decode(media_path, max_duration_s, _Mixer(loudest=mixer.loudest()))
+
+
+def _decode(media_path: Path, max_duration_s: float, mixer: _Mixer) -> Audio:
     try:
         container = av.open(str(media_path), mode="r", metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -92,7 +113,6 @@ def decode(media_path: Path, *, max_duration_s: float) -> Audio:
         # A container's duration is usually right; the buffer grows when it is not.
         expected = int((declared_s or 60.0) * SAMPLE_RATE * 1.01) + SAMPLE_RATE
         buffer = _Buffer(min(expected, max_samples), max_samples)
-        mixer = _Mixer()
         try:
             for frame in container.decode(stream):
                 for chunk in mixer.mix(frame):
@@ -115,13 +135,19 @@ class _Mixer:
     """Resamples frames to packed float at 16 kHz and downmixes them to mono.
 
     A new resampler is made when the stream's format, layout or rate changes mid-stream
-    (spliced uploads do this); the old one is flushed first so no samples are lost.
+    (spliced uploads do this); the old one is flushed first so no samples are lost. It also
+    keeps how much of the channels' energy the mix kept (`cancelled`) and each layout's
+    loudest channel; given `loudest`, those layouts are taken from that channel alone.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, loudest: dict[str, int] | None = None) -> None:
         self._resampler: av.AudioResampler | None = None
         self._key: tuple[str, str, int] | None = None
         self._weights: FloatArray = np.ones(1, dtype=np.float32)
+        self._pick = loudest or {}
+        self._mixed = 0.0  # energy of the mix
+        self._channels = 0.0  # the same weights applied to each channel's own energy
+        self._energy: dict[str, FloatArray] = {}  # per layout, each channel's energy
 
     def mix(self, frame: av.AudioFrame) -> list[FloatArray]:
         key = (frame.format.name, frame.layout.name, frame.sample_rate)
@@ -130,6 +156,9 @@ class _Mixer:
             out.extend(self.flush())
             names = [channel.name for channel in frame.layout.channels]
             self._weights = downmix_weights(names)
+            if frame.layout.name in self._pick:
+                self._weights = np.zeros(len(names), dtype=np.float32)
+                self._weights[self._pick[frame.layout.name]] = 1.0
             self._resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=SAMPLE_RATE)
             self._key = key
         assert self._resampler is not None
@@ -144,10 +173,26 @@ class _Mixer:
         self._key = None
         return pieces
 
+    def cancelled(self) -> bool:
+        """The mix kept under CANCELLED of the channels' energy: for two channels of equal
+        level that is a correlation under -0.8 (identical channels keep all of it, unrelated
+        ones half), which only a channel in reverse phase gives. Silence is not cancelled."""
+        return self._channels > _AUDIBLE and self._mixed < CANCELLED * self._channels
+
+    def loudest(self) -> dict[str, int]:
+        """Each layout's loudest channel."""
+        return {layout: int(np.argmax(energy)) for layout, energy in self._energy.items()}
+
     def _downmix(self, frame: av.AudioFrame) -> FloatArray:
         # Packed: one plane of interleaved samples, shape (1, samples × channels).
         interleaved = frame.to_ndarray().reshape(-1, self._weights.shape[0])
         mono: FloatArray = np.asarray(interleaved @ self._weights, dtype=np.float32)
+        if interleaved.shape[1] > 1:
+            energy = np.einsum("ij,ij->j", interleaved, interleaved, dtype=np.float64)
+            layout = frame.layout.name
+            self._energy[layout] = self._energy.get(layout, 0.0) + energy
+            self._mixed += float(np.dot(mono, mono))
+            self._channels += float(energy @ self._weights)
         return mono
 
 

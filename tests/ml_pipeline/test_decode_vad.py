@@ -44,6 +44,46 @@ def test_stereo_44k_is_downmixed(tmp_path: Path) -> None:
     assert abs(float(np.abs(audio.window()).max()) - 0.5) < 0.02  # averaged, not summed
 
 
+def _write_stereo(path: Path, left: np.ndarray, right: np.ndarray, rate: int = 44_100) -> Path:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=rate, layout="stereo")
+        pcm = (np.stack([left, right]).T.reshape(1, -1) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_channels_in_reverse_phase_do_not_cancel(tmp_path: Path) -> None:
+    """One channel of a stereo pair wired in reverse phase: the plain downmix is silence."""
+    t = np.arange(44_100) / 44_100
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    audio = decode(_write_stereo(tmp_path / "anti.wav", tone, -0.8 * tone), max_duration_s=60)
+    assert abs(float(np.abs(audio.window()).max()) - 0.5) < 0.02  # the louder channel
+    # Unrelated channels are mixed as always (averaged), not replaced by one of them.
+    other = 0.5 * np.sin(2 * np.pi * 660 * t)
+    mixed = decode(_write_stereo(tmp_path / "two.wav", tone, other), max_duration_s=60).window()
+    expected = (tone + other)[::441][:100] / 2
+    assert np.allclose(mixed[::160][:100][5:95], expected[5:95], atol=0.05)
+    # Silence in both channels stays silence.
+    quiet = decode(_write_stereo(tmp_path / "quiet.wav", 0 * t, 0 * t), max_duration_s=60)
+    assert float(np.abs(quiet.window()).max()) == 0.0
+
+
+def test_reverse_phase_speech_is_transcribed(models: Models, tmp_path: Path) -> None:
+    media = dialogue("wav")
+    mono = decode(media.path, max_duration_s=600).window()
+    path = _write_stereo(tmp_path / "anti.wav", mono, -mono, rate=16_000)
+    result = run_pipeline(path, options=PipelineOptions(), models=models)
+    words = [w for s in result.segments for w in s.words]
+    assert len(words) >= 10, [s.text for s in result.segments]
+
+
 def test_not_media_is_unsupported() -> None:
     with pytest.raises(StageError) as info:
         decode(not_media(), max_duration_s=60)
