@@ -124,16 +124,20 @@ def run_pipeline(
     job_id: str = "-",
 ) -> AnalysisResult:
     """Analyse a local media file. Raises StageError (with a stable code) or Cancelled."""
-    from ml_server.pipeline import bounded, decode
+    from ml_server.pipeline import bounded, decode, level
 
     # Before any work: a language this worker's model cannot transcribe fails at once.
     languages = _job_languages(options.language, models.languages)
     stages = _Stages(progress, should_cancel, job_id)
     with stages.stage(Stage.DECODE):
         audio = decode.decode(media_path, max_duration_s=models.max_media_duration_s)
+        # Far too quiet media is raised for the models that listen (level.py); the prosody
+        # and emotion stages measure the media as it is.
+        listening = level.for_listening(audio)
     with stages.stage(Stage.VAD):
-        regions = bounded.detect_speech(audio)  # in windows: memory bounded on long media
-    heard = _words_and_speakers(audio, regions, options, languages, models, stages)
+        regions = bounded.detect_speech(listening)  # in windows: memory bounded on long media
+    heard = _words_and_speakers(listening, regions, options, languages, models, stages)
+    del listening  # the raised copy, where there is one, is not kept past hearing
     described = _describe_segments(audio, heard, models, stages)
     with stages.stage(Stage.FINALIZE):
         result = _assemble(media_path, audio, heard, described, options, models, stages)
