@@ -30,9 +30,9 @@ _FRONT = 0.5
 _CENTRE = 0.7071
 _OTHER = 0.3536  # surrounds, backs, sides, heights, wides: -3 dB into one side, halved
 _WEIGHTS = {"FL": _FRONT, "FR": _FRONT, "FC": _CENTRE, "LFE": 0.0, "LFE2": 0.0}
-# The downmix keeps under this share of the channels' energy only when they cancel (see
-# `_Mixer.cancelled`); then the loudest channel is taken alone.
-CANCELLED = 0.1
+# The downmix keeps under this share of what unrelated channels would give only when the
+# channels cancel (see `_Mixer.cancelled`); then the loudest channel is taken alone.
+CANCELLED = 0.2
 # Channel energy (sum of squared float samples) below which the media is silence, not
 # cancelled: 1 s at 16 kHz of a -60 dBFS signal.
 _AUDIBLE = 16_000 * 1e-6
@@ -146,7 +146,8 @@ class _Mixer:
         self._weights: FloatArray = np.ones(1, dtype=np.float32)
         self._pick = loudest or {}
         self._mixed = 0.0  # energy of the mix
-        self._channels = 0.0  # the same weights applied to each channel's own energy
+        self._channels = 0.0  # the weights applied to each channel's own energy (loudness)
+        self._unrelated = 0.0  # the mix's energy were the channels unrelated: Σ w² E
         self._energy: dict[str, FloatArray] = {}  # per layout, each channel's energy
 
     def mix(self, frame: av.AudioFrame) -> list[FloatArray]:
@@ -174,10 +175,11 @@ class _Mixer:
         return pieces
 
     def cancelled(self) -> bool:
-        """The mix kept under CANCELLED of the channels' energy: for two channels of equal
-        level that is a correlation under -0.8 (identical channels keep all of it, unrelated
-        ones half), which only a channel in reverse phase gives. Silence is not cancelled."""
-        return self._channels > _AUDIBLE and self._mixed < CANCELLED * self._channels
+        """The mix kept under CANCELLED of what unrelated channels would give (Σ w² E): for
+        two channels of equal level a correlation under -0.8, which only a channel in reverse
+        phase gives (identical channels give twice that much, unrelated ones as much, at any
+        channel count: 16 separate microphones are not "cancelled"). Silence is not."""
+        return self._channels > _AUDIBLE and self._mixed < CANCELLED * self._unrelated
 
     def loudest(self) -> dict[str, int]:
         """Each layout's loudest channel."""
@@ -193,6 +195,7 @@ class _Mixer:
             self._energy[layout] = self._energy.get(layout, 0.0) + energy
             self._mixed += float(np.dot(mono, mono))
             self._channels += float(energy @ self._weights)
+            self._unrelated += float(energy @ np.square(self._weights))
         return mono
 
 

@@ -45,12 +45,16 @@ def test_stereo_44k_is_downmixed(tmp_path: Path) -> None:
 
 
 def _write_stereo(path: Path, left: np.ndarray, right: np.ndarray, rate: int = 44_100) -> Path:
+    return _write_channels(path, [left, right], "stereo", rate)
+
+
+def _write_channels(path: Path, channels: list[np.ndarray], layout: str, rate: int) -> Path:
     import av
 
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("pcm_s16le", rate=rate, layout="stereo")
-        pcm = (np.stack([left, right]).T.reshape(1, -1) * 32767).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+        stream = out.add_stream("pcm_s16le", rate=rate, layout=layout)
+        pcm = (np.stack(channels).T.reshape(1, -1) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout=layout)
         frame.sample_rate = rate
         for packet in stream.encode(frame):
             out.mux(packet)
@@ -70,6 +74,19 @@ def test_channels_in_reverse_phase_do_not_cancel(tmp_path: Path) -> None:
     mixed = decode(_write_stereo(tmp_path / "two.wav", tone, other), max_duration_s=60).window()
     expected = (tone + other)[::441][:100] / 2
     assert np.allclose(mixed[::160][:100][5:95], expected[5:95], atol=0.05)
+    # Sixteen unrelated channels (separate microphones) keep little of their energy in the
+    # mix too, but no less than unrelated channels do: mixed, not replaced by one of them.
+    import av
+
+    from ml_server.pipeline.decode import downmix_weights
+
+    t16 = np.arange(16_000) / 16_000
+    tones = [0.5 * np.sin(2 * np.pi * (200 + 37 * k) * t16) for k in range(16)]
+    path = _write_channels(tmp_path / "sixteen.wav", tones, "hexadecagonal", 16_000)
+    with av.open(str(path)) as container:  # a wav keeps the count, not the names
+        names = [c.name for c in container.streams.audio[0].layout.channels]
+    expected = downmix_weights(names) @ np.stack(tones)
+    assert np.allclose(decode(path, max_duration_s=60).window(), expected, atol=0.01)
     # Silence in both channels stays silence.
     quiet = decode(_write_stereo(tmp_path / "quiet.wav", 0 * t, 0 * t), max_duration_s=60)
     assert float(np.abs(quiet.window()).max()) == 0.0
