@@ -15,6 +15,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 from ecg_protocol import ErrorCode, Stage
 from ml_server.pipeline.data import SAMPLE_RATE, Audio, FloatArray, PcmArray, to_pcm
@@ -148,7 +149,7 @@ class _Mixer:
         self._mixed = 0.0  # energy of the mix
         self._channels = 0.0  # the weights applied to each channel's own energy (loudness)
         self._unrelated = 0.0  # the mix's energy were the channels unrelated: Σ w² E
-        self._energy: dict[str, FloatArray] = {}  # per layout, each channel's energy
+        self._energy: dict[str, npt.NDArray[np.float64]] = {}  # per layout, per channel
 
     def mix(self, frame: av.AudioFrame) -> list[FloatArray]:
         key = (frame.format.name, frame.layout.name, frame.sample_rate)
@@ -182,7 +183,7 @@ class _Mixer:
         return self._channels > _AUDIBLE and self._mixed < CANCELLED * self._unrelated
 
     def loudest(self) -> dict[str, int]:
-        """Each layout's loudest channel."""
+        """Each layout's loudest channel (of those the downmix uses)."""
         return {layout: int(np.argmax(energy)) for layout, energy in self._energy.items()}
 
     def _downmix(self, frame: av.AudioFrame) -> FloatArray:
@@ -192,7 +193,9 @@ class _Mixer:
         if interleaved.shape[1] > 1:
             energy = np.einsum("ij,ij->j", interleaved, interleaved, dtype=np.float64)
             layout = frame.layout.name
-            self._energy[layout] = self._energy.get(layout, 0.0) + energy
+            # A channel the downmix leaves out (LFE) is never the one to take alone.
+            heard: npt.NDArray[np.float64] = np.where(self._weights > 0, energy, 0.0)
+            self._energy[layout] = self._energy.get(layout, 0.0) + heard
             self._mixed += float(np.dot(mono, mono))
             self._channels += float(energy @ self._weights)
             self._unrelated += float(energy @ np.square(self._weights))
