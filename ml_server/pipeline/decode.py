@@ -34,6 +34,9 @@ _WEIGHTS = {"FL": _FRONT, "FR": _FRONT, "FC": _CENTRE, "LFE": 0.0, "LFE2": 0.0}
 # The downmix keeps under this share of what unrelated channels would give only when the
 # channels cancel (see `_Mixer.cancelled`); then the loudest channel is taken alone.
 CANCELLED = 0.2
+# A frame this much later than the samples before it end marks a gap of silence (AAC priming
+# and timestamp rounding move frames by a few milliseconds).
+_MIN_GAP_S = 0.05
 # Channel energy (sum of squared float samples) below which the media is silence, not
 # cancelled: 1 s at 16 kHz of a -60 dBFS signal.
 _AUDIBLE = 16_000 * 1e-6
@@ -114,8 +117,19 @@ def _decode(media_path: Path, max_duration_s: float, mixer: _Mixer) -> Audio:
         # A container's duration is usually right; the buffer grows when it is not.
         expected = int((declared_s or 60.0) * SAMPLE_RATE * 1.01) + SAMPLE_RATE
         buffer = _Buffer(min(expected, max_samples), max_samples)
+        # Times are the media's: the earliest stream starts at 0 (a video's audio may start
+        # later, or pause; captions must follow the picture).
+        origin = container.start_time / 1e6 if container.start_time is not None else None
         try:
             for frame in container.decode(stream):
+                if origin is None:
+                    origin = frame.time or 0.0
+                gap = _missing(frame, origin, buffer.size, declared_s)
+                if gap:
+                    # What the resampler holds came before the gap: out first, then silence.
+                    chunks = [*mixer.flush(), np.zeros(gap, dtype=np.float32)]
+                    if not all(buffer.append(chunk) for chunk in chunks):
+                        raise _too_long(None, max_duration_s)
                 for chunk in mixer.mix(frame):
                     if not buffer.append(chunk):
                         raise _too_long(None, max_duration_s)
@@ -200,6 +214,20 @@ class _Mixer:
             self._channels += float(energy @ self._weights)
             self._unrelated += float(energy @ np.square(self._weights))
         return mono
+
+
+def _missing(frame: av.AudioFrame, origin: float, have: int, declared_s: float | None) -> int:
+    """Samples of silence the frame's timestamp says are missing before it: the audio of a
+    video that starts after the picture, or a stretch the recorder dropped. Shifts under
+    _MIN_GAP_S (AAC priming, rounding) are not gaps; a timestamp past the media's declared end
+    is broken, not a gap (it would fill the job's duration limit with silence)."""
+    if frame.time is None:
+        return 0
+    at = frame.time - origin
+    if declared_s is not None and at > declared_s:
+        return 0
+    gap = round(at * SAMPLE_RATE) - have
+    return gap if gap >= _MIN_GAP_S * SAMPLE_RATE else 0
 
 
 def _too_long(duration_s: float | None, limit_s: float) -> StageError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,58 @@ def test_reverse_phase_speech_is_transcribed(models: Models, tmp_path: Path) -> 
     result = run_pipeline(path, options=PipelineOptions(), models=models)
     words = [w for s in result.segments for w in s.words]
     assert len(words) >= 10, [s.text for s in result.segments]
+
+
+def test_audio_that_starts_after_the_picture_keeps_its_place(tmp_path: Path) -> None:
+    """Times are the media's: in a video whose audio starts 2.5 s in, speech heard at 0.0 s
+    would put every caption 2.5 s early."""
+    import subprocess
+
+    media = dialogue("wav")
+    late = tmp_path / "late.mp4"
+    video = ["-f", "lavfi", "-i", f"color=c=navy:s=160x120:r=10:d={media.duration + 3:.2f}"]
+    audio = ["-itsoffset", "2.5", "-i", str(media.path), "-map", "0:v", "-map", "1:a"]
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"]
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *video, *audio, *codecs, str(late)],
+        check=True,
+    )
+    plain = decode(media.path, max_duration_s=600)
+    shifted = decode(late, max_duration_s=600)
+
+    def first_sound(pcm: np.ndarray) -> float:
+        return float(np.flatnonzero(np.abs(pcm) > 300)[0]) / 16_000
+
+    assert abs(first_sound(shifted.pcm) - first_sound(plain.pcm) - 2.5) < 0.06
+    assert abs(shifted.duration - plain.duration - 2.5) < 0.1
+
+
+def test_a_gap_in_the_audio_is_silence_in_its_place(tmp_path: Path) -> None:
+    """A recorder that dropped a second of audio: what follows stays at its time."""
+    import av
+
+    path = tmp_path / "gap.mkv"
+    t = np.arange(16_000) / 16_000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=16_000, layout="mono")
+        for second in (0, 2):  # nothing for 1.0–2.0 s
+            for k in range(0, 16_000, 1_600):
+                frame = av.AudioFrame.from_ndarray(
+                    tone[None, k : k + 1_600], format="s16", layout="mono"
+                )
+                frame.sample_rate = 16_000
+                frame.pts = second * 16_000 + k
+                frame.time_base = Fraction(1, 16_000)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    audio = decode(path, max_duration_s=60)
+    assert abs(audio.duration - 3.0) < 0.02
+    rms = np.sqrt(np.square(audio.window()[:48_000].reshape(-1, 400)).mean(axis=1))  # 25 ms
+    assert (rms[3:37] > 0.3).all() and (rms[83:117] > 0.3).all()  # the tone, at 0 s and 2 s
+    assert (rms[43:77] < 0.01).all()  # the dropped second, silent
 
 
 def test_not_media_is_unsupported() -> None:
