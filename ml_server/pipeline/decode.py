@@ -20,6 +20,7 @@ import numpy.typing as npt
 from ecg_protocol import ErrorCode, Stage
 from ml_server.pipeline.data import SAMPLE_RATE, Audio, FloatArray, PcmArray, to_pcm
 from ml_server.pipeline.errors import StageError
+from ml_server.pipeline.level import peak_dbfs
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,12 @@ _WEIGHTS = {"FL": _FRONT, "FR": _FRONT, "FC": _CENTRE, "LFE": 0.0, "LFE2": 0.0}
 # The downmix keeps under this share of what unrelated channels would give only when the
 # channels cancel (see `_Mixer.cancelled`); then the loudest channel is taken alone.
 CANCELLED = 0.2
+# An audio stream whose peak is under this is silent (an unconnected input, an empty track):
+# 1 in 32 768 is -90 dBFS, so this is 30 dB above the last bit.
+SILENT_PEAK_DBFS = -60.0
+# Streams tried for one with sound: professional cameras record up to 8 tracks; a crafted
+# file with hundreds of silent ones must not cost hundreds of decodes.
+MAX_STREAMS_TRIED = 8
 # A frame this much later than the samples before it end marks a gap of silence (AAC priming
 # and timestamp rounding move frames by a few milliseconds).
 _MIN_GAP_S = 0.05
@@ -88,20 +95,38 @@ class _Buffer:
 def decode(media_path: Path, *, max_duration_s: float) -> Audio:
     """Decode the first audio stream of `media_path` to 16 kHz mono 16-bit PCM.
 
-    When the channels cancel in the downmix (one of a stereo pair wired in reverse phase: the
-    mono mix is near silence though each channel is loud), the media is decoded once more
-    from its loudest channel alone.
+    When that stream is silent and the media has others (a camera's unconnected first input,
+    a recorder's empty first track), the first one with sound is taken instead (of the
+    first MAX_STREAMS_TRIED). When the
+    channels cancel in the downmix (one of a stereo pair wired in reverse phase: the mono mix
+    is near silence though each channel is loud), the stream is decoded once more from its
+    loudest channel alone.
     """
+    n = 0
+    while True:
+        audio, streams = _stream(media_path, max_duration_s, n)
+        if n + 1 >= min(streams, MAX_STREAMS_TRIED) or peak_dbfs(audio) > SILENT_PEAK_DBFS:
+            return audio
+        del audio  # never two copies of the media at once
+        logger.warning("%s: audio stream %d is silent; trying the next", media_path.name, n)
+        n += 1
+
+
+def _stream(media_path: Path, max_duration_s: float, n: int) -> tuple[Audio, int]:
+    """Audio stream `n` (of how many there are), its channels undone if they cancel."""
     mixer = _Mixer()
-    audio = _decode(media_path, max_duration_s, mixer)
+    audio, streams = _decode(media_path, max_duration_s, mixer, n)
     if not mixer.cancelled():
-        return audio
-    del audio  # never two copies of the media at once
+        return audio, streams
+    del audio
     logger.warning("%s: the channels cancel in the downmix; using the loudest", media_path.name)
-    return _decode(media_path, max_duration_s, _Mixer(loudest=mixer.loudest()))
+    return _decode(media_path, max_duration_s, _Mixer(loudest=mixer.loudest()), n)
 
 
-def _decode(media_path: Path, max_duration_s: float, mixer: _Mixer) -> Audio:
+def _decode(
+    media_path: Path, max_duration_s: float, mixer: _Mixer, n: int = 0
+) -> tuple[Audio, int]:
+    """Audio stream `n` of the media, mixed by `mixer`, and the number of audio streams."""
     try:
         container = av.open(str(media_path), mode="r", metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -109,7 +134,8 @@ def _decode(media_path: Path, max_duration_s: float, mixer: _Mixer) -> Audio:
     with container:
         if not container.streams.audio:
             raise StageError(Stage.DECODE, ErrorCode.NO_AUDIO_TRACK, "the media has no audio")
-        stream = container.streams.audio[0]
+        streams = len(container.streams.audio)
+        stream = container.streams.audio[n]
         declared_s = container.duration / 1e6 if container.duration is not None else None
         if declared_s is not None and declared_s > max_duration_s:
             raise _too_long(declared_s, max_duration_s)
@@ -143,7 +169,7 @@ def _decode(media_path: Path, max_duration_s: float, mixer: _Mixer) -> Audio:
                 ) from exc
             # A damaged tail is common in uploads; keep what decoded.
             logger.warning("decode stopped early after %d samples: %s", buffer.size, exc)
-    return Audio(pcm=buffer.take(), sample_rate=SAMPLE_RATE)  # clipped by `to_pcm`
+    return Audio(pcm=buffer.take(), sample_rate=SAMPLE_RATE), streams  # clipped by `to_pcm`
 
 
 class _Mixer:

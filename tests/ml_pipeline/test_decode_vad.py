@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,6 +31,10 @@ def test_stereo_44k_is_downmixed(tmp_path: Path) -> None:
     audio = decode(_write_stereo(tmp_path / "stereo.wav", left, left), max_duration_s=60)
     assert abs(audio.duration - 1.0) < 0.02
     assert abs(float(np.abs(audio.window()).max()) - 0.5) < 0.02  # averaged, not summed
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
 def _write_stereo(path: Path, left: np.ndarray, right: np.ndarray, rate: int = 44_100) -> Path:
@@ -92,17 +97,12 @@ def test_reverse_phase_speech_is_transcribed(models: Models, tmp_path: Path) -> 
 def test_audio_that_starts_after_the_picture_keeps_its_place(tmp_path: Path) -> None:
     """Times are the media's: in a video whose audio starts 2.5 s in, speech heard at 0.0 s
     would put every caption 2.5 s early."""
-    import subprocess
-
     media = dialogue("wav")
     late = tmp_path / "late.mp4"
     video = ["-f", "lavfi", "-i", f"color=c=navy:s=160x120:r=10:d={media.duration + 3:.2f}"]
     audio = ["-itsoffset", "2.5", "-i", str(media.path), "-map", "0:v", "-map", "1:a"]
     codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"]
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *video, *audio, *codecs, str(late)],
-        check=True,
-    )
+    _ffmpeg(*video, *audio, *codecs, str(late))
     plain = decode(media.path, max_duration_s=600)
     shifted = decode(late, max_duration_s=600)
 
@@ -139,6 +139,21 @@ def test_a_gap_in_the_audio_is_silence_in_its_place(tmp_path: Path) -> None:
     rms = np.sqrt(np.square(audio.window()[:48_000].reshape(-1, 400)).mean(axis=1))  # 25 ms
     assert (rms[3:37] > 0.3).all() and (rms[83:117] > 0.3).all()  # the tone, at 0 s and 2 s
     assert (rms[43:77] < 0.01).all()  # the dropped second, silent
+
+
+def test_a_silent_first_track_gives_way_to_one_with_sound(tmp_path: Path) -> None:
+    """A camera's unconnected first input (or a recorder's empty first track), the microphone
+    on the second: the first audio stream with sound is analysed."""
+    media = dialogue("wav")
+    tracks = tmp_path / "tracks.mp4"
+    video = ["-f", "lavfi", "-i", f"color=c=navy:s=160x120:r=10:d={media.duration:.2f}"]
+    silent = ["-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-i", str(media.path)]
+    maps = ["-map", "0:v", "-map", "1:a", "-map", "2:a", "-t", f"{media.duration:.2f}"]
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
+    _ffmpeg(*video, *silent, *maps, *codecs, str(tracks))
+    audio = decode(tracks, max_duration_s=600)
+    assert float(np.abs(audio.window()).max()) > 0.1
+    assert abs(audio.duration - media.duration) < 0.1
 
 
 def test_not_media_is_unsupported() -> None:
