@@ -96,11 +96,10 @@ def decode(media_path: Path, *, max_duration_s: float) -> Audio:
     """Decode the first audio stream of `media_path` to 16 kHz mono 16-bit PCM.
 
     When that stream is silent and the media has others (a camera's unconnected first input,
-    a recorder's empty first track), the first one with sound is taken instead (of the
-    first MAX_STREAMS_TRIED). When the
-    channels cancel in the downmix (one of a stereo pair wired in reverse phase: the mono mix
-    is near silence though each channel is loud), the stream is decoded once more from its
-    loudest channel alone.
+    a recorder's empty first track), the first one with sound is taken instead (of the first
+    MAX_STREAMS_TRIED). When the channels cancel in the downmix (one of a stereo pair wired
+    in reverse phase: the mono mix is near silence though each channel is loud), the stream
+    is decoded once more from its loudest channel alone.
     """
     n = 0
     while True:
@@ -123,9 +122,7 @@ def _stream(media_path: Path, max_duration_s: float, n: int) -> tuple[Audio, int
     return _decode(media_path, max_duration_s, _Mixer(loudest=mixer.loudest()), n)
 
 
-def _decode(
-    media_path: Path, max_duration_s: float, mixer: _Mixer, n: int = 0
-) -> tuple[Audio, int]:
+def _decode(media_path: Path, max_duration_s: float, mixer: _Mixer, n: int) -> tuple[Audio, int]:
     """Audio stream `n` of the media, mixed by `mixer`, and the number of audio streams."""
     try:
         container = av.open(str(media_path), mode="r", metadata_errors="ignore")

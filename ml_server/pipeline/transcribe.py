@@ -18,6 +18,7 @@ faster-whisper) and times are mapped back; on GPU the regions become the batched
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -273,16 +274,13 @@ def in_time_order(segments: Sequence[AsrSegment]) -> list[AsrSegment]:
     the result's monotonic word times pushed the Japanese words to the end, with no length.
     """
     keyed = sorted(
-        ((w.start, n, w) for n, seg in enumerate(segments) for w in seg.words),
-        key=lambda item: (item[0], item[1]),
+        ((n, w) for n, seg in enumerate(segments) for w in seg.words),
+        key=lambda item: (item[1].start, item[0]),
     )
-    runs: list[tuple[int, list[AsrWord]]] = []
-    for _, n, w in keyed:
-        if runs and runs[-1][0] == n:
-            runs[-1][1].append(w)
-        else:
-            runs.append((n, [w]))
-    out = [_piece(segments[n], words) for n, words in runs]
+    out = [
+        _piece(segments[n], [w for _, w in run])
+        for n, run in itertools.groupby(keyed, key=lambda item: item[0])
+    ]
     out += [seg for seg in segments if not seg.words]
     return sorted(out, key=lambda seg: seg.start)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 
-from ml_server.pipeline.data import AsrWord, Transcript
+from ml_server.pipeline.data import AsrSegment, AsrWord, Transcript
 
 # Starts closer than this are one instant (times are rounded to the millisecond).
 _SAME_START_S = 0.001
@@ -31,24 +31,23 @@ FALLBACK_S_PER_CHAR = 0.07
 
 
 def spread(transcript: Transcript, duration: float) -> Transcript:
-    """`transcript` with every word given a length where there is room for one."""
-    words = transcript.words
-    spans = word_spans(words, duration)
-    if spans == [(w.start, w.end) for w in words]:
+    """`transcript` with every word given a length where there is room for one (itself when
+    every word has one)."""
+    it = iter(word_spans(transcript.words, duration))
+    segments = tuple(_respanned(seg, [next(it) for _ in seg.words]) for seg in transcript.segments)
+    if all(new is old for new, old in zip(segments, transcript.segments, strict=True)):
         return transcript
-    it = iter(spans)
-    segments = []
-    for seg in transcript.segments:
-        mine = [next(it) for _ in seg.words]
-        if mine == [(w.start, w.end) for w in seg.words]:
-            segments.append(seg)
-            continue
-        new = tuple(
-            dataclasses.replace(w, start=a, end=b)
-            for w, (a, b) in zip(seg.words, mine, strict=True)
-        )
-        segments.append(dataclasses.replace(seg, end=max(seg.end, new[-1].end), words=new))
-    return dataclasses.replace(transcript, segments=tuple(segments))
+    return dataclasses.replace(transcript, segments=segments)
+
+
+def _respanned(seg: AsrSegment, spans: list[tuple[float, float]]) -> AsrSegment:
+    """`seg` with its words at `spans` (itself when none moved)."""
+    if spans == [(w.start, w.end) for w in seg.words]:
+        return seg
+    words = tuple(
+        dataclasses.replace(w, start=a, end=b) for w, (a, b) in zip(seg.words, spans, strict=True)
+    )
+    return dataclasses.replace(seg, end=max(seg.end, words[-1].end), words=words)
 
 
 def word_spans(words: list[AsrWord], duration: float) -> list[tuple[float, float]]:
