@@ -7,6 +7,7 @@ parsing HTTP.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -71,20 +72,28 @@ class MLJobState:
 
 @dataclass(frozen=True, slots=True)
 class MLHealthAnswer:
-    """What `GET /health` answered: `health` is set only for a 200 that is an `MLServerHealth`."""
+    """What `GET /health` answered. A 200 is healthy whatever its body (the guide's own check is
+    `response.status == 200`, and its server answers "ML Server is running"); `health` is set
+    only when that 200 is our richer `MLServerHealth`, which adds languages and queue depth."""
 
     http_status: int
     health: MLServerHealth | None
     error: ErrorBody | None  # a non-200 in the protocol's error shape
     text: str  # the body's start, for an answer in neither shape
-    protocol_error: str | None = None  # a 200 whose body broke the protocol, and how
+    message: str | None = None  # a guide-style 200's own words (a JSON string or `message`)
+
+    @property
+    def healthy(self) -> bool:
+        return self.http_status == 200
 
     @property
     def detail(self) -> str:
         """The server's own words: its health message, its error detail, or its raw text."""
         if self.health is not None:
             return self.health.message
-        return self.error.detail if self.error is not None else self.text
+        if self.error is not None:
+            return self.error.detail
+        return self.message if self.message is not None else self.text
 
 
 def process_message_id(job_id: UUID | str, redispatch_count: int) -> str:
@@ -268,8 +277,9 @@ class MLClient:
 
 
 def read_health(http_status: int, body: bytes) -> MLHealthAnswer:
-    """Read a `/health` answer through the protocol's models: `MLServerHealth` for a 200,
-    `ErrorBody` for anything else; a 200 that is no `MLServerHealth` is a protocol error."""
+    """Read a `/health` answer: any 200 is healthy (a guide-era ML server's plain answer
+    included), and one that is an `MLServerHealth` also brings its extras; anything else is
+    read as the protocol's `ErrorBody` where it is one."""
     text = body[:500].decode("utf-8", "replace")
     if http_status != 200:
         try:
@@ -278,17 +288,27 @@ def read_health(http_status: int, body: bytes) -> MLHealthAnswer:
             error = None
         return MLHealthAnswer(http_status=http_status, health=None, error=error, text=text)
     try:
-        health = MLServerHealth.model_validate_json(body)
-    except ValidationError as exc:
-        return MLHealthAnswer(
-            http_status=http_status,
-            health=None,
-            error=None,
-            text=text,
-            protocol_error="protocol error: the ML server's /health answered no MLServerHealth: "
-            + _short(str(exc)),
-        )
-    return MLHealthAnswer(http_status=http_status, health=health, error=None, text=text)
+        health: MLServerHealth | None = MLServerHealth.model_validate_json(body)
+    except ValidationError:
+        health = None
+    return MLHealthAnswer(
+        http_status=http_status, health=health, error=None, text=text, message=_said(body)
+    )
+
+
+def _said(body: bytes) -> str | None:
+    """A plain health answer's words: a JSON string, or an object's `message` or `status`."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(doc, str):
+        return doc
+    if isinstance(doc, dict):
+        for key in ("message", "status"):
+            if isinstance(doc.get(key), str):
+                return str(doc[key])
+    return None
 
 
 def _accepted(response: httpx.Response, *, job_id: str) -> ProcessAccepted | None:
