@@ -23,10 +23,15 @@ from tests.support.results import caption_result
 MEDIA = ("talk.mp4", b"\x00" * 200_000, "video/mp4")
 
 
+# A loaded 2-core machine can take tens of seconds to dispatch and store a job; the call's wait
+# and the test's must both outlast that, or a slow run reads as "still processing" (504).
+WAIT_S = 180.0
+
+
 @pytest.fixture
 async def api(db_url: str, tmp_path: Path, fake_ml: FakeMLServer) -> AsyncIterator[Backend]:
     settings = make_settings(
-        tmp_path, db_url, model_server_url=fake_ml.url, jwt_secret=None, sync_wait_timeout_s=20
+        tmp_path, db_url, model_server_url=fake_ml.url, jwt_secret=None, sync_wait_timeout_s=WAIT_S
     )
     async for b in open_backend(settings):
         yield b
@@ -39,7 +44,7 @@ def client_for(backend: Backend) -> openai.AsyncOpenAI:
     )
 
 
-async def _dispatched(fake: FakeMLServer, n: int, timeout_s: float = 15.0) -> list[str]:
+async def _dispatched(fake: FakeMLServer, n: int, timeout_s: float = WAIT_S / 2) -> list[str]:
     """Job ids the fake ML server accepted, once it has `n` of them."""
     deadline = time.monotonic() + timeout_s
     while len(fake.accepted) < n:
