@@ -23,6 +23,7 @@ from app.api.routes import (
     health,
     jobs,
     openai,
+    openai_models,
     process,
     speakers,
     status,
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs.router,
         storage.router,
         openai.router,
+        openai_models.router,
         speakers.router,
         health.ops_router,
     ):

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.openai_errors import is_openai_path, reshape
+
 REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
 
 
@@ -50,7 +52,7 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _send_413(send, limit)
+            await _send_413(send, limit, scope["path"])
             return
         received = 0
 
@@ -74,8 +76,11 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps(too_large_body(limit)).encode()
+async def _send_413(send: Send, limit: int, path: str) -> None:
+    content = too_large_body(limit)
+    if is_openai_path(path):
+        content = reshape(413, content)
+    body = json.dumps(content).encode()
     await send(
         {
             "type": "http.response.start",

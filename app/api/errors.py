@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.body_limit import BodyTooLarge, too_large_body
+from app.api.openai_errors import is_openai_path, openai_error_body, openai_status, reshape
 from app.services.errors import AnalysisFailed, DomainError, RateLimited, StillProcessing
 
 logger = logging.getLogger(__name__)
@@ -99,11 +101,12 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def openai_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for the `/v1` routes: these refusals and 422, in OpenAI's shape."""
-    descriptions = {**_DESCRIPTIONS, 422: "request validation failed"}
+    """`responses=` for the `/v1` routes: these refusals in OpenAI's shape and statuses (a
+    validation error or an unsupported file is a 400 there)."""
+    answered = sorted({openai_status(status) for status in (*statuses, 422)})
     return {
-        status: {"model": OpenAIErrorBody, "description": descriptions[status]}
-        for status in (*statuses, 422)
+        status: {"model": OpenAIErrorBody, "description": _DESCRIPTIONS[status]}
+        for status in answered
     }
 
 
@@ -130,27 +133,22 @@ def validation_response(
     return JSONResponse(status_code=422, content=body)
 
 
-OPENAI_PREFIX = "/v1/"  # the OpenAI-compatible routes answer errors in OpenAI's shape
-
-
-def _openai_error(code: str, message: str, extra: dict[str, Any]) -> dict[str, Any]:
-    """OpenAI's `{"error": {"message", "type", "param", "code"}}`, our extras beside them."""
-    return {
-        "error": {
-            "message": message,
-            "type": code.lower(),
-            "param": None,
-            "code": extra.get("error_code") or code,
-            **extra,
-        }
-    }
+def _answer(
+    request: Request,
+    status_code: int,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Our error body, or on the `/v1` routes OpenAI's shape and status."""
+    if is_openai_path(request.url.path):
+        body = reshape(status_code, body)
+        status_code = openai_status(status_code)
+    return JSONResponse(status_code=status_code, content=body, headers=headers)
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     body: dict[str, Any] = {"error": exc.code, "detail": exc.message, **exc.extra}
-    if request.url.path.startswith(OPENAI_PREFIX):
-        body = _openai_error(exc.code, exc.message, exc.extra)
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after_s)
@@ -162,16 +160,19 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         # OpenAI's clients retry 5xx by re-sending the file, which would start a second job;
         # this header (which they honour) says a retry cannot help.
         headers["x-should-retry"] = "false"
-    return JSONResponse(status_code=exc.status_code, content=body, headers=headers)
+    return _answer(request, exc.status_code, body, headers)
 
 
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    if request.url.path.startswith(OPENAI_PREFIX):
+    if is_openai_path(request.url.path):
+        # OpenAI answers 400 naming the parameter (`param`) for a value out of its schema.
         detail = clean_errors(exc.errors())
         message = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in detail)
-        body = _openai_error("VALIDATION_ERROR", message, {"detail": detail})
-        return JSONResponse(status_code=422, content=body)
+        locs = [d["loc"] for d in detail]
+        param = str(locs[0][-1]) if locs and len(locs[0]) > 1 else None
+        body = openai_error_body(422, "VALIDATION_ERROR", message, param=param, detail=detail)
+        return JSONResponse(status_code=openai_status(422), content=body)
     return validation_response(exc.errors())
 
 
@@ -184,26 +185,30 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, BodyTooLarge):
         # The rest of the body is still on the wire: this connection cannot serve another.
-        return JSONResponse(
-            status_code=413, content=too_large_body(exc.limit), headers={"Connection": "close"}
-        )
+        return _answer(request, 413, too_large_body(exc.limit), {"Connection": "close"})
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return JSONResponse(
-        status_code=exc.status_code,
-        content={"error": "HTTP_ERROR", "detail": detail},
-        headers=dict(exc.headers or {}),
+    return _answer(
+        request,
+        exc.status_code,
+        {"error": _status_code_name(exc.status_code), "detail": detail},
+        dict(exc.headers or {}),
     )
 
 
-def _unavailable(detail: str) -> JSONResponse:
-    return JSONResponse(
-        status_code=503,
-        content={
-            "error": "DATABASE_UNAVAILABLE",
-            "detail": detail,
-            "retry_after": DB_RETRY_AFTER_S,
-        },
-        headers={"Retry-After": str(DB_RETRY_AFTER_S)},
+def _status_code_name(status_code: int) -> str:
+    """A stable code for a plain HTTP refusal: NOT_FOUND, METHOD_NOT_ALLOWED, …"""
+    try:
+        return HTTPStatus(status_code).name
+    except ValueError:
+        return f"HTTP_{status_code}"
+
+
+def _unavailable(request: Request, detail: str) -> JSONResponse:
+    return _answer(
+        request,
+        503,
+        {"error": "DATABASE_UNAVAILABLE", "detail": detail, "retry_after": DB_RETRY_AFTER_S},
+        {"Retry-After": str(DB_RETRY_AFTER_S)},
     )
 
 
@@ -213,13 +218,13 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         # Two requests raced on a unique key: the caller may simply retry.
         logger.warning("conflict on %s %s: %s", request.method, request.url.path, exc.orig)
         body = {"error": "CONFLICT", "detail": "the request conflicts with a concurrent one"}
-        return JSONResponse(status_code=409, content=body)
+        return _answer(request, 409, body)
     if isinstance(exc, DataError):
         logger.warning(
             "database refused a value on %s %s: %s", request.method, request.url.path, exc.orig
         )
         body = {"error": "INVALID_INPUT", "detail": "a value is not acceptable to the database"}
-        return JSONResponse(status_code=400, content=body)
+        return _answer(request, 400, body)
     if isinstance(exc, SAOperationalError | DisconnectionError | PoolTimeoutError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     ):
@@ -227,19 +232,18 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         # Not an outage by type (ProgrammingError, InternalError…): keep the traceback.
         logger.exception("database error on %s %s", request.method, request.url.path)
-    return _unavailable("the database is unavailable; retry shortly")
+    return _unavailable(request, "the database is unavailable; retry shortly")
 
 
 async def _connection_error(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("connection failure on %s %s: %s", request.method, request.url.path, exc)
-    return _unavailable("a backing service is unreachable; retry shortly")
+    return _unavailable(request, "a backing service is unreachable; retry shortly")
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(
-        status_code=500, content={"error": "INTERNAL_ERROR", "detail": "internal server error"}
-    )
+    body = {"error": "INTERNAL_ERROR", "detail": "internal server error"}
+    return _answer(request, 500, body)
 
 
 def install_error_handlers(app: FastAPI) -> None:

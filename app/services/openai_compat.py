@@ -138,3 +138,20 @@ def transcription_body(
         return _text(result.segments) + "\n"
     # OpenAI's captions carry no speaker names; ours ask for them with the export endpoint.
     return render(result, fmt, CaptionOptions(speaker_labels=False))
+
+
+def sse(data: dict[str, Any]) -> bytes:
+    """One server-sent event carrying `data` as JSON."""
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def stream_events(result: AnalysisResult) -> list[dict[str, Any]]:
+    """OpenAI's transcription stream: a `transcript.text.delta` per segment, then one
+    `transcript.text.done` whose text is the deltas joined."""
+    texts = [s.text.strip() for s in result.segments if s.text.strip()]
+    events: list[dict[str, Any]] = [
+        {"type": "transcript.text.delta", "delta": text if n == 0 else " " + text}
+        for n, text in enumerate(texts)
+    ]
+    events.append({"type": "transcript.text.done", "text": " ".join(texts)})
+    return events

@@ -11,7 +11,7 @@ The messages, and who builds / who reads each:
 | `GET /jobs/{id}` | ML: `JobRecord` | backend `parse_job_state`: `JobRecord` |
 | `DELETE /jobs/{id}` | ML: `CancelAccepted` / `ErrorBody` | backend `MLClient.cancel`: the same |
 | `GET /health` | ML: `MLServerHealth` | backend `read_health`, `ecg up`: `MLServerHealth` |
-| `GET /languages` | ML: `MLServerLanguages` | (no reader in this repository) |
+| `GET /languages` | ML: `MLServerLanguages` | backend `served_models`: `MLServerLanguages` |
 
 The backend's answer to a callback is read by the ML server only for its status code and its
 `Retry-After` header (`ecg_protocol.retry_after_s`), never for its body.
@@ -36,6 +36,7 @@ BACKEND_WIRE_MODULES = (
     "app/api/routes/health.py",
     "app/api/routes/jobs.py",
     "app/api/routes/webhook.py",
+    "app/services/model_list.py",
     "ecg_cli/up.py",
 )
 

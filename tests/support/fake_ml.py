@@ -25,8 +25,10 @@ from fastapi.responses import JSONResponse
 
 from ecg_protocol import (
     CancelAccepted,
+    LanguageName,
     MLJobStatus,
     MLServerHealth,
+    MLServerLanguages,
     ProcessAccepted,
     ProcessRequest,
     SignatureError,
@@ -236,6 +238,17 @@ class FakeMLServer:
                 workers=1,
                 version="fake",
                 languages=["en", "de"],
+            )
+
+        @app.get("/languages")
+        async def languages() -> MLServerLanguages:
+            return MLServerLanguages(
+                asr_model="bundled:base",
+                english_model="/srv/models/tiny.en",
+                languages=[
+                    LanguageName(code="en", name="english"),
+                    LanguageName(code="de", name="german"),
+                ],
             )
 
         @app.post("/process")

@@ -9,22 +9,36 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Header, Response, UploadFile
+from fastapi.responses import StreamingResponse
 
 from app.api.deps import AppContext, ContextDep, JobsDep, RateLimitProcess, SettingsDep
 from app.api.errors import openai_error_responses
+from app.api.openai_errors import openai_error_body
 from app.core.config import Settings
+from app.models.job import Job
 from app.services.auth import ANONYMOUS, authenticate
 from app.services.client_webhooks import check_webhook_url
-from app.services.errors import AnalysisFailed, FileTooLarge, MediaRejected, StillProcessing
+from app.services.errors import (
+    AnalysisFailed,
+    DomainError,
+    FileTooLarge,
+    InvalidInput,
+    MediaRejected,
+    StillProcessing,
+)
 from app.services.job_service import JobService
 from app.services.openai_compat import (
     MEDIA_TYPES,
     ResponseFormat,
     Task,
+    sse,
+    stream_events,
     transcription_body,
     wait_for_final,
 )
@@ -101,6 +115,22 @@ async def _transcribe(
     job = await wait_for_final(
         ctx.session_factory, job_id=job_id, owner=user, timeout_s=ctx.settings.sync_wait_timeout_s
     )
+    body = transcription_body(
+        _outcome(job, job_id),
+        response_format,
+        task=task,
+        granularities=granularities,
+    )
+    logger.info("one-call %s job_id=%s format=%s", task, job_id, response_format)
+    return Response(
+        content=body.encode("utf-8"),
+        media_type=MEDIA_TYPES[response_format],
+        headers={"X-ECG-Job-Id": str(job_id)},
+    )
+
+
+def _outcome(job: Job | None, job_id: uuid.UUID) -> AnalysisResult:
+    """The final job's result; the domain error that answers the call otherwise."""
     if job is None:
         raise StillProcessing(
             f"job {job_id} is still processing; poll GET /api/upload-video/status/{job_id}",
@@ -113,18 +143,31 @@ async def _transcribe(
             job_id=str(job_id),
             error_code=job.error_code,
         )
-    body = transcription_body(
-        AnalysisResult.model_validate(job.result),
-        response_format,
-        task=task,
-        granularities=granularities,
-    )
-    logger.info("one-call %s job_id=%s format=%s", task, job_id, response_format)
-    return Response(
-        content=body.encode("utf-8"),
-        media_type=MEDIA_TYPES[response_format],
-        headers={"X-ECG-Job-Id": str(job_id)},
-    )
+    return AnalysisResult.model_validate(job.result)
+
+
+# While the job runs, a comment line every so often keeps proxies from closing the stream.
+KEEPALIVE_S = 10.0
+
+
+async def _event_stream(ctx: AppContext, *, job_id: uuid.UUID, user: str) -> AsyncIterator[bytes]:
+    """OpenAI's transcription events once the job is final; an `error` event if it failed."""
+    deadline = time.monotonic() + ctx.settings.sync_wait_timeout_s
+    job = None
+    while job is None and (left := deadline - time.monotonic()) > 0:
+        job = await wait_for_final(
+            ctx.session_factory, job_id=job_id, owner=user, timeout_s=min(KEEPALIVE_S, left)
+        )
+        if job is None:
+            yield b": processing\n\n"
+    try:
+        result = _outcome(job, job_id)
+    except DomainError as exc:
+        yield sse(openai_error_body(exc.status_code, exc.code, exc.message, **exc.extra))
+        return
+    for event in stream_events(result):
+        yield sse(event)
+    logger.info("one-call stream job_id=%s", job_id)
 
 
 async def _store_and_start(
@@ -171,6 +214,10 @@ TemperatureForm = Annotated[float, Form(ge=0.0, le=1.0)]
 WebhookForm = Annotated[
     str | None, Form(max_length=2048, description="also POST job.completed/failed here")
 ]
+StreamForm = Annotated[
+    bool,
+    Form(description="true: server-sent events (transcript.text.delta, transcript.text.done)"),
+]
 ModelForm = Annotated[
     str, Form(max_length=200, description="accepted for compatibility; the server's model runs")
 ]
@@ -194,10 +241,31 @@ async def create_transcription(
     temperature: TemperatureForm = 0.0,
     hotwords: Annotated[str | None, Form(max_length=1000)] = None,
     webhook_url: WebhookForm = None,
+    stream: StreamForm = False,
 ) -> Response:
     """Transcribe an audio or video file in one call (OpenAI's API, plus speakers, loudness,
-    pitch and emotion in verbose_json)."""
+    pitch and emotion in verbose_json); `stream=true` answers OpenAI's server-sent events."""
     options = ProcessOptions(prompt=prompt, hotwords=hotwords, temperature=temperature or None)
+    if stream:
+        if response_format not in ("json", "text"):
+            raise InvalidInput(
+                "stream=true streams text: response_format must be json or text",
+                param="response_format",
+            )
+        job_id = await _store_and_start(
+            ctx=ctx,
+            jobs=jobs,
+            user=user,
+            file=file,
+            language=language,
+            options=options,
+            webhook_url=webhook_url,
+        )
+        return StreamingResponse(
+            _event_stream(ctx, job_id=job_id, user=user),
+            media_type="text/event-stream",
+            headers={"X-ECG-Job-Id": str(job_id), "Cache-Control": "no-cache"},
+        )
     return await _transcribe(
         ctx=ctx,
         jobs=jobs,
@@ -222,8 +290,14 @@ async def create_translation(
     prompt: PromptForm = None,
     response_format: FormatForm = "json",
     temperature: TemperatureForm = 0.0,
+    stream: StreamForm = False,
 ) -> Response:
     """Translate speech into English text in one call (OpenAI's API)."""
+    if stream:
+        # OpenAI's translations do not stream either; refused rather than ignored.
+        raise InvalidInput(
+            "stream=true is offered on /v1/audio/transcriptions only", param="stream"
+        )
     options = ProcessOptions(task="translate", prompt=prompt, temperature=temperature or None)
     return await _transcribe(
         ctx=ctx,
