@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import AppContext
+from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.routes import (
     export,
@@ -139,9 +140,13 @@ def body_limits(settings: Settings) -> Callable[[str], int | None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The backend app for `settings` (default: from the environment)."""
     settings = settings or get_settings()
-    app = FastAPI(title="ECG Backend", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc come from install_docs, with local assets (FastAPI's load a CDN).
+    app = FastAPI(
+        title="ECG Backend", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     install_error_handlers(app)
+    install_docs(app)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
 
     # Order kept from before the split (it is the OpenAPI document's order).
