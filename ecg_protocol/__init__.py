@@ -27,6 +27,7 @@ from ecg_protocol.schemas import (
 from ecg_protocol.signing import (
     SIGNATURE_HEADER,
     SignatureError,
+    StreamingVerifier,
     VerifiedSignature,
     check_headers,
     sign_headers,
@@ -58,6 +59,7 @@ __all__ = [
     "SignatureError",
     "Speaker",
     "Stage",
+    "StreamingVerifier",
     "VerifiedSignature",
     "Word",
     "check_headers",

@@ -403,6 +403,13 @@ class JobService:
             return cast(literal(text, Text), JSONB)
         return type_coerce(literal(text, Text), Text)
 
+    async def webhook_seen(self, *, msg_id: str) -> bool:
+        """Whether a callback with this webhook-id was applied already."""
+        found = await self.session.execute(
+            select(WebhookEvent.msg_id).where(WebhookEvent.msg_id == msg_id)
+        )
+        return found.first() is not None
+
     async def apply_callback(
         self,
         *,

@@ -1,16 +1,21 @@
 """Callback ingestion (docs/protocol.md, *Callbacks*): verify raw bytes, parse once, apply
 forward-only.
 
-The signature headers are checked before the body is read (`check_callback_headers`), the body
-is verified before it is parsed, then validated exactly once with `model_validate_json` on the
-raw bytes (a 3 MB result is parsed a single time).
+What the headers alone can refuse is refused before a byte of the body is read
+(`start_verification`: unsigned, stale, malformed signature; `seen_before`: a webhook-id already
+applied). The body is then verified while it streams (`read_verified`): the HMAC is computed
+chunk by chunk and the bytes wait on disk past `SPOOL_IN_MEMORY_BYTES`, so a forged body costs
+the backend no memory whatever its size. Only a verified body is parsed, exactly once, with
+`model_validate_json` on the raw bytes (a 3 MB result is parsed a single time).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Mapping
+import tempfile
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,9 +30,9 @@ from ecg_protocol import (
     CallbackPayload,
     JobStatus,
     SignatureError,
-    check_headers,
-    verify_signature,
+    StreamingVerifier,
 )
+from ecg_protocol.signing import ID_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,9 @@ _NODE_AGENTS = ("node", "node-fetch", "undici", "axios")
 # Only a body this small is looked at for misuse (a status query is tiny); an unsigned request
 # is never read further than this.
 MISUSE_PEEK_BYTES = 4096
+# An unverified body is held in memory up to this size, then waits on disk until its signature
+# is settled: ten parallel forged 60 MB posts cost about ten times this, not 600 MB.
+SPOOL_IN_MEMORY_BYTES = 1024 * 1024
 
 
 def looks_like_misuse(body: bytes | None, user_agent: str | None) -> bool:
@@ -66,11 +74,13 @@ def misuse_error() -> WebhookMisuse:
     )
 
 
-def check_callback_headers(headers: Mapping[str, str], settings: Settings) -> None:
-    """Refuse (401) what the headers alone show to be unsigned, stale or legacy-only."""
+def start_verification(headers: Mapping[str, str], settings: Settings) -> StreamingVerifier:
+    """A verifier for the body to come; 401 now for what the headers alone show to be
+    unsigned, stale, malformed or (unless allowed) legacy-only."""
     try:
-        check_headers(
+        return StreamingVerifier(
             headers,
+            settings.signing_secret(),
             tolerance_s=settings.webhook_tolerance_s,
             strict=not settings.webhook_allow_legacy_signature,
         )
@@ -80,16 +90,61 @@ def check_callback_headers(headers: Mapping[str, str], settings: Settings) -> No
         raise InvalidSignature(exc.message, reason=exc.reason) from exc
 
 
+async def seen_before(headers: Mapping[str, str], jobs: JobService) -> bool:
+    """Whether the callback's webhook-id was applied already: a retry or a replay, answered
+    `duplicate` without its body being read (an id names one message, whatever the body)."""
+    msg_id = headers.get(ID_HEADER)
+    if not msg_id or not await jobs.webhook_seen(msg_id=msg_id):
+        return False
+    metrics.record_callback("duplicate")
+    logger.info("callback with a webhook-id already seen, body not read: msg_id=%s", msg_id)
+    return True
+
+
+async def read_verified(
+    chunks: AsyncIterator[bytes], verifier: StreamingVerifier, *, user_agent: str | None
+) -> tuple[str | None, bytes]:
+    """The body's webhook-id and bytes, once its signature is verified while it streams.
+
+    The HMAC is fed chunk by chunk; the bytes stay in memory up to `SPOOL_IN_MEMORY_BYTES`,
+    then wait in a temporary file, and come back into memory only once verified. The size is
+    bounded by the body-limit middleware (WEBHOOK_MAX_BYTES).
+    """
+    with tempfile.SpooledTemporaryFile(
+        max_size=SPOOL_IN_MEMORY_BYTES, prefix="ecg-callback-"
+    ) as spool:
+        async for chunk in chunks:
+            verifier.update(chunk)
+            # One network chunk (≤ 64 KB) into memory or the page cache: too short to hand off.
+            spool.write(chunk)
+        size = spool.tell()
+        try:
+            verified = verifier.verify()
+        except SignatureError as exc:
+            metrics.record_callback("rejected_signature")
+            small = None
+            if size <= MISUSE_PEEK_BYTES:
+                spool.seek(0)
+                small = spool.read()
+            if looks_like_misuse(small, user_agent):
+                raise misuse_error() from exc
+            logger.warning("callback refused: %s (%s)", exc.message, exc.reason)
+            raise InvalidSignature(exc.message, reason=exc.reason) from exc
+        spool.seek(0)
+        body = await asyncio.to_thread(spool.read) if size > SPOOL_IN_MEMORY_BYTES else spool.read()
+        return verified.msg_id, body
+
+
 async def ingest_callback(
     *,
     body: bytes,
-    headers: Mapping[str, str],
-    settings: Settings,
+    msg_id: str | None,
+    user_agent: str | None,
     jobs: JobService,
     cache: StatusCache | None = None,
 ) -> dict[str, Any]:
-    """Verify, parse and apply one callback; the answer body for the ML server."""
-    msg_id, payload = verify_and_parse(body, headers, settings)
+    """Parse and apply one verified callback; the answer body for the ML server."""
+    payload = parse_callback(body, user_agent)
     job_id = parse_job_id(payload.job_id)
     if job_id is None:
         metrics.record_callback("unknown_job")
@@ -122,34 +177,16 @@ async def ingest_callback(
     return {"status": "received", "job_id": str(job_id), "job_status": status.value}
 
 
-def verify_and_parse(
-    body: bytes, headers: Mapping[str, str], settings: Settings
-) -> tuple[str | None, CallbackPayload]:
-    """The callback's webhook-id and payload: the signature verified on the raw bytes, then the
-    body validated once. A frontend that posted here by mistake gets the misuse answer."""
-    user_agent = headers.get("user-agent")
+def parse_callback(body: bytes, user_agent: str | None) -> CallbackPayload:
+    """The verified body validated once; a frontend that posted here by mistake gets the
+    misuse answer."""
     try:
-        verified = verify_signature(
-            body,
-            headers,
-            settings.signing_secret(),
-            tolerance_s=settings.webhook_tolerance_s,
-            strict=not settings.webhook_allow_legacy_signature,
-        )
-    except SignatureError as exc:
-        metrics.record_callback("rejected_signature")
-        if looks_like_misuse(body, user_agent):
-            raise misuse_error() from exc
-        logger.warning("callback refused: %s (%s)", exc.message, exc.reason)
-        raise InvalidSignature(exc.message, reason=exc.reason) from exc
-    try:
-        payload = CallbackPayload.model_validate_json(body)
+        return CallbackPayload.model_validate_json(body)
     except ValidationError:
         metrics.record_callback("invalid")
         if looks_like_misuse(body, user_agent):
             raise misuse_error() from None
         raise
-    return verified.msg_id, payload
 
 
 def _count_final(

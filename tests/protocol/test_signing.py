@@ -9,6 +9,7 @@ import pytest
 
 from ecg_protocol.signing import (
     SignatureError,
+    StreamingVerifier,
     check_headers,
     hex_signature,
     sign_headers,
@@ -53,8 +54,10 @@ def test_rotation_list_accepts_any_matching_signature() -> None:
     ("mutate", "reason"),
     [
         (lambda h, b: (h, b + b" "), "bad_signature"),
-        (lambda h, b: ({**h, "X-Signature-256": "sha256=00"}, b), "bad_signature"),
-        (lambda h, b: ({**h, "webhook-signature": "v1,AAAA"}, b), "bad_signature"),
+        (lambda h, b: ({**h, "X-Signature-256": "sha256=00"}, b), "malformed_signature"),
+        (lambda h, b: ({**h, "X-Signature-256": "sha256=" + "0" * 64}, b), "bad_signature"),
+        (lambda h, b: ({**h, "webhook-signature": "v1,AAAA"}, b), "malformed_signature"),
+        (lambda h, b: ({**h, "webhook-signature": "v1," + "A" * 43 + "="}, b), "bad_signature"),
         (lambda h, b: ({**h, "webhook-timestamp": str(TS - 301)}, b), "stale_timestamp"),
         (lambda h, b: ({**h, "webhook-timestamp": "soon"}, b), "bad_timestamp"),
         (lambda h, b: ({k: v for k, v in h.items() if k != "webhook-id"}, b), "incomplete_headers"),
@@ -122,11 +125,45 @@ def test_check_headers_refuses_without_the_body(headers: dict[str, str], reason:
 
 
 def test_check_headers_passes_what_only_the_body_can_settle() -> None:
-    # A fresh, complete set: whether the signature matches needs the body.
+    # A fresh, complete, well-formed set: whether the signature matches needs the body.
     check_headers(
-        {"webhook-id": "m", "webhook-timestamp": str(TS), "webhook-signature": "v1,x"}, now=TS
+        {"webhook-id": "m", "webhook-timestamp": str(TS), "webhook-signature": STD}, now=TS
     )
     check_headers({"X-Signature-256": HEX}, strict=False)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"webhook-id": "m", "webhook-timestamp": str(TS), "webhook-signature": "v1,AAAA"},
+        {"webhook-id": "m", "webhook-timestamp": str(TS), "webhook-signature": "v2," + STD[3:]},
+        {"webhook-id": "m", "webhook-timestamp": str(TS), "webhook-signature": "v1,!" + STD[4:]},
+        {"webhook-id": "m", "webhook-timestamp": str(TS), "webhook-signature": STD,
+         "X-Signature-256": "sha256=zz"},
+        {"X-Signature-256": "sha256=" + "0" * 63},
+        {"X-Signature-256": HEX[7:]},
+    ],
+    ids=["short-v1", "unknown-version", "not-base64", "bad-hex-beside", "short-hex", "no-prefix"],
+)  # fmt: skip
+def test_check_headers_refuses_a_malformed_signature(headers: dict[str, str]) -> None:
+    """A signature that cannot be an HMAC-SHA256 is refused before the body is read."""
+    with pytest.raises(SignatureError) as err:
+        check_headers(headers, now=TS, strict=False)
+    assert err.value.reason == "malformed_signature"
+
+
+def test_streaming_verifier_matches_verify_signature() -> None:
+    """Fed in pieces, the verifier reaches the same verdict as on the whole body."""
+    headers = sign_headers(BODY, SECRET, msg_id="msg_1", timestamp=TS)
+    verifier = StreamingVerifier(headers, SECRET, now=TS)
+    for k in range(0, len(BODY), 7):
+        verifier.update(BODY[k : k + 7])
+    assert verifier.verify().msg_id == "msg_1"
+    tampered = StreamingVerifier(headers, SECRET, now=TS)
+    tampered.update(BODY[:-1])
+    with pytest.raises(SignatureError) as err:
+        tampered.verify()
+    assert err.value.reason == "bad_signature"
 
 
 def test_empty_secret_never_verifies() -> None:

@@ -9,12 +9,15 @@ slowloris connections, and a job whose ML server never comes back.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import select
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +68,11 @@ class Target:
             if name in ("VmRSS", "VmHWM"):
                 fields[name] = int(value.split()[0])
         return fields
+
+    def reset_peak(self) -> None:
+        """Start VmHWM over from the current RSS (Linux: `clear_refs` 5), so a peak measured
+        after this is this test's, not an earlier one's."""
+        Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
 
     def log_has_traceback(self) -> bool:
         return "Traceback" in self.proc.log_text()
@@ -138,7 +146,14 @@ def raw_post(
         s.sendall(head.encode() + b"\r\n")
         s.setblocking(False)
         pending = b""
+        ended = False
         while time.monotonic() < deadline:
+            if chunked and sent >= size and not ended:
+                ended = True
+                try:
+                    s.send(b"0\r\n\r\n")  # the last chunk: the body is complete
+                except OSError:
+                    break
             readable, writable, _ = select.select([s], [s] if sent < size else [], [], 1.0)
             if readable:
                 try:
@@ -181,6 +196,76 @@ def test_parallel_60mb_unsigned_callbacks_do_not_grow_memory(target: Target) -> 
     grown_mb = (after["VmHWM"] - before["VmRSS"]) / 1024
     assert grown_mb < 50, f"peak RSS grew {grown_mb:.0f} MB ({before} → {after})"
     assert httpx.get(f"{target.url}/health", timeout=10).status_code == 200
+
+
+def _forged(signature: str, *, msg_id: str | None = None, age_s: int = 0) -> dict[str, str]:
+    """Complete webhook-* headers carrying `signature` (never a valid one)."""
+    return {
+        "webhook-id": msg_id or f"msg_{uuid.uuid4().hex}",
+        "webhook-timestamp": str(int(time.time()) - age_s),
+        "webhook-signature": signature,
+    }
+
+
+def _flood(target: Target, headers_for: Callable[[int], dict[str, str]]) -> list[int | None]:
+    """10 parallel 60 MB posts (half chunked); their statuses. Fails if peak RSS grew 50 MB."""
+    target.reset_peak()
+    before = target.memory_kb()
+
+    def attack(i: int) -> tuple[int | None, int]:
+        return raw_post(
+            target.port, WEBHOOK, headers=headers_for(i), size=60 * MB, chunked=i % 2 == 1
+        )
+
+    with ThreadPoolExecutor(10) as pool:
+        outcomes = list(pool.map(attack, range(10)))
+    after = target.memory_kb()
+    grown_mb = (after["VmHWM"] - before["VmRSS"]) / 1024
+    assert grown_mb < 50, f"peak RSS grew {grown_mb:.0f} MB ({before} → {after}): {outcomes}"
+    return [status for status, _ in outcomes]
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        lambda i: _forged("v1,AAAA"),
+        lambda i: _forged("v1," + base64.b64encode(b"x" * 31).decode()),
+        lambda i: {**sign_headers(b"", SECRET), "X-Signature-256": "sha256=AAAA"},
+    ],
+    ids=["short-v1", "31-byte-digest", "malformed-hex-beside"],
+)
+def test_forged_signature_headers_are_refused_before_the_body(
+    target: Target, forged: Callable[[int], dict[str, str]]
+) -> None:
+    """Issue 23 #1: 10 × 60 MB with `webhook-signature: v1,AAAA` took RSS from 107 to 733 MB
+    (presence was all that was checked before the whole body was read)."""
+    assert _flood(target, forged) == [401] * 10
+
+
+def test_a_well_formed_forged_signature_is_verified_while_streaming(target: Target) -> None:
+    """Issue 23 #1: a signature that can only be settled by the body is checked chunk by chunk;
+    the unverified bytes never pile up in memory."""
+    digest = base64.b64encode(hashlib.sha256(b"forged").digest()).decode()
+    assert _flood(target, lambda i: _forged("v1," + digest)) == [401] * 10
+
+
+def test_a_seen_webhook_id_is_answered_before_the_body(target: Target) -> None:
+    """Issue 23 #1: a webhook-id already applied is a duplicate whatever the body, so the body
+    (here 60 MB, forged) is not read."""
+    job_id = _start_job(target, b"\x00" * 1000)
+    body = json.dumps({"job_id": job_id, "status": "processing", "progress": 10}).encode()
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    first = _callback(target, body, sign_headers(body, SECRET, msg_id=msg_id))
+    assert first.json()["status"] == "received", first.text
+    digest = base64.b64encode(hashlib.sha256(b"forged").digest()).decode()
+    statuses = _flood(target, lambda i: _forged("v1," + digest, msg_id=msg_id))
+    assert statuses == [200] * 10
+    status, sent = raw_post(
+        target.port, WEBHOOK, headers=_forged("v1," + digest, msg_id=msg_id), size=60 * MB,
+        chunked=False,
+    )  # fmt: skip
+    assert status == 200 and sent < 30 * MB, f"{sent / MB:.0f} MB went out before the answer"
+    assert _status(target, job_id)["progress"] == 10
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])

@@ -12,10 +12,12 @@ from app.api.errors import error_responses
 from app.services.errors import InvalidSignature
 from app.services.webhook import (
     MISUSE_PEEK_BYTES,
-    check_callback_headers,
     ingest_callback,
     looks_like_misuse,
     misuse_error,
+    read_verified,
+    seen_before,
+    start_verification,
 )
 
 router = APIRouter(prefix="/api/upload-video", tags=["ml"], responses=error_responses(401, 503))
@@ -26,19 +28,22 @@ async def receive_ml_results(
     request: Request, ctx: ContextDep, jobs: JobsDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """The ML server's signed callback: progress, then the result or the failure."""
+    user_agent = request.headers.get("user-agent")
     try:
-        # Before the body: an unsigned request must not cost its size in memory.
-        check_callback_headers(request.headers, settings)
+        # Before the body: a request that cannot be validly signed must not cost its size.
+        verifier = start_verification(request.headers, settings)
     except InvalidSignature as exc:
-        if looks_like_misuse(await _peek_small_body(request), request.headers.get("user-agent")):
+        if looks_like_misuse(await _peek_small_body(request), user_agent):
             raise misuse_error() from exc
         raise
+    if await seen_before(request.headers, jobs):
+        return {"status": "duplicate"}
     # Bounded by the body-limit middleware (WEBHOOK_MAX_BYTES), on the header or while streaming.
-    body = await request.body()
+    msg_id, body = await read_verified(request.stream(), verifier, user_agent=user_agent)
     return await ingest_callback(
         body=body,
-        headers=request.headers,
-        settings=settings,
+        msg_id=msg_id,
+        user_agent=user_agent,
         jobs=jobs,
         cache=ctx.status.cache,
     )
