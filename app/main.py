@@ -34,7 +34,7 @@ from app.api.routes import (
 )
 from app.core.config import Settings, get_settings
 from app.db.database import create_engine, create_session_factory, run_migrations
-from app.services.client_webhooks import Notifier
+from app.services.client_webhooks import ClientEventSender
 from app.services.dispatch import Dispatcher
 from app.services.rate_limit import ProcessLimiter
 from app.services.status import StatusCache, StatusReader
@@ -55,15 +55,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = build_storage(settings)
     # One pooled client for every call to the ML server; per-call timeouts override this.
     http = httpx.AsyncClient(timeout=httpx.Timeout(settings.ml_api_timeout, connect=10.0))
+    client_events = ClientEventSender(settings=settings, session_factory=session_factory)
     dispatcher = Dispatcher(
-        settings=settings, session_factory=session_factory, http=http, storage=store
+        settings=settings,
+        session_factory=session_factory,
+        http=http,
+        storage=store,
+        on_final=client_events.wake,
     )
     cache = StatusCache(
         ttl_s=settings.status_cache_ttl_s,
         final_ttl_s=settings.status_cache_final_ttl_s,
         max_bytes=settings.status_cache_max_bytes,
     )
-    notifier = Notifier(settings=settings, session_factory=session_factory)
     app.state.ctx = AppContext(
         settings=settings,
         engine=engine,
@@ -75,10 +79,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         process_limiter=ProcessLimiter(
             settings.rate_limit_process, settings.rate_limit_storage_url
         ),
-        notifier=notifier,
+        client_events=client_events,
     )
     await dispatcher.start()
-    await notifier.start()
+    await client_events.start()
     logger.info(
         "backend ready: storage=%s database=%s ml_server=%s",
         store.kind,
@@ -88,7 +92,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await notifier.stop()
+        await client_events.stop()
         await shutdown(dispatcher=dispatcher, http=http, store=store, engine=engine)
 
 

@@ -32,18 +32,6 @@ class JobStatus(StrEnum):
     def is_final(self) -> bool:
         return self in (JobStatus.COMPLETED, JobStatus.FAILED)
 
-    @property
-    def rank(self) -> int:
-        return _STATUS_RANK[self]
-
-
-_STATUS_RANK = {
-    JobStatus.PENDING: 0,
-    JobStatus.PROCESSING: 1,
-    JobStatus.COMPLETED: 2,
-    JobStatus.FAILED: 2,
-}
-
 
 class Stage(StrEnum):
     """Pipeline stages in the order they run; progress callbacks name one of these."""

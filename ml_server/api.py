@@ -33,12 +33,12 @@ from ecg_protocol.signing import (
     TIMESTAMP_HEADER,
     WEBHOOK_SIGNATURE_HEADER,
 )
+from ecg_serving.net import ResolutionError, UrlGuard, URLNotAllowed
 from ml_server import metrics
 from ml_server.config import MLSettings
 from ml_server.errors import error_response
 from ml_server.executor import JobExecutor, QueueUnavailable, publish_stats
 from ml_server.languages import resolve_request, supported_languages
-from ml_server.net import ResolutionError, UrlGuard, URLNotAllowed
 from ml_server.store import JobStore
 
 logger = logging.getLogger(__name__)

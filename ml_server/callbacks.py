@@ -1,11 +1,12 @@
-"""Signed callbacks to the backend (docs/protocol.md, *Callbacks* and *Signing*).
+"""Callbacks: the ML server's signed webhook to the backend (docs/protocol.md, *Callbacks* and
+*Signing*). Not the backend's client events (`app.services.client_webhooks`).
 
-`CallbackSender.deliver` posts one message with retries: exponential backoff with jitter on
-network errors, 5xx and 429 (`Retry-After` honoured), none on other 4xx, a bounded number of
-attempts. Every attempt of one message carries the same `webhook-id` (the receiver dedups on
-it) and a fresh timestamp. `JobNotifier` sends one job's progress in the background, latest value
-wins and never lower than the last, so a slow backend never slows the analysis; the final
-message is sent after it, synchronously.
+`CallbackSender.deliver` posts one message with retries (`ecg_serving.backoff`, exponential with
+jitter) on network errors, 5xx and 429 (`Retry-After` honoured), none on other 4xx, a bounded
+number of attempts. Every attempt of one message carries the same `webhook-id` (the receiver
+dedups on it) and a fresh timestamp. `JobCallbacks` sends one job's progress in the background,
+latest value wins and never lower than the last, so a slow backend never slows the analysis; the
+final message is sent after it, synchronously.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import httpx
 
 from ecg_protocol import AnalysisResult, CallbackPayload, Stage, sign_headers
 from ecg_protocol.errors import retry_after_s
+from ecg_serving.backoff import Backoff
+from ecg_serving.net import ResolutionError, UrlGuard, URLNotAllowed, guarded_client
 from ml_server import metrics
 from ml_server.config import MLSettings
-from ml_server.net import ResolutionError, UrlGuard, URLNotAllowed, guarded_client
 
 logger = logging.getLogger(__name__)
 
@@ -37,26 +38,14 @@ def callback_url(fastapi_base_url: str) -> str:
     return fastapi_base_url.rstrip("/") + RESULT_PATH
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    max_attempts: int
-    base_s: float
-    max_s: float
-    timeout_s: float
-
-    @classmethod
-    def from_settings(cls, settings: MLSettings) -> RetryPolicy:
-        return cls(
-            max_attempts=max(1, settings.ml_callback_max_attempts),
-            base_s=settings.ml_callback_backoff_base_s,
-            max_s=settings.ml_callback_backoff_max_s,
-            timeout_s=settings.ml_callback_timeout_s,
-        )
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Delay after failed attempt `attempt` (1-based): exponential, jittered in [½, 1]."""
-        ceiling = min(self.max_s, self.base_s * 2.0 ** (attempt - 1))
-        return ceiling * (0.5 + rng.random() / 2)
+def callback_backoff(settings: MLSettings) -> Backoff:
+    """The callbacks' retry policy: exponential, jittered, `ML_CALLBACK_*` settings."""
+    return Backoff(
+        max_attempts=max(1, settings.ml_callback_max_attempts),
+        base_s=settings.ml_callback_backoff_base_s,
+        max_s=settings.ml_callback_backoff_max_s,
+        jitter=True,
+    )
 
 
 class CallbackSender:
@@ -72,17 +61,21 @@ class CallbackSender:
         rng: random.Random | None = None,
     ) -> None:
         self._secret = settings.signing_secret()
-        self._policy = RetryPolicy.from_settings(settings)
+        self._backoff = callback_backoff(settings)
+        self._timeout_s = settings.ml_callback_timeout_s
         self._guard = guard or UrlGuard.from_entries(settings.allowed_private_hosts)
-        self._client = client or guarded_client(
-            self._guard, timeout=httpx.Timeout(self._policy.timeout_s)
-        )
+        self._client = client or guarded_client(self._guard, timeout=httpx.Timeout(self._timeout_s))
         self._sleep = sleep
         self._rng = rng or random.Random()
 
     @property
-    def policy(self) -> RetryPolicy:
-        return self._policy
+    def backoff(self) -> Backoff:
+        return self._backoff
+
+    @property
+    def timeout_s(self) -> float:
+        """One POST's time limit (`ML_CALLBACK_TIMEOUT_S`)."""
+        return self._timeout_s
 
     def close(self) -> None:
         self._client.close()
@@ -108,7 +101,7 @@ class CallbackSender:
             logger.warning("callback host check job_id=%s: %s", payload.job_id, exc)
         body = payload.model_dump_json(by_alias=True).encode()
         msg_id = f"msg_{uuid.uuid4().hex}"
-        attempts = max_attempts or self._policy.max_attempts
+        attempts = max_attempts or self._backoff.max_attempts
         for attempt in range(1, attempts + 1):
             delay = self._attempt(url, body, msg_id, payload, attempt)
             if delay is None:
@@ -139,16 +132,14 @@ class CallbackSender:
                 payload.status,
                 exc,
             )
-            return self._policy.backoff(attempt, self._rng)
+            return self._backoff.delay_s(attempt, rng=self._rng)
         code = response.status_code
         if 200 <= code < 300:
             logger.debug("callback delivered job_id=%s status=%s", payload.job_id, payload.status)
             return None
         if code == 429 or code >= 500:
             hinted = retry_after_s(response.headers.get("retry-after"))
-            delay = self._policy.backoff(attempt, self._rng)
-            if hinted is not None:
-                delay = min(max(hinted, 0.0), self._policy.max_s)
+            delay = self._backoff.delay_s(attempt, retry_after_s=hinted, rng=self._rng)
             logger.info(
                 "callback attempt %d got HTTP %d job_id=%s status=%s; retry in %.2fs",
                 attempt,
@@ -169,7 +160,7 @@ class CallbackSender:
         return -1.0
 
 
-class JobNotifier:
+class JobCallbacks:
     """One job's callbacks: background progress (monotonic, coalesced), then one final message."""
 
     def __init__(self, sender: CallbackSender, *, job_id: str, fastapi_base_url: str) -> None:
@@ -220,7 +211,7 @@ class JobNotifier:
             self._sender.deliver(
                 self._base_url,
                 payload,
-                max_attempts=min(PROGRESS_ATTEMPTS, self._sender.policy.max_attempts),
+                max_attempts=min(PROGRESS_ATTEMPTS, self._sender.backoff.max_attempts),
                 should_stop=self._is_closed,
             )
             with self._lock:
@@ -236,7 +227,7 @@ class JobNotifier:
             self._pending = None
             self._wake.notify()
         # A progress post in flight is bounded by the callback timeout; the final one goes after.
-        self._thread.join(timeout=self._sender.policy.timeout_s + 1)
+        self._thread.join(timeout=self._sender.timeout_s + 1)
 
     def completed(self, result: AnalysisResult) -> bool:
         """Send the one `completed` callback; True when the backend accepted it."""

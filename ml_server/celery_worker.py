@@ -42,7 +42,7 @@ from celery import Celery, Task, signals
 from celery.exceptions import Reject, TimeLimitExceeded
 
 from ecg_protocol import ErrorCode, MLJobStatus, ProcessRequest
-from ml_server.callbacks import CallbackSender, JobNotifier
+from ml_server.callbacks import CallbackSender, JobCallbacks
 from ml_server.config import MLSettings, get_ml_settings
 from ml_server.store_redis import RedisJobStore
 
@@ -184,10 +184,10 @@ def bind_runner(settings: MLSettings, store: RedisJobStore) -> tuple[ExecuteFn, 
         )
         if record is None or record.status is not MLJobStatus.FAILED or record.error_code != code:
             return  # unknown, or already final with another outcome: report nothing new
-        notifier = JobNotifier(
+        callbacks = JobCallbacks(
             sender, job_id=request.job_id, fastapi_base_url=request.fastapi_base_url
         )
-        delivered = notifier.failed(code.value, message, record.stage)
+        delivered = callbacks.failed(code.value, message, record.stage)
         store.update(request.job_id, callback_delivered=delivered)
         logger.warning("job %s failed %s (callback delivered: %s)", request.job_id, code, delivered)
 

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 from ecg_protocol import AnalysisResult, ErrorCode, MLJobStatus, ProcessRequest, Stage
+from ecg_serving.net import UrlGuard
 from ml_server import metrics
-from ml_server.callbacks import CallbackSender, JobNotifier
+from ml_server.callbacks import CallbackSender, JobCallbacks
 from ml_server.config import MLSettings
-from ml_server.net import UrlGuard
 from ml_server.pipeline import PipelineOptions, run_pipeline
 from ml_server.pipeline.data import DecodingHints
 from ml_server.pipeline.download import DownloadOptions, download, media_suffix
@@ -163,19 +163,19 @@ def execute_job(
     job_id = request.job_id
     if analyser is None:
         analyser = InProcessAnalyser(models_provider or _cached_models(settings))
-    notifier = JobNotifier(sender, job_id=job_id, fastapi_base_url=request.fastapi_base_url)
+    callbacks = JobCallbacks(sender, job_id=job_id, fastapi_base_url=request.fastapi_base_url)
     started = time.monotonic()
     try:
-        outcome = _work(request, settings, store, notifier, analyser, should_stop)
+        outcome = _work(request, settings, store, callbacks, analyser, should_stop)
     except Abandoned:
-        notifier.close()
+        callbacks.close()
         logger.warning("job abandoned at shutdown job_id=%s", job_id)
         return
     metrics.JOB_SECONDS.observe(time.monotonic() - started)
     if isinstance(outcome, AnalysisResult):
-        delivered = _complete(job_id, outcome, store, notifier, started)
+        delivered = _complete(job_id, outcome, store, callbacks, started)
     else:
-        delivered = _fail(job_id, outcome, store, notifier)
+        delivered = _fail(job_id, outcome, store, callbacks)
     store.update(job_id, callback_delivered=delivered)
     if not delivered:
         logger.warning("final callback undelivered; result kept at GET /jobs/%s", job_id)
@@ -193,7 +193,7 @@ def _cached_models(settings: MLSettings) -> ModelsProvider:
 
 
 def _complete(
-    job_id: str, result: AnalysisResult, store: JobStore, notifier: JobNotifier, started: float
+    job_id: str, result: AnalysisResult, store: JobStore, callbacks: JobCallbacks, started: float
 ) -> bool:
     """Record the result, then send the completed callback; True if it was delivered."""
     store.update(
@@ -201,10 +201,10 @@ def _complete(
     )
     metrics.JOBS.labels(outcome="completed", error_code="").inc()
     logger.info("job completed job_id=%s in %.1fs", job_id, time.monotonic() - started)
-    return notifier.completed(result)
+    return callbacks.completed(result)
 
 
-def _fail(job_id: str, failure: Failure, store: JobStore, notifier: JobNotifier) -> bool:
+def _fail(job_id: str, failure: Failure, store: JobStore, callbacks: JobCallbacks) -> bool:
     """Record the failure (a cancel is its own status), then send the failed callback."""
     cancelled = failure.code == ErrorCode.CANCELLED
     store.update(
@@ -223,14 +223,14 @@ def _fail(job_id: str, failure: Failure, store: JobStore, notifier: JobNotifier)
         failure.stage,
         failure.message,
     )
-    return notifier.failed(failure.code, failure.message, failure.stage)
+    return callbacks.failed(failure.code, failure.message, failure.stage)
 
 
 def _work(
     request: ProcessRequest,
     settings: MLSettings,
     store: JobStore,
-    notifier: JobNotifier,
+    callbacks: JobCallbacks,
     analyser: Analyser,
     should_stop: Callable[[], bool] | None,
 ) -> AnalysisResult | Failure:
@@ -245,7 +245,7 @@ def _work(
 
     def report(stage: Stage, progress: int) -> None:
         store.update(job_id, status=MLJobStatus.PROCESSING, stage=stage, progress=progress)
-        notifier.progress(stage, progress)
+        callbacks.progress(stage, progress)
 
     try:
         if store.is_cancelled(job_id):

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.services.auth import authenticate
-from app.services.client_webhooks import Notifier
+from app.services.client_webhooks import ClientEventSender
 from app.services.dispatch import Dispatcher
 from app.services.job_service import JobService
 from app.services.rate_limit import ProcessLimiter
@@ -33,7 +33,7 @@ class AppContext:
     dispatcher: Dispatcher
     status: StatusReader
     process_limiter: ProcessLimiter
-    notifier: Notifier
+    client_events: ClientEventSender
 
 
 # Cheap dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in the

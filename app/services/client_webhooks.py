@@ -1,11 +1,13 @@
-"""Client webhooks: `job.completed` / `job.failed` POSTed to the caller's `webhook_url`.
+"""Client events: `job.completed` / `job.failed` POSTed to the caller's `webhook_url`. Not the
+ML server's callbacks (`POST /api/upload-video/result`, `app.services.webhook`).
 
 Signed per Standard Webhooks with `CLIENT_WEBHOOK_SECRET` (`whsec_…`), so the official
 `standardwebhooks` SDKs verify them; `webhook-id` is stable across retries of one event. The
 jobs table is the outbox (`notify_state`): a loop claims final jobs whose webhook is due, sends,
-and records the outcome, so a restart or a crashed replica loses no event. Retries back off
-exponentially (`CLIENT_WEBHOOK_BACKOFF_S`, doubling, at most an hour apart) for
-`CLIENT_WEBHOOK_MAX_ATTEMPTS` attempts. URLs pass the same SSRF guard as the ML server's
+and records the outcome, so a restart or a crashed replica loses no event; whoever makes a job
+final wakes the loop, so an event goes out at once rather than at the next poll. Retries back off
+exponentially (`ecg_serving.backoff`: `CLIENT_WEBHOOK_BACKOFF_S`, doubling, at most an hour
+apart) for `CLIENT_WEBHOOK_MAX_ATTEMPTS` attempts. URLs pass the same SSRF guard as the ML server's
 downloads: private and loopback targets only when listed in `WEBHOOK_ALLOWED_PRIVATE_HOSTS`.
 """
 
@@ -27,7 +29,8 @@ from app.services.errors import InvalidInput
 from app.services.job_service import JobService, NotifyState, utcnow
 from ecg_protocol import JobStatus, sign_headers
 from ecg_protocol.signing import SIGNATURE_HEADER
-from ml_server.net import ResolutionError, UrlGuard, URLNotAllowed, guarded_client
+from ecg_serving.backoff import Backoff
+from ecg_serving.net import ResolutionError, UrlGuard, URLNotAllowed, guarded_client
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +78,17 @@ def event_for(job: Job, settings: Settings) -> dict[str, Any]:
     }
 
 
-def backoff_s(attempt: int, base_s: float) -> float:
-    """Seconds before attempt `attempt + 1`: base, 2×base, 4×base … at most an hour."""
-    return float(min(base_s * 2 ** max(0, attempt - 1), MAX_BACKOFF_S))
+def client_event_backoff(settings: Settings) -> Backoff:
+    """Waits between attempts: base, 2×base, 4×base … at most an hour."""
+    return Backoff(
+        max_attempts=settings.client_webhook_max_attempts,
+        base_s=settings.client_webhook_backoff_s,
+        max_s=MAX_BACKOFF_S,
+    )
 
 
-class Notifier:
-    """The loop that delivers due client webhooks; `start()` in the lifespan, `stop()` after."""
+class ClientEventSender:
+    """The loop that delivers due client events; `start()` in the lifespan, `stop()` after."""
 
     def __init__(
         self, *, settings: Settings, session_factory: async_sessionmaker[AsyncSession]
@@ -89,6 +96,7 @@ class Notifier:
         self.settings = settings
         self.session_factory = session_factory
         self.secret = settings.client_webhook_signing_secret()
+        self.backoff = client_event_backoff(settings)
         self._client = guarded_client(
             url_guard(settings), timeout=httpx.Timeout(settings.client_webhook_timeout_s)
         )
@@ -112,6 +120,8 @@ class Notifier:
 
     async def _run(self) -> None:
         while True:
+            # Cleared before the round: a job made final while it runs wakes the next one.
+            self._wake.clear()
             try:
                 await self.deliver_due()
             except SQLAlchemyError as exc:
@@ -123,7 +133,6 @@ class Notifier:
                     await self._wake.wait()
             except TimeoutError:
                 pass
-            self._wake.clear()
 
     async def deliver_due(self, now: datetime | None = None) -> int:
         """Send every due event once; the number sent (delivered or not)."""
@@ -147,10 +156,10 @@ class Notifier:
         attempts = job.notify_attempts
         if ok:
             state, retry_at = NotifyState.DELIVERED, None
-        elif attempts >= self.settings.client_webhook_max_attempts:
+        elif self.backoff.exhausted(attempts):
             state, retry_at = NotifyState.FAILED, None
         else:
-            delay = backoff_s(attempts, self.settings.client_webhook_backoff_s)
+            delay = self.backoff.delay_s(attempts)
             state, retry_at = NotifyState.PENDING, utcnow() + timedelta(seconds=delay)
         log = logger.info if ok else logger.warning
         log(

@@ -36,6 +36,7 @@ from app.services.ml_client import MLClient, MLRequestError, process_message_id
 from app.services.reconcile import Reconciler
 from app.services.storage import Storage
 from ecg_protocol import ErrorCode, ProcessOptions, ProcessRequest
+from ecg_serving.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class Dispatcher:
         http: httpx.AsyncClient,
         storage: Storage | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
+        on_final: Callable[[], None] | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = session_factory
@@ -103,7 +105,9 @@ class Dispatcher:
             if settings.model_server_url
             else None
         )
-        self._delays = settings.retry_delays
+        # The guide's schedule (5 s, then 10 s; DISPATCH_RETRY_DELAYS), then `failed`.
+        self._backoff = Backoff.fixed(settings.retry_delays, max_retry_after_s=MAX_RETRY_AFTER_S)
+        self._on_final = on_final  # a job failed here: its client event is due
         # The lease must outlive a send (request timeout plus the time to record the outcome).
         margin = min(LEASE_MARGIN_S, settings.ml_api_timeout)
         self._lease = timedelta(
@@ -119,6 +123,7 @@ class Dispatcher:
             session_factory=session_factory,
             client=self._client,
             on_redispatch=self.wake,
+            on_final=on_final,
             probe_duration=self._probe_duration,
         )
 
@@ -278,12 +283,10 @@ class Dispatcher:
 
     async def _retry_or_fail(self, job: ClaimedJob, error: MLRequestError) -> None:
         attempts = job.dispatch_attempts + 1
-        if attempts > len(self._delays):
+        if self._backoff.exhausted(attempts):
             await self._fail(job, error.code, error.message, attempts=attempts)
             return
-        delay = self._delays[attempts - 1]
-        if error.retry_after_s is not None:
-            delay = min(error.retry_after_s, MAX_RETRY_AFTER_S)
+        delay = self._backoff.delay_s(attempts, retry_after_s=error.retry_after_s)
         await self._record(
             lambda jobs: jobs.schedule_retry(
                 job_id=job.job_id, lease_until=job.lease_until, attempts=attempts, delay_s=delay
@@ -293,7 +296,7 @@ class Dispatcher:
             "retrying job in %.1fs (%d/%d) - job_id=%s",
             delay,
             attempts,
-            len(self._delays),
+            self._backoff.retries,
             job.job_id,
         )
 
@@ -308,6 +311,8 @@ class Dispatcher:
         if changed:
             metrics.record_job_failed(code.value)
             logger.error("job failed at dispatch - job_id=%s code=%s", job.job_id, code.value)
+            if self._on_final is not None:
+                self._on_final()
 
     async def _record(self, transition: Callable[[JobService], Awaitable[bool]]) -> bool:
         """Record an outcome (one transition, its own transaction), retried over a short database

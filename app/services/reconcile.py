@@ -50,12 +50,14 @@ class Reconciler:
         session_factory: async_sessionmaker[AsyncSession],
         client: MLClient | None,
         on_redispatch: Callable[[], None],
+        on_final: Callable[[], None] | None = None,
         probe_duration: DurationProbe | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = session_factory
         self._client = client
         self._on_redispatch = on_redispatch
+        self._on_final = on_final  # a job became final here: its client event is due
         self._probe_duration = probe_duration
         self._durations: dict[uuid.UUID, float | None] = {}
         self._quiet = timedelta(seconds=settings.ml_api_timeout)
@@ -208,7 +210,7 @@ class Reconciler:
         error_message: str | None = None,
     ) -> bool:
         # The webhook's own forward-only move, so both paths store the same thing.
-        return await with_jobs(
+        changed = await with_jobs(
             self._sessions,
             lambda jobs: jobs.update_job_status(
                 job_id=job_id,
@@ -220,3 +222,6 @@ class Reconciler:
                 error_message=error_message,
             ),
         )
+        if changed and status.is_final and self._on_final is not None:
+            self._on_final()
+        return changed

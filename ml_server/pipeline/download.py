@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from ecg_protocol import ErrorCode, Stage
-from ml_server.net import (
+from ecg_serving.net import (
     ResolutionError,
     UrlGuard,
     URLNotAllowed,

@@ -128,6 +128,28 @@ async def test_completed_event_verifies_with_the_official_sdk(
     assert len(receiver.got) == 1
 
 
+async def test_event_goes_out_when_the_job_becomes_final_not_at_the_next_poll(
+    sqlite_url: str, tmp_path: Path, fake_ml: FakeMLServer, receiver: Receiver
+) -> None:
+    """The callback that makes a job final wakes the sender: a 60 s poll is not waited out."""
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        model_server_url=fake_ml.url,
+        client_webhook_secret=SECRET,
+        webhook_allowed_private_hosts="127.0.0.1",
+        dispatch_poll_interval_s=60.0,
+    )
+    async for backend in open_backend(settings):
+        job_id = await backend.start_job(webhook_url=receiver.url)
+        await asyncio.sleep(0.2)  # the sender's first round has run and it now waits its poll
+        done = {"job_id": job_id, "status": "completed", "progress": 100}
+        assert (await backend.callback({**done, "result": caption_result().to_stored()})).is_success
+        started = time.monotonic()
+        await asyncio.to_thread(receiver.wait_for, 1, 10.0)
+        assert time.monotonic() - started < 10.0
+
+
 async def test_failed_event_retries_with_one_id_until_accepted(
     hooked: Backend, receiver: Receiver
 ) -> None:
@@ -161,7 +183,7 @@ async def test_jobs_without_a_webhook_and_open_jobs_send_nothing(
     pending = await hooked.start_job(webhook_url=receiver.url)
     done = {"job_id": plain, "status": "completed", "progress": 100}
     assert (await hooked.callback({**done, "result": caption_result().to_stored()})).is_success
-    assert await hooked.ctx.notifier.deliver_due() == 0
+    assert await hooked.ctx.client_events.deliver_due() == 0
     assert (await _job_row(hooked, plain)).notify_state is None
     assert (await _job_row(hooked, pending)).notify_state == NotifyState.PENDING.value
     assert receiver.got == []

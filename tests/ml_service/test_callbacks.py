@@ -12,7 +12,7 @@ import pytest
 
 from ecg_protocol import AnalysisResult, CallbackPayload, Metadata, Stage
 from ecg_protocol.errors import retry_after_s
-from ml_server.callbacks import CallbackSender, JobNotifier
+from ml_server.callbacks import CallbackSender, JobCallbacks
 from ml_server.config import MLSettings
 from tests.support.local_servers import CallbackReceiver
 from tests.support.ml_service import SECRET, independent_check, ml_settings
@@ -119,7 +119,7 @@ def test_retry_after_http_date() -> None:
 
 def test_notifier_progress_is_monotonic_and_final_is_last(receiver: CallbackReceiver) -> None:
     sender = CallbackSender(settings())
-    notifier = JobNotifier(sender, job_id="job-2", fastapi_base_url=receiver.base_url)
+    notifier = JobCallbacks(sender, job_id="job-2", fastapi_base_url=receiver.base_url)
     for stage, pct in [
         (Stage.DOWNLOAD, 0),
         (Stage.DOWNLOAD, 10),

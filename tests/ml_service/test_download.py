@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ecg_protocol import ErrorCode, Stage
-from ml_server.net import UrlGuard
+from ecg_serving.net import UrlGuard
 from ml_server.pipeline.download import DownloadOptions, download, media_suffix
 from ml_server.pipeline.errors import Cancelled, StageError
 from tests.support.local_servers import MediaServer

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from ecg_cli.up import child_envs
-from ml_server.config import MLSettings
-from ml_server.net import (
+from ecg_serving.net import (
     AllowList,
     IPAddress,
     UrlGuard,
@@ -21,6 +20,7 @@ from ml_server.net import (
     is_public,
     system_resolver,
 )
+from ml_server.config import MLSettings
 from tests.support.local_servers import MediaServer
 
 FORBIDDEN = [

@@ -1,10 +1,12 @@
-"""SSRF guard for every URL the ML server fetches or calls back.
+"""SSRF guard for every untrusted URL either service fetches or posts to: the ML server's
+downloads and callbacks, the backend's client events.
 
 Only http/https. A host is resolved and every address it resolves to must be public (not
 private, loopback, link-local, multicast, reserved or unspecified, IPv4-mapped IPv6 unwrapped)
-unless the host name or the address is listed in `ML_ALLOWED_PRIVATE_HOSTS`. The names
-`localhost`, `localhost.` and `*.localhost` (RFC 6761: always loopback, whatever a resolver
-answers) are refused by name before any DNS lookup, unless the name itself is listed.
+unless the host name or the address is listed (`ML_ALLOWED_PRIVATE_HOSTS` on the ML server,
+`WEBHOOK_ALLOWED_PRIVATE_HOSTS` for client events). The names `localhost`, `localhost.` and
+`*.localhost` (RFC 6761: always loopback, whatever a resolver answers) are refused by name
+before any DNS lookup, unless the name itself is listed.
 
 The check runs twice: once on each URL (so a refusal has a clear message, and redirects are
 checked hop by hop) and again at connect time inside the HTTP transport, on the very address the
