@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -142,8 +142,12 @@ async def ingest_callback(
     user_agent: str | None,
     jobs: JobService,
     cache: StatusCache | None = None,
+    on_final: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Parse and apply one verified callback; the answer body for the ML server."""
+    """Parse and apply one verified callback; the answer body for the ML server.
+
+    `on_final` is called once the callback made its job final (its client event is due).
+    """
     payload = parse_callback(body, user_agent)
     job_id = parse_job_id(payload.job_id)
     if job_id is None:
@@ -174,6 +178,8 @@ async def ingest_callback(
     if cache is not None:
         cache.invalidate(job_id)
     _count_final(status, payload, outcome.created_at, job_id=str(job_id))
+    if on_final is not None and status.is_final:
+        on_final()
     return {"status": "received", "job_id": str(job_id), "job_status": status.value}
 
 

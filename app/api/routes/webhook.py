@@ -46,6 +46,7 @@ async def receive_ml_results(
         user_agent=user_agent,
         jobs=jobs,
         cache=ctx.status.cache,
+        on_final=ctx.client_events.wake,
     )
 
 
