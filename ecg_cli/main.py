@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+from ecg_serving.quiet import quiet_routine_logs
+
 DESCRIPTION = """\
 ECG turns speech in video into word-level data: who said each word, when, how loud
 (dB) and at what pitch (Hz), with an emotion per segment, as captions or JSON.
@@ -125,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    quiet_routine_logs()  # before the services import their libraries
     if args.command == "backend":
         from app.main import serve as serve_backend
 

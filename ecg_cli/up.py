@@ -352,6 +352,7 @@ def _wait_ready(
 
 def _ready_text(backend_url: str, ml_url: str, data_dir: Path) -> str:
     lines = [
+        "",  # set apart from the services' start-up lines above it
         "ecg up: ready",
         f"  web page:  {backend_url}/",
         f"  API docs:  {backend_url}/docs",

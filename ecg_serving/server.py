@@ -17,6 +17,8 @@ from typing import Any
 
 import uvicorn
 
+from ecg_serving.quiet import quiet_routine_logs
+
 logger = logging.getLogger(__name__)
 
 # Generous for a real client on a slow link (headers are a few hundred bytes), short enough that
@@ -95,6 +97,7 @@ def run_server(
     **options: Any,
 ) -> None:
     """`uvicorn.run(app, …)` with the header-read and idle timeouts; `options` pass through."""
+    quiet_routine_logs()
     uvicorn.run(
         app,
         host=host,
