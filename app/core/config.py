@@ -62,6 +62,8 @@ class Settings(BaseSettings):
 
     # Auth and limits.
     jwt_secret: str | None = None  # HS256 key for Bearer tokens; unset → tokens refused
+    # Longest a token may live (exp − iat, or exp − now without iat); `exp` is required.
+    jwt_max_lifetime_s: int = Field(default=86400, gt=0)
     allow_anonymous: bool = True
     # Client webhooks: request-process's `webhook_url` hears job.completed / job.failed.
     client_webhook_secret: str | None = None  # whsec_…; unset → generated once in the data dir

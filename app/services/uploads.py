@@ -23,6 +23,19 @@ def normalize_content_type(content_type: str, settings: Settings) -> str:
     return value
 
 
+def check_upload_size(size: int, settings: Settings) -> None:
+    """An upload's size rule, the same for request-process and the one-call API: over
+    MAX_UPLOAD_BYTES is 413, empty is 400."""
+    if size > settings.max_upload_bytes:
+        raise FileTooLarge(
+            f"file is {size} bytes, over the limit of {settings.max_upload_bytes} bytes",
+            size=size,
+            max_bytes=settings.max_upload_bytes,
+        )
+    if size == 0:
+        raise InvalidInput("the uploaded file is empty")
+
+
 async def check_uploaded_object(
     *, storage: Storage, settings: Settings, owner: str, file_key: str
 ) -> ObjectInfo:
@@ -39,14 +52,7 @@ async def check_uploaded_object(
         raise FileNotFound(
             f"file {file_key!r} not found: upload it with PUT to the presigned_url first"
         )
-    if info.size > settings.max_upload_bytes:
-        raise FileTooLarge(
-            f"file is {info.size} bytes, over the limit of {settings.max_upload_bytes} bytes",
-            size=info.size,
-            max_bytes=settings.max_upload_bytes,
-        )
-    if info.size == 0:
-        raise InvalidInput("the uploaded file is empty")
+    check_upload_size(info.size, settings)
     if info.content_type is not None and info.content_type.lower() not in settings.content_types:
         raise UnsupportedContentType(f"stored object has content type {info.content_type!r}")
     return info

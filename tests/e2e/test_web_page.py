@@ -7,6 +7,7 @@ Never runs `playwright install`: the browser is the apt package (`make sysdeps`)
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,7 +180,7 @@ def test_sign_in_with_a_token(tmp_path: Path) -> None:
 
     secret = "web-test-jwt-secret-0123456789abcdef"
     env = {"JWT_SECRET": secret, "ALLOW_ANONYMOUS": "false"}
-    token = jwt.encode({"sub": "alice"}, secret, algorithm="HS256")
+    token = jwt.encode({"sub": "alice", "exp": int(time.time()) + 3600}, secret, algorithm="HS256")
     media = dialogue("webm")
     with ecg_up(tmp_path / "stack", env) as up, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

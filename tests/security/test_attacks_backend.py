@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import select
-import socket
 import subprocess
 import time
 import uuid
@@ -32,6 +30,7 @@ from tests.support.fake_ml import FakeMLServer
 from tests.support.net import free_port
 from tests.support.pg import create_database, drop_database
 from tests.support.procs import ManagedProcess, ecg_command, wait_for
+from tests.support.raw_http import MB, raw_post
 from tests.support.seaweed import SeaweedS3
 from tests.support.slow_clients import (
     close_all,
@@ -43,7 +42,6 @@ from tests.support.stack import Stack
 
 SECRET = "attack-suite-secret"
 WEBHOOK = "/api/upload-video/result"
-MB = 1024 * 1024
 # Short enough for a test, long enough that a dispatch always lands first.
 UNREACHABLE_DEADLINE_S = 2.0
 
@@ -115,68 +113,6 @@ def target(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedS3) -> Iter
         proc.stop()
         fake.stop()
         drop_database(db_name)
-
-
-# ---------------------------------------------------------------------------- raw HTTP
-
-
-def raw_post(
-    port: int,
-    path: str,
-    *,
-    headers: dict[str, str],
-    size: int,
-    chunked: bool,
-    timeout_s: float = 60.0,
-) -> tuple[int | None, int]:
-    """POST `size` bytes the way an attacker does (raw socket, sending while listening).
-
-    Returns the answer's status (None: closed without one) and how many body bytes went out
-    before the answer came or the server closed.
-    """
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    head += "Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {size}\r\n"
-    piece = b"0" * MB
-    frame = f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece
-    sent = 0
-    answer = b""
-    deadline = time.monotonic() + timeout_s
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(head.encode() + b"\r\n")
-        s.setblocking(False)
-        pending = b""
-        ended = False
-        while time.monotonic() < deadline:
-            if chunked and sent >= size and not ended:
-                ended = True
-                try:
-                    s.send(b"0\r\n\r\n")  # the last chunk: the body is complete
-                except OSError:
-                    break
-            readable, writable, _ = select.select([s], [s] if sent < size else [], [], 1.0)
-            if readable:
-                try:
-                    data = s.recv(65536)
-                except OSError:
-                    break
-                if not data:
-                    break
-                answer += data
-                if b"\r\n\r\n" in answer:
-                    break
-            elif writable:
-                if not pending:
-                    pending = frame
-                try:
-                    n = s.send(pending)
-                except OSError:  # the server closed while we were sending
-                    break
-                pending = pending[n:]
-                if not pending:
-                    sent += len(piece)
-    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else None
-    return status, sent
 
 
 # ---------------------------------------------------------------------------- memory

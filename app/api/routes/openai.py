@@ -14,12 +14,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Header, Response, UploadFile
+from fastapi import APIRouter, Depends, Form, Header, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import AppContext, ContextDep, JobsDep, RateLimitProcess, SettingsDep
+from app.api.deps import AppContext, ContextDep, JobsDep, SettingsDep, client_ip
 from app.api.errors import openai_error_responses
 from app.api.openai_errors import openai_error_body
+from app.api.preflight import preflight_route
 from app.core.config import Settings
 from app.models.job import Job
 from app.services.auth import ANONYMOUS, authenticate
@@ -27,7 +28,6 @@ from app.services.client_webhooks import check_webhook_url
 from app.services.errors import (
     AnalysisFailed,
     DomainError,
-    FileTooLarge,
     InvalidInput,
     MediaRejected,
     StillProcessing,
@@ -44,15 +44,10 @@ from app.services.openai_compat import (
 )
 from app.services.processing import job_language, start_processing
 from app.services.storage import make_file_key
-from app.services.uploads import normalize_content_type
+from app.services.uploads import check_upload_size, normalize_content_type
 from ecg_protocol import AnalysisResult, ErrorCode, JobStatus, ProcessOptions
 
 logger = logging.getLogger(__name__)
-router = APIRouter(
-    prefix="/v1/audio",
-    tags=["openai-compatible"],
-    responses=openai_error_responses(400, 401, 413, 415, 429, 502, 503, 504),
-)
 
 # Failures caused by the file itself answer 400, as OpenAI's API does for bad audio.
 _INPUT_CODES = frozenset(
@@ -67,9 +62,7 @@ _INPUT_CODES = frozenset(
 )
 
 
-async def openai_user(
-    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
-) -> str:
+def _caller(settings: Settings, authorization: str | None) -> str:
     """The caller: OpenAI clients always send `Bearer <api key>`; without JWT_SECRET (no
     accounts on this server) that key names nobody and the caller is anonymous."""
     if not settings.jwt_secret and settings.allow_anonymous:
@@ -77,7 +70,27 @@ async def openai_user(
     return authenticate(authorization, settings)
 
 
+async def openai_user(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> str:
+    """The caller (already checked by `_authorize_first` before the body was read)."""
+    return _caller(settings, authorization)
+
+
+async def _authorize_first(request: Request) -> None:
+    """The token and the request-process rate limit, before a byte of the upload is read."""
+    ctx: AppContext = request.app.state.ctx
+    _caller(ctx.settings, request.headers.get("authorization"))
+    await ctx.process_limiter.hit(client_ip(request, ctx.settings))
+
+
 OpenAIUser = Annotated[str, Depends(openai_user)]
+router = APIRouter(
+    prefix="/v1/audio",
+    tags=["openai-compatible"],
+    responses=openai_error_responses(400, 401, 413, 415, 429, 502, 503, 504),
+    route_class=preflight_route(_authorize_first),
+)
 
 
 def _content_type(upload: UploadFile, settings: Settings) -> str:
@@ -182,11 +195,7 @@ async def _store_and_start(
 ) -> uuid.UUID:
     """Check the upload, store it under the caller's prefix and write its job; the job id."""
     settings = ctx.settings
-    if file.size is not None and file.size > settings.max_upload_bytes:
-        raise FileTooLarge(
-            f"file is {file.size} bytes, over the limit of {settings.max_upload_bytes} bytes",
-            max_bytes=settings.max_upload_bytes,
-        )
+    check_upload_size(_size(file), settings)
     checked_language = job_language(language)
     content_type = _content_type(file, settings)
     if webhook_url:
@@ -206,6 +215,16 @@ async def _store_and_start(
     )
 
 
+def _size(file: UploadFile) -> int:
+    """The uploaded part's size (the form parser counts it; else measured on the spool)."""
+    if file.size is not None:
+        return file.size
+    file.file.seek(0, 2)
+    size = file.file.tell()
+    file.file.seek(0)
+    return size
+
+
 FormatForm = Annotated[ResponseFormat, Form(description="json, text, srt, vtt or verbose_json")]
 PromptForm = Annotated[
     str | None, Form(max_length=2000, description="text to steer the style (initial_prompt)")
@@ -223,7 +242,8 @@ ModelForm = Annotated[
 ]
 
 
-@router.post("/transcriptions", dependencies=[RateLimitProcess], response_class=Response)
+# The rate limit is counted by `_authorize_first`, before the body (not as a dependency).
+@router.post("/transcriptions", response_class=Response)
 async def create_transcription(
     ctx: ContextDep,
     jobs: JobsDep,
@@ -280,7 +300,7 @@ async def create_transcription(
     )
 
 
-@router.post("/translations", dependencies=[RateLimitProcess], response_class=Response)
+@router.post("/translations", response_class=Response)
 async def create_translation(
     ctx: ContextDep,
     jobs: JobsDep,
