@@ -1,7 +1,8 @@
 """`ecg analyze FILE [FILE …]`: the guide's client flow (docs/guide.md) in a terminal, like
 whisperX's CLI.
 
-Per file: a capacity check (so a rate limit is waited out before uploading, not after) →
+Per file: checks that need no server (the file exists and is video or audio, min speakers not
+over max) → a capacity check (so a rate limit is waited out before uploading, not after) →
 generate-url → PUT the file to the presigned URL (streamed, with a progress bar) →
 request-process (a 429 waits its `Retry-After`) → poll the status (stage and progress bar) →
 fetch every asked format through the backend's export endpoint into `-o DIR` (all of them by
@@ -107,6 +108,8 @@ class AnalyzeOptions:
     outputs: dict[str, Path] = field(default_factory=dict)  # format → path
     layout: CaptionLayout = field(default_factory=CaptionLayout)
     quiet: bool = False
+    task: str = "transcribe"  # or translate: English text out
+    label: str | None = None  # the file's name on the progress bars (several files)
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,23 @@ def content_type_for(path: Path) -> str:
         return _EXTRA_TYPES[ext]
     guessed, _ = mimetypes.guess_type(path.name)
     return guessed or "application/octet-stream"
+
+
+def preflight(opts: AnalyzeOptions) -> str:
+    """What can be refused before any request: a missing file, a file that is not video or
+    audio, min over max speakers. The Content-Type to announce."""
+    low, high = opts.min_speakers, opts.max_speakers
+    if low is not None and high is not None and low > high:
+        raise AnalyzeError(f"--min-speakers ({low}) is over --max-speakers ({high})")
+    if not opts.video.is_file():
+        raise AnalyzeError(f"no such file: {opts.video}")
+    content_type = content_type_for(opts.video)
+    if not content_type.startswith(("video/", "audio/")):
+        raise AnalyzeError(
+            f"{opts.video.name} is not a video or audio file (type {content_type}); "
+            f"nothing was uploaded"
+        )
+    return content_type
 
 
 def _detail(resp: httpx.Response) -> str:
@@ -202,7 +222,7 @@ class _Client:
     ) -> None:
         video = Path(path)
         size = video.stat().st_size
-        task = progress.add_task("upload", total=size)
+        task = progress.add_task(_bar_name("upload", self.opts.label), total=size)
         # A backend-signed local URL may come back relative to the backend.
         target = presigned if "://" in presigned else self.url(presigned)
         resp = self.http.put(
@@ -261,6 +281,8 @@ class _Client:
 
     def request_process(self, file_key: str, deadline: float) -> str:
         body: dict[str, Any] = {"fileKey": file_key, "language": self.opts.language}
+        if self.opts.task != "transcribe":
+            body["task"] = self.opts.task
         for name in ("min_speakers", "max_speakers", "prompt"):
             value = getattr(self.opts, name)
             if value is not None:
@@ -292,6 +314,11 @@ class _Client:
             headers=self.auth,
         )
         return _check(resp, f"{fmt} export").content
+
+
+def _bar_name(step: str, label: str | None) -> str:
+    """A bar's description: the step, after the file's name when several files run."""
+    return f"{label} · {step}" if label else step
 
 
 def _bars_off(quiet: bool, console: Console) -> bool:
@@ -329,7 +356,9 @@ def _stage_progress(quiet: bool) -> Progress:
 def _wait(client: _Client, job_id: str, deadline: float, quiet: bool) -> JobStatusAnswer:
     interval = POLL_FIRST_S
     with _stage_progress(quiet) as progress:
-        task = progress.add_task("analysis", total=100, stage="queued")
+        task = progress.add_task(
+            _bar_name("analysis", client.opts.label), total=100, stage="queued"
+        )
         outage_since: float | None = None
         while True:
             polled = client.status(job_id)
@@ -371,9 +400,7 @@ def analyze(opts: AnalyzeOptions, http: httpx.Client | None = None) -> AnalyzeOu
     started = time.monotonic()
     deadline = started + opts.timeout_s
     video = opts.video
-    if not video.is_file():
-        raise AnalyzeError(f"no such file: {video}")
-    content_type = content_type_for(video)
+    content_type = preflight(opts)
     owns_http = http is None
     http = http or httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
     client = _Client(opts, http)
@@ -458,6 +485,8 @@ def options_from_args(args: argparse.Namespace) -> list[AnalyzeOptions]:
             outputs=_outputs(args, video, stem),
             layout=layout,
             quiet=args.quiet,
+            task=args.task,
+            label=video.name if len(videos) > 1 else None,
         )
         for video, stem in zip(videos, _stems(videos), strict=True)
     ]
@@ -482,7 +511,18 @@ def run_analyze(args: argparse.Namespace) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
     failed = 0
     all_opts = options_from_args(args)
+    ready: list[AnalyzeOptions] = []
+    # Every file is checked before the first upload: a typo in the last name is said at once.
     for opts in all_opts:
+        prefix = f"{opts.video}: " if len(all_opts) > 1 else ""
+        try:
+            preflight(opts)
+        except AnalyzeError as exc:
+            print(f"ecg analyze: error: {prefix}{exc}", file=sys.stderr)
+            failed += 1
+            continue
+        ready.append(opts)
+    for opts in ready:
         prefix = f"{opts.video}: " if len(all_opts) > 1 else ""
         try:
             outcome = analyze(opts)

@@ -107,6 +107,12 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--max-speakers", type=int, default=None, help="at most this many speakers")
     p.add_argument("--prompt", default=None, help="text to steer spelling and style (names, terms)")
     p.add_argument(
+        "--task",
+        choices=("transcribe", "translate"),
+        default="transcribe",
+        help="transcribe (default) or translate: the speech as English text",
+    )
+    p.add_argument(
         "--highlight-words", action="store_true", help="karaoke captions: mark each word as said"
     )
     p.add_argument("--max-line-width", type=int, default=None, help="characters per caption line")

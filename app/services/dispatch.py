@@ -20,7 +20,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
-from pathlib import PurePosixPath
 from typing import Any
 
 import httpx
@@ -34,7 +33,7 @@ from app.services.job_service import ClaimedJob, JobService, utcnow, with_jobs
 from app.services.media_probe import media_duration_s
 from app.services.ml_client import MLClient, MLRequestError, process_message_id
 from app.services.reconcile import Reconciler
-from app.services.storage import Storage
+from app.services.storage import Storage, display_filename
 from ecg_protocol import ErrorCode, ProcessOptions, ProcessRequest
 from ecg_serving.backoff import Backoff
 
@@ -233,7 +232,7 @@ class Dispatcher:
             video_url=video_url or "",
             fastapi_base_url=self._settings.fastapi_base_url,
             language=job.language,
-            filename=PurePosixPath(job.file_key).name if job.file_key else None,
+            filename=display_filename(job.file_key) if job.file_key else None,
             options=ProcessOptions.model_validate(job.options or {}),
         )
 

@@ -11,6 +11,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import BinaryIO, Protocol, runtime_checkable
 
 KEY_PREFIX = "videos"
@@ -90,6 +91,16 @@ def make_file_key(owner: str, filename: str, now: datetime | None = None) -> str
     """A fresh key in the guide's format."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d_%H%M%S")
     return f"{user_prefix(owner)}{stamp}_{secrets.token_hex(4)}_{sanitize_filename(filename)}"
+
+
+# make_file_key's `{YYYYmmdd_HHMMSS}_{8 hex}_` before the user's file name.
+_KEY_STAMP = re.compile(r"^\d{8}_\d{6}_[0-9a-f]{8}_")
+
+
+def display_filename(file_key: str) -> str:
+    """The user's file name (as sanitized at upload) that `file_key` was made from."""
+    name = PurePosixPath(file_key).name
+    return _KEY_STAMP.sub("", name) or name
 
 
 def is_safe_key(file_key: str) -> bool:

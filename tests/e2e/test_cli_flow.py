@@ -85,14 +85,13 @@ def test_mp4_through_cli_on_embedded_defaults(embedded: UpStack, tmp_path: Path)
 
 
 def test_cli_failures_are_one_clear_line(embedded: UpStack, tmp_path: Path) -> None:
-    # A file type the backend refuses (text/plain) → the server's reason, exit 1.
+    # A file that is not video or audio (text/plain) → refused before any upload, exit 1.
     bad = tmp_path / "notes.txt"
     bad.write_text("not a video", encoding="utf-8")
     run = run_analyze(embedded.backend_url, bad, tmp_path / "a", formats=())
     assert run.returncode == 1
     line = run.stderr.strip()
-    assert "\n" not in line and line.startswith("ecg analyze: error: upload URL request refused")
-    assert "415" in line or "422" in line
+    assert "\n" not in line and line.startswith("ecg analyze: error: notes.txt is not a video")
 
     # The backend is not there.
     run = run_analyze(f"http://127.0.0.1:{free_port()}", dialogue("wav").path, tmp_path / "b")

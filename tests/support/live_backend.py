@@ -29,6 +29,7 @@ class LiveBackend:
 @contextmanager
 def live_backend(tmp_path: Path, **overrides: object) -> Iterator[LiveBackend]:
     """A started backend on SQLite and local storage, the fake ML server behind it."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with FakeMLServer(secret=SECRET) as fake:
