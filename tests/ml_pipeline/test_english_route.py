@@ -10,7 +10,6 @@ readings are the same whatever ran before in this process (docs/pipeline.md, "Se
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 from ml_server.models import Models
@@ -19,6 +18,7 @@ from ml_server.pipeline.data import AsrSegment, AsrWord
 from tests.support.media import dialogue
 
 AMI = Path(__file__).resolve().parents[1] / "data" / "ami"
+AUDIOEVAL = Path(__file__).resolve().parents[1] / "data" / "audioeval"
 GREEDY = transcribe.TranscribeSettings(temperatures=(0.0,))
 ENGLISH = transcribe.TranscribeSettings(languages=("en",), temperatures=(0.0,))
 
@@ -43,38 +43,27 @@ def test_clean_english_stays_with_the_english_model(models: Models) -> None:
     assert routed == fast
 
 
-def _reversed(path: Path, out: Path) -> Path:
-    """`path` (a PCM wav) played backwards: speech-like audio no model reads."""
-    with wave.open(str(path)) as src:
-        params = src.getparams()
-        frames = src.readframes(src.getnframes())
-    width = params.sampwidth * params.nchannels
-    samples = [frames[i : i + width] for i in range(0, len(frames), width)]
-    with wave.open(str(out), "wb") as dst:
-        dst.setparams(params)
-        dst.writeframes(b"".join(reversed(samples)))
-    return out
+# Speech tiny.en cannot read, asked as English: its decodes fail Whisper's test by a wide
+# margin (average log-probability against the -1.0 rule, measured 2026-12-06 on an AMD EPYC
+# with AVX-512 through both CTranslate2 int8 paths, CT2_USE_MKL=0 / =1: Japanese -1.55 / -1.54,
+# Chinese -1.82 / -2.04; the largest move between the paths over the 12 clips tried was 0.39).
+# Far-field meeting speech (trn08: -0.49 with one failing segment, tst01: -0.74 / -1.02) and
+# reversed speech sit near the rule or read as loops that are dropped, so they are checked for
+# the route's invariant only, not for which side of the rule they land on.
+CLEARLY_UNREAD = (AUDIOEVAL / "ja" / "pangrama.flac", AUDIOEVAL / "zh" / "pangrama.flac")
 
 
-def test_speech_the_english_model_falters_on_is_read_by_the_main_one(
-    models: Models, tmp_path: Path
-) -> None:
-    # The 72 s dialogue played backwards: tiny.en reads most of it, failing Whisper's test
-    # (the 28 s one is dropped whole by the no-speech rule).
-    backwards = _reversed(dialogue("wav", long=True).path, tmp_path / "backwards.wav")
+def test_speech_the_english_model_falters_on_is_read_by_the_main_one(models: Models) -> None:
     handed_over = []
-    for path in (AMI / "trn08.wav", AMI / "tst01.wav", backwards):
+    for path in (AMI / "trn08.wav", AMI / "tst01.wav", *CLEARLY_UNREAD):
         fast, careful, routed = _readings(path, models)
         if all(seg.confident for seg in fast):
             assert routed == fast, path.name
             continue
-        handed_over.append(path.name)
+        handed_over.append(path)
         assert routed == transcribe.surer(fast, careful), path.name
         assert transcribe.confident_words(routed) >= transcribe.confident_words(fast), path.name
-    # Reversed speech fails Whisper's test whatever the CPU. On far-field speech that depends on the
-    # CPU's int8 arithmetic; measured on an AMD EPYC with AVX-512 (2026-12-02): one of trn08's
-    # six segments and tst01's only one.
-    assert "backwards.wav" in handed_over, handed_over
+    assert set(CLEARLY_UNREAD) <= set(handed_over), handed_over
 
 
 def _segment(words: int, confident: bool) -> AsrSegment:
