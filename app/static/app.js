@@ -3,7 +3,11 @@
 "use strict";
 
 const API = "/api/upload-video";
-const STAGES = ["queued", "download", "decode", "vad", "transcribe", "diarize", "prosody", "emotion", "finalize"];
+// The chips follow the server's own stage list (GET /api/upload-video/stages); this copy only
+// until it answers.
+let STAGES = ["queued", "download", "decode", "vad", "transcribe", "align", "diarize", "prosody", "emotion", "finalize"];
+// Below this, Whisper's language guess is less likely than not: the page says it is a guess.
+const LOW_LANGUAGE_CONFIDENCE = 0.5;
 const PALETTE = ["#38bdf8", "#f472b6", "#facc15", "#34d399", "#a78bfa", "#fb923c", "#f87171", "#2dd4bf"];
 const EMOJI = {
   neutral: "😐", calm: "😌", happy: "😊", joy: "😊", positive: "🙂", excited: "🤩",
@@ -131,6 +135,14 @@ function setBar(which, pct) {
   $(`${which}-pct`).textContent = `${Math.round(v)}%`;
 }
 
+async function loadStages() {
+  try {
+    const resp = await fetch(`${API}/stages`);
+    const body = resp.ok ? await resp.json() : null;
+    if (body && Array.isArray(body.stages) && body.stages.length) STAGES = body.stages;
+  } catch (_) { /* keep the built-in list */ }
+}
+
 function renderStages(current, status) {
   const idx = STAGES.indexOf(current);
   $("stages").innerHTML = "";
@@ -151,6 +163,7 @@ async function analyze() {
   clearError();
   $("analyze-btn").disabled = true;
   $("progress").hidden = false;
+  $("upload-row").hidden = false;
   $("results").hidden = true;
   setBar("upload", 0);
   setBar("analysis", 0);
@@ -175,6 +188,7 @@ async function analyze() {
     const maxS = parseInt($("max-speakers").value, 10);
     if (minS > 0) body.min_speakers = minS;
     if (maxS > 0) body.max_speakers = maxS;
+    if ($("task").value === "translate") body.task = "translate";
     const job = await api(`${API}/request-process`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
@@ -222,6 +236,15 @@ function volumeScale(segments) {
   const hi = vols[Math.floor(vols.length * 0.9)];
   const span = Math.max(hi - lo, 1);
   return (v) => (typeof v !== "number" ? 1 : 0.8 + 0.75 * Math.min(1, Math.max(0, (v - lo) / span)));
+}
+
+// "en (97%)"; a guess below LOW_LANGUAGE_CONFIDENCE says so, since the transcript may be wrong.
+function languageText(meta) {
+  if (!meta.language) return "–";
+  const p = meta.language_probability;
+  if (typeof p !== "number") return meta.language;
+  const pct = Math.round(p * 100);
+  return p < LOW_LANGUAGE_CONFIDENCE ? `${meta.language}? (low confidence, ${pct}%)` : `${meta.language} (${pct}%)`;
 }
 
 function emotionBadge(emotion) {
@@ -287,7 +310,7 @@ function showResult(result, file) {
     ["Duration", meta.duration ? fmtTime(meta.duration) : "–"],
     ["Speakers", meta.unique_speakers ?? Object.keys(state.colors).length],
     ["Segments", meta.total_segments ?? segments.length],
-    ["Language", meta.language ? `${meta.language}${meta.language_probability ? ` (${Math.round(meta.language_probability * 100)}%)` : ""}` : "–"],
+    ["Language", languageText(meta)],
     ["Analysis time", analysisSeconds(meta.processing_time)],
   ];
   const summary = $("summary");
@@ -460,6 +483,7 @@ async function openPermalink() {
     showResult(status.result, null);
   } catch (err) {
     showError(err.message);
+  $("upload-row").hidden = true; // nothing is uploaded here: the video is already stored
   }
 }
 
@@ -501,7 +525,8 @@ function renderAt(t) {
       words.forEach((w, k) => {
         const span = el("span", "word", w.word.trim());
         span.dataset.k = String(k);
-        span.style.fontSize = `${(1.5 * state.volume(w.volume_db)).toFixed(2)}rem`;
+        // em: relative to the caption line, whose size follows the player's width (style.css).
+        span.style.fontSize = `${(1.5 * state.volume(w.volume_db)).toFixed(2)}em`;
         // A turn can change inside a segment: such a word wears its own speaker's colour.
         if (w.speaker_id && w.speaker_id !== s.speaker.speaker_id) span.style.setProperty("--speaker", speakerColor(w.speaker_id));
         const pitch = typeof w.pitch_hz === "number" ? `${Math.round(w.pitch_hz)} Hz` : "unvoiced";
@@ -607,3 +632,4 @@ openPermalink();
 $("analyze-btn").addEventListener("click", analyze);
 checkHealth();
 setInterval(checkHealth, 15000);
+loadStages();

@@ -114,7 +114,7 @@ def test_upload_analyze_and_play_with_captions(stack: UpStack, tmp_path: Path) -
             sizes = set(
                 page.locator("#captions .word").evaluate_all("ws => ws.map(w => w.style.fontSize)")
             )
-            assert all(s.endswith("rem") for s in sizes) and len(sizes) > 1, sizes
+            assert all(s.endswith("em") for s in sizes) and len(sizes) > 1, sizes
 
             # The emotion badge when the result carries one; downloads point at the export.
             has_emotion = page.evaluate("() => !!state.result.segments[1].emotion")

@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
+from pydantic import BaseModel
 
 from app.api.deps import AppContext
 from app.api.errors import error_responses
 from app.services.auth import authenticate
 from app.services.errors import JobNotFound
 from app.services.job_service import parse_job_id
+from ecg_protocol import Stage
 
 router = APIRouter(prefix="/api/upload-video", tags=["ml"], responses=error_responses(401, 503))
 
@@ -41,3 +43,14 @@ async def get_job_status(
     if body is None:
         raise JobNotFound(f"job {job_id} not found")
     return Response(content=body, media_type="application/json")
+
+
+class StageList(BaseModel):
+    stages: list[str]
+
+
+@router.get("/stages")
+async def list_stages() -> StageList:
+    """The pipeline's stages in the order they run; a job's `stage` names one of them (the
+    page draws its progress chips from this list)."""
+    return StageList(stages=[s.value for s in Stage if s is not Stage.DONE])
