@@ -8,6 +8,12 @@ the backend refuses an unknown code at request-process with the same words the M
 from __future__ import annotations
 
 AUTO = "auto"
+# The shape of a request's `language`: `auto` or a code, each with an optional region or script
+# subtag (`en-US`, `zh_Hans`), or a comma-separated list of them. A value of another shape is
+# refused as malformed (422) before `parse_languages` looks its codes up (unknown: 400).
+REQUEST_PATTERN = (
+    r"^\s*[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?(\s*,\s*[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?)*\s*$"
+)
 
 # Whisper's language codes in its token order (faster-whisper `_LANGUAGE_CODES`), with names.
 WHISPER_LANGUAGES: dict[str, str] = {

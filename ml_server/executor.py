@@ -153,10 +153,6 @@ class ThreadPoolJobExecutor:
         """Nothing to rescue: a worker thread dies only with this process."""
         return []
 
-    def analysis_pids(self) -> list[int]:
-        """The live analysis children's pids (for logs and the isolation tests)."""
-        return [pid for a in self._analysers if (pid := a.pid) is not None]
-
     def _warm_models(self, index: int) -> None:
         if self._analysers:
             # Each child loads its own models, in parallel with the others.

@@ -96,11 +96,6 @@ class WebhookMisuse(DomainError):
     code = "WRONG_ENDPOINT"
 
 
-class ServiceUnavailable(DomainError):
-    status_code = 503
-    code = "SERVICE_UNAVAILABLE"
-
-
 class MediaRejected(DomainError):
     """A one-call request whose job failed on its input; `error_code` is the pipeline's code."""
 

@@ -11,10 +11,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 
-from app.core.config import Settings
 from app.services.errors import Conflict, UnsupportedLanguage
 from app.services.job_service import JobService
-from app.services.storage import Storage
 from ecg_protocol.languages import LanguageError, canonical
 
 logger = logging.getLogger(__name__)
@@ -34,11 +32,22 @@ class Waker(Protocol):
     def wake(self) -> None: ...
 
 
+async def replayed_job(
+    *, jobs: JobService, owner: str, idempotency_key: str, file_key: str
+) -> uuid.UUID | None:
+    """The job this caller's `Idempotency-Key` already started (None: none yet); 409 when that
+    job was for another fileKey."""
+    existing = await jobs.get_by_idempotency_key(owner=owner, key=idempotency_key)
+    if existing is None:
+        return None
+    if existing.file_key != file_key:
+        raise Conflict("Idempotency-Key was already used for a different fileKey")
+    return existing.job_id
+
+
 async def start_processing(
     *,
     jobs: JobService,
-    storage: Storage,
-    settings: Settings,
     dispatcher: Waker,
     owner: str,
     file_key: str,
@@ -48,17 +57,17 @@ async def start_processing(
     webhook_url: str | None = None,
 ) -> uuid.UUID:
     """Write the `pending` job row for an upload already checked (and a `job_language`), then
-    wake the dispatcher.
+    wake the dispatcher. The ML server's download URL is minted by the dispatcher at each send
+    (a retry may come after an earlier URL expired), not here.
 
     With an `Idempotency-Key` a concurrent twin may win the insert: its job id is returned.
     """
     job_id = uuid.uuid4()
-    video_url = storage.generate_download_url(file_key, settings.s3_presigned_url_expire)
     try:
         await jobs.create_job(
             job_id=job_id,
             file_key=file_key,
-            video_url=video_url,
+            video_url=None,
             owner=owner,
             language=language,
             options=options or None,
@@ -66,10 +75,14 @@ async def start_processing(
             webhook_url=webhook_url,
         )
     except IntegrityError as exc:
-        existing = await jobs.get_by_idempotency_key(owner=owner, key=idempotency_key or "")
+        existing = None
+        if idempotency_key:
+            existing = await replayed_job(
+                jobs=jobs, owner=owner, idempotency_key=idempotency_key, file_key=file_key
+            )
         if existing is None:
             raise Conflict("could not create the job; retry") from exc
-        return existing.job_id
+        return existing
     logger.info("new processing request: job_id=%s key=%s owner=%s", job_id, file_key, owner)
     dispatcher.wake()
     return job_id

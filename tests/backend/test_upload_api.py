@@ -82,7 +82,7 @@ async def test_request_process_creates_pending_job_and_dispatches(backend: Backe
         job = (await s.execute(select(Job).where(Job.job_id == uuid.UUID(job_id)))).scalar_one()
     assert job.owner == user and job.language == "en"
     assert job.options == {"min_speakers": 1}
-    assert job.video_url and job.file_key and job.file_key.startswith(f"videos/{user}/")
+    assert job.file_key and job.file_key.startswith(f"videos/{user}/")
 
 
 @pytest.mark.parametrize(

@@ -204,8 +204,6 @@ async def _store_and_start(
     await ctx.storage.put_file(key, content_type, file.file)
     return await start_processing(
         jobs=jobs,
-        storage=ctx.storage,
-        settings=settings,
         dispatcher=ctx.dispatcher,
         owner=user,
         file_key=key,

@@ -11,10 +11,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from app.api.deps import ContextDep, CurrentUser, JobsDep, RateLimitProcess
 from app.api.errors import error_responses
 from app.services.client_webhooks import check_webhook_url
-from app.services.errors import Conflict, InvalidInput
-from app.services.processing import job_language, start_processing
+from app.services.errors import InvalidInput
+from app.services.processing import job_language, replayed_job, start_processing
 from app.services.uploads import check_uploaded_object
 from ecg_protocol import ProcessOptions
+from ecg_protocol.languages import REQUEST_PATTERN
 from ecg_protocol.public import ProcessStarted
 
 router = APIRouter(prefix="/api/upload-video", tags=["ml"], responses=error_responses(401, 503))
@@ -26,12 +27,9 @@ class ProcessVideoRequest(BaseModel):
     fileKey: str = Field(
         validation_alias=AliasChoices("fileKey", "file_key"), min_length=1, max_length=1024
     )
-    # `auto`, one code (`ko`) or a list to detect among (`ko,en`); codes checked in the route.
-    language: str = Field(
-        default="auto",
-        max_length=256,
-        pattern=r"^\s*[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?(\s*,\s*[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})?)*\s*$",
-    )
+    # `auto`, one code (`ko`) or a list to detect among (`ko,en`): the shape here, the codes
+    # by `job_language` (both from ecg_protocol.languages).
+    language: str = Field(default="auto", max_length=256, pattern=REQUEST_PATTERN)
     min_speakers: int | None = Field(default=None, ge=1, le=32)
     max_speakers: int | None = Field(default=None, ge=1, le=32)
     # Decoding hints passed to faster-whisper (initial_prompt, hotwords).
@@ -57,11 +55,12 @@ async def request_process(
 ) -> ProcessStarted:
     """Validate the upload, write the `pending` job row, then wake the dispatcher."""
     if idempotency_key:
-        existing = await jobs.get_by_idempotency_key(owner=user, key=idempotency_key)
-        if existing is not None:
-            if existing.file_key != body.fileKey:
-                raise Conflict("Idempotency-Key was already used for a different fileKey")
-            return ProcessStarted(job_id=str(existing.job_id))
+        # A replay answers the job it started, before the upload is checked again.
+        replayed = await replayed_job(
+            jobs=jobs, owner=user, idempotency_key=idempotency_key, file_key=body.fileKey
+        )
+        if replayed is not None:
+            return ProcessStarted(job_id=str(replayed))
     try:
         options = ProcessOptions(
             min_speakers=body.min_speakers,
@@ -80,8 +79,6 @@ async def request_process(
         await check_webhook_url(body.webhook_url, ctx.settings)
     job_id = await start_processing(
         jobs=jobs,
-        storage=ctx.storage,
-        settings=ctx.settings,
         dispatcher=ctx.dispatcher,
         owner=user,
         file_key=body.fileKey,
