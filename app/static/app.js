@@ -472,6 +472,7 @@ async function openPermalink() {
   if (!jobId) return;
   state.jobId = jobId;
   $("progress").hidden = false;
+  $("upload-row").hidden = true; // nothing is uploaded here: the video is already stored
   try {
     setState("processing");
     const status = await poll(jobId);
@@ -483,7 +484,6 @@ async function openPermalink() {
     showResult(status.result, null);
   } catch (err) {
     showError(err.message);
-  $("upload-row").hidden = true; // nothing is uploaded here: the video is already stored
   }
 }
 
@@ -625,6 +625,7 @@ async function checkHealth() {
 
 wireDropzone();
 wirePlayer();
+loadStages();
 wireDownloads();
 wirePlot();
 renderHistory();
@@ -632,4 +633,3 @@ openPermalink();
 $("analyze-btn").addEventListener("click", analyze);
 checkHealth();
 setInterval(checkHealth, 15000);
-loadStages();
