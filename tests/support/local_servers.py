@@ -115,7 +115,7 @@ class CallbackReceiver:
             if r.status in FINAL and (r.answered < 300 or not accepted_only)
         ]
 
-    def wait_final(self, job_id: str, timeout_s: float = 60.0) -> Received:
+    def wait_final(self, job_id: str, timeout_s: float = 180.0) -> Received:
         """The first accepted final callback of `job_id`, waiting up to `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         with self._cond:

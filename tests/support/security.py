@@ -69,7 +69,7 @@ class Outpost:
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def final_for(self, job_id: str, timeout_s: float = 60) -> dict[str, Any]:
+    def final_for(self, job_id: str, timeout_s: float = 180) -> dict[str, Any]:
         def final() -> dict[str, Any] | None:
             for cb in self.callbacks:
                 if cb.get("job_id") == job_id and cb.get("status") in ("completed", "failed"):
