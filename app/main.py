@@ -32,6 +32,7 @@ from app.api.routes import (
     upload,
     webhook,
 )
+from app.api.security_headers import SecurityHeadersMiddleware
 from app.core.config import Settings, get_settings
 from app.db.database import create_engine, create_session_factory, run_migrations
 from app.services.client_webhooks import ClientEventSender
@@ -152,6 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_docs(app)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
+    # Outermost: every answer carries the headers, the body limit's 413 included.
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
 
     # Order kept from before the split (it is the OpenAPI document's order).
     for router in (

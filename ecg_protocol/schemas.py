@@ -19,6 +19,12 @@ from ecg_protocol.errors import ErrorCode
 
 SCHEMA_VERSION: Literal["1"] = "1"
 
+# Times are bounded so every consumer can format them (a finite 1e306 s overflows a caption
+# timestamp). Policy, not fitted: a week is far past the longest media supported (3 h), and a
+# time may run this far past the media's end, as Whisper's last 30 s window can overrun it.
+MAX_MEDIA_S = 7 * 24 * 3600.0
+TIME_SLACK_S = 30.0
+
 
 class JobStatus(StrEnum):
     """A job's state. It only moves forward: pending → processing → completed | failed."""
@@ -139,7 +145,7 @@ class Segment(_Model):
 
 class Metadata(_Model):
     filename: str | None = None
-    duration: float | None = None
+    duration: float | None = Field(default=None, ge=0.0, le=MAX_MEDIA_S)
     total_segments: int = 0
     unique_speakers: int = 0
     language: str | None = None
@@ -157,6 +163,17 @@ class AnalysisResult(_Model):
     metadata: Metadata = Field(default_factory=Metadata)
     segments: list[Segment] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _times_within_the_media(self) -> AnalysisResult:
+        """Every time lies within the media (± TIME_SLACK_S); MAX_MEDIA_S when its length is
+        unknown."""
+        duration = self.metadata.duration
+        for n, seg in enumerate(self.segments):
+            _check_time(f"segments[{n}]", seg.start, seg.end, duration)
+            for k, word in enumerate(seg.words):
+                _check_time(f"segments[{n}].words[{k}]", word.start, word.end, duration)
+        return self
+
     def to_wire(self) -> dict[str, Any]:
         """The guide's ML-server shape (`start_time`/`end_time` on segments)."""
         return self.model_dump(mode="json", by_alias=True)
@@ -164,6 +181,16 @@ class AnalysisResult(_Model):
     def to_stored(self) -> dict[str, Any]:
         """The backend's normalized shape (`start`/`end` on segments)."""
         return self.model_dump(mode="json")
+
+
+def _check_time(where: str, start: float, end: float, duration: float | None) -> None:
+    limit = MAX_MEDIA_S if duration is None else duration + TIME_SLACK_S
+    for name, t in (("start", start), ("end", end)):
+        if not -TIME_SLACK_S <= t <= limit:
+            media = f"the media's {duration:g} s" if duration is not None else "a week"
+            raise ValueError(
+                f"{where}.{name} = {t:g} s lies outside {media} (± {TIME_SLACK_S:g} s)"
+            )
 
 
 def normalize_timestamp_fields(result: dict[str, Any]) -> dict[str, Any]:

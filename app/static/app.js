@@ -268,6 +268,16 @@ function el(tag, cls, text) {
   return n;
 }
 
+// A <video> cannot send the token: the stored upload plays from a short-lived signed URL.
+async function playStored(video, jobId) {
+  try {
+    const media = await api(`/api/jobs/${jobId}/media-url`);
+    if (state.jobId === jobId) video.src = media.url;
+  } catch (err) {
+    showError(`The stored video cannot be played: ${err.message}`);
+  }
+}
+
 // `file` is the local file just analysed; a permalink (file null) plays the stored upload.
 function showResult(result, file) {
   state.result = result;
@@ -281,7 +291,8 @@ function showResult(result, file) {
   const video = $("video");
   if (video.dataset.url) URL.revokeObjectURL(video.dataset.url);
   video.dataset.url = file ? URL.createObjectURL(file) : "";
-  video.src = file ? video.dataset.url : `/api/jobs/${state.jobId}/media`;
+  if (file) video.src = video.dataset.url;
+  else playStored(video, state.jobId);
 
   renderSpeakers(segments);
 

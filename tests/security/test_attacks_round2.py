@@ -9,6 +9,7 @@ schema, and the page and API carry the headers a browser expects.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,9 +18,11 @@ from typing import Any
 
 import httpx
 import jwt
+import pysubs2
 import pytest
 
 from ecg_protocol import sign_headers
+from tests.support.caption_parsers import parse_srt, parse_vtt, strip_tags, vtt_voice
 from tests.support.fake_ml import FakeMLServer
 from tests.support.net import free_port
 from tests.support.pg import create_database, drop_database
@@ -162,6 +165,214 @@ def test_an_empty_file_is_refused_by_v1_as_by_request_process(backend: Backend) 
         timeout=10,
     )
     assert r.status_code == 400 and "empty" in r.json()["detail"], r.text
+
+
+# --------------------------------------------------------------- names that break captions
+
+INJECTED_SRT = "\n\n2\n00:00:03,000 --> 00:00:04,000\nINJECTED"
+INJECTED_ASS = "\n[Events]\nDialogue: 0,0:00:00.00,0:00:09.00,Default,,0,0,0,,INJECTED"
+SEPARATORS = ("\n", "\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029")
+
+
+def _completed_job(backend: Backend, user: str, result: dict[str, Any]) -> str:
+    job_id = _start_job(backend, user=user)
+    r = _callback(backend, {"job_id": job_id, "status": "completed", "result": result})
+    assert r.status_code == 200 and r.json()["status"] == "received", r.text
+    return job_id
+
+
+def _export(backend: Backend, job_id: str, fmt: str, user: str) -> str:
+    r = httpx.get(
+        f"{backend.url}/api/upload-video/result/{job_id}",
+        params={"format": fmt},
+        headers=auth(user),
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def _word(text: str, start: float, end: float) -> dict[str, Any]:
+    return {"word": text, "start": start, "end": end, "volume_db": -20.0, "pitch_hz": 200.0}
+
+
+def test_speaker_names_cannot_break_caption_files(backend: Backend) -> None:
+    """Issue 23 #3: "Smith, John" shifted the ASS Style/Dialogue fields, `-->` and `>` went
+    into the VTT voice tag as they were, and U+0085/U+2028 passed the filter into SRT."""
+    user = _unique()
+    result = {
+        "metadata": {"filename": "clip.wav", "duration": 4.0},
+        "segments": [
+            {"start_time": 0.0, "end_time": 1.0, "speaker": {"speaker_id": "SPEAKER_00"},
+             "text": "hello there", "words": [_word("hello", 0.0, 0.4), _word("there", 0.5, 1.0)]},
+            {"start_time": 2.0, "end_time": 3.0, "speaker": {"speaker_id": "SPEAKER_01"},
+             "text": "yes", "words": [_word("yes", 2.0, 3.0)]},
+        ],
+    }  # fmt: skip
+    job_id = _completed_job(backend, user, result)
+    speakers = f"{backend.url}/api/jobs/{job_id}/speakers"
+    for sep in SEPARATORS:
+        r = httpx.put(speakers, json={"names": {"SPEAKER_00": f"Ann{sep}2"}}, headers=auth(user))
+        assert r.status_code == 422, (repr(sep), r.text)
+        assert "one line" in r.text, r.text
+    names = {"SPEAKER_00": "Smith, John", "SPEAKER_01": "a --> b <i>x</i> & c"}
+    r = httpx.put(speakers, json={"names": names}, headers=auth(user), timeout=10)
+    assert r.status_code == 200, r.text
+
+    srt = parse_srt(_export(backend, job_id, "srt", user))
+    assert [c.lines[0].split("] ")[0] for c in srt] == ["[Smith, John", "[a --> b <i>x</i> & c"]
+    vtt = parse_vtt(_export(backend, job_id, "vtt", user))
+    voices = [vtt_voice(c.lines[0]) for c in vtt]
+    assert voices == ["Smith, John", "a --&gt; b &lt;i&gt;x&lt;/i&gt; &amp; c"], voices
+    assert [strip_tags(c.lines[0]) for c in vtt] == ["hello there", "yes"]
+
+    ass = pysubs2.SSAFile.from_string(_export(backend, job_id, "ass", user))
+    assert [e.text.split("}")[-1] for e in ass.events] == ["there", "yes"]
+    for event in ass.events:
+        assert event.style in ass.styles, (event.style, list(ass.styles))
+        assert ass.styles[event.style].fontsize == 44
+    assert [e.name for e in ass.events] == ["Smith\uff0c John", "a --> b <i>x</i> & c"]
+
+
+def test_words_and_filename_cannot_inject_cues(backend: Backend) -> None:
+    """Issue 23 #3: a newline in a word injected an SRT cue; in the filename an ASS [Events]
+    line; U+2028 and U+0085 break lines for many players."""
+    user = _unique()
+    words = [_word("one" + INJECTED_SRT, 0.0, 0.5), _word("two\u2028three\x85four", 0.5, 1.0)]
+    result = {
+        "metadata": {"filename": "clip.wav" + INJECTED_ASS, "duration": 4.0},
+        "segments": [
+            {"start_time": 0.0, "end_time": 1.0, "speaker": {"speaker_id": "SPEAKER_00\n\nX"},
+             "text": "one two", "words": words},
+        ],
+    }  # fmt: skip
+    job_id = _completed_job(backend, user, result)
+    for fmt in ("srt", "vtt", "ass", "txt", "tsv"):
+        text = _export(backend, job_id, fmt, user)
+        assert not set(text) & set(SEPARATORS[1:]), (fmt, text)
+        assert len(text.splitlines()) == len(text.split("\n")) - text.endswith("\n"), fmt
+    srt = parse_srt(_export(backend, job_id, "srt", user))
+    vtt = parse_vtt(_export(backend, job_id, "vtt", user))
+    # The words' cues and no other: the injected number and timing stay text on a cue's line.
+    times = [(c.start, c.end) for c in srt]
+    assert times == [(c.start, c.end) for c in vtt] == [(0, 0.5), (0.5, 1)]
+    assert [c.index for c in srt] == [1, 2]
+    ass_text = _export(backend, job_id, "ass", user)
+    lines = ass_text.splitlines()
+    assert lines.count("[Events]") == 1
+    assert [n for n in lines if n.startswith("Title:")] == [
+        "Title: clip.wav [Events] Dialogue: 0,0:00:00.00,0:00:09.00,Default,,0,0,0,,INJECTED"
+    ]
+    ass = pysubs2.SSAFile.from_string(ass_text)
+    assert [e.text.split("}")[-1] for e in ass.events] == [
+        "one 2 00:00:03,000 --> 00:00:04,000 INJECTED",
+        "two three four",
+    ]
+
+
+# ----------------------------------------------------------------------------- absurd times
+
+
+@pytest.mark.parametrize(
+    "metadata", [{"duration": 2.0}, {}], ids=["duration-known", "duration-unknown"]
+)
+def test_an_absurd_time_is_refused_at_the_schema(
+    backend: Backend, metadata: dict[str, Any]
+) -> None:
+    """Issue 23 #4: a signed result with a word ending at 1e306 s was stored, and the srt, vtt
+    and ass exports then answered 500 (OverflowError)."""
+    user = _unique()
+    job_id = _start_job(backend, user=user)
+    result = {
+        "metadata": metadata,
+        "segments": [
+            {"start_time": 0.0, "end_time": 1.0, "speaker": {"speaker_id": "SPEAKER_00"},
+             "text": "hi", "words": [_word("hi", 0.0, 1e306)]},
+        ],
+    }  # fmt: skip
+    r = _callback(backend, {"job_id": job_id, "status": "completed", "result": result})
+    assert r.status_code == 422, r.text
+    assert "segments[0].words[0].end" in r.text and "outside" in r.text, r.text
+    status = httpx.get(
+        f"{backend.url}/api/upload-video/status/{job_id}", headers=auth(user), timeout=10
+    ).json()
+    assert status["status"] != "completed" and status["result"] is None
+    for fmt in ("srt", "vtt", "ass"):
+        r = httpx.get(
+            f"{backend.url}/api/upload-video/result/{job_id}",
+            params={"format": fmt},
+            headers=auth(user),
+            timeout=10,
+        )
+        assert 400 <= r.status_code < 500, (fmt, r.status_code, r.text)
+
+
+# ------------------------------------------------------------------ browser and token hygiene
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/index.html", "/app.js", "/health", "/api/jobs", "/v1/models", "/nope"]
+)
+def test_page_and_api_carry_the_security_headers(backend: Backend, path: str) -> None:
+    """Issue 23 #5: no Content-Security-Policy, X-Frame-Options or X-Content-Type-Options."""
+    r = httpx.get(f"{backend.url}{path}", timeout=10)
+    csp = r.headers.get("content-security-policy", "")
+    directives = {d.split()[0]: d.split()[1:] for d in csp.split("; ") if d}
+    assert directives.get("frame-ancestors") == ["'none'"], csp
+    assert directives.get("script-src") == ["'self'"], csp  # no inline script on the page
+    assert directives.get("object-src") == ["'none'"], csp
+    assert r.headers.get("x-frame-options") == "DENY"
+    assert r.headers.get("x-content-type-options") == "nosniff"
+
+
+def test_the_page_needs_no_inline_script_or_style(backend: Backend) -> None:
+    """The page keeps working under `script-src 'self'; style-src 'self'`: nothing inline."""
+    html = httpx.get(f"{backend.url}/", timeout=10).text
+    assert re.findall(r"<script(?![^>]*\bsrc=)", html) == []
+    assert "<style" not in html and " style=" not in html
+    assert re.findall(r"\son[a-z]+=", html) == []  # no inline event handlers
+
+
+def test_tokens_must_expire_within_the_max_lifetime(backend: Backend) -> None:
+    """Issue 23 #5: a JWT without `exp` was accepted (valid forever once leaked)."""
+    url = f"{backend.url}/api/jobs"
+    for bad in (
+        token("alice", lifetime_s=None),
+        token("alice", lifetime_s=400 * 86400),
+        token("alice", lifetime_s=600, iat=int(time.time()) - 2 * 86400),
+    ):
+        r = httpx.get(url, headers={"Authorization": f"Bearer {bad}"}, timeout=10)
+        assert r.status_code == 401, r.text
+    ok = token("alice", lifetime_s=600, iat=int(time.time()))
+    assert httpx.get(url, headers={"Authorization": f"Bearer {ok}"}, timeout=10).status_code == 200
+
+
+def test_a_permalink_can_play_the_stored_upload_with_sign_in_required(backend: Backend) -> None:
+    """Issue 23 #5: with sign-in required the page's `<video src=/api/jobs/{id}/media>` got a
+    401 (a media element cannot send the token); a short-lived signed URL plays instead."""
+    user = _unique()
+    data = b"RIFF" + bytes(range(256)) * 8
+    key = _upload(backend, data, user=user)
+    r = httpx.post(
+        f"{backend.url}/api/upload-video/request-process",
+        json={"fileKey": key},
+        headers={**auth(user), "X-Forwarded-For": backend.client_ip()},
+        timeout=10,
+    )
+    job_id = r.json()["job_id"]
+    assert httpx.get(f"{backend.url}/api/jobs/{job_id}/media-url", timeout=10).status_code == 401
+    other = httpx.get(f"{backend.url}/api/jobs/{job_id}/media-url", headers=auth(_unique()))
+    assert other.status_code == 404
+    answer = httpx.get(f"{backend.url}/api/jobs/{job_id}/media-url", headers=auth(user))
+    assert answer.status_code == 200, answer.text
+    media = answer.json()
+    assert 0 < media["expires_in"] <= 3600
+    # What the <video> does: a plain GET (a range, as browsers ask), no token.
+    played = httpx.get(media["url"], headers={"Range": "bytes=0-99"}, timeout=10)
+    assert played.status_code in (200, 206), played.text
+    assert data.startswith(played.content[:100])
+    # The page's script uses it.
+    assert "/media-url" in httpx.get(f"{backend.url}/app.js", timeout=10).text
 
 
 # ------------------------------------------------------------------------------- helpers

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pysubs2
 
-from app.services.captions.cues import CaptionOptions, Cue, build_cues
+from app.services.captions.cues import CaptionOptions, Cue, build_cues, one_line
 from ecg_protocol import AnalysisResult
 
 # The web page's speaker palette (app/static/app.js PALETTE), in the same order.
@@ -31,6 +31,12 @@ _NOT_YET = pysubs2.Color(200, 200, 200)  # karaoke: a word not yet said
 def _ass_text(text: str) -> str:
     """Literal text: braces open override blocks and backslashes escape in ASS; keep them out."""
     return text.replace("\\", "\uff3c").replace("{", "\uff5b").replace("}", "\uff5d")
+
+
+def _ass_name(name: str) -> str:
+    """A style or actor name: one line, and no comma (the field separator of `Style:` and
+    `Dialogue:` lines; "Smith, John" would shift every field after it)."""
+    return one_line(name).strip().replace(",", "\uff0c")
 
 
 def volume_scale(result: AnalysisResult) -> tuple[float, float]:
@@ -83,12 +89,12 @@ def to_ass(result: AnalysisResult, opts: CaptionOptions) -> str:
     """An ASS script: one style per speaker (colour), word sizes from loudness."""
     subs = pysubs2.SSAFile()
     subs.info["PlayResX"], subs.info["PlayResY"] = (str(v) for v in PLAY_RES)
-    subs.info["Title"] = result.metadata.filename or "ECG captions"
+    subs.info["Title"] = one_line(result.metadata.filename or "").strip() or "ECG captions"
     subs.styles["Default"] = _style(None)
     speakers = list(dict.fromkeys(s.speaker.speaker_id for s in result.segments))
     if opts.speaker_labels:
         for n, speaker in enumerate(speakers):
-            subs.styles[speaker] = _style(PALETTE[n % len(PALETTE)])
+            subs.styles[_ass_name(speaker)] = _style(PALETTE[n % len(PALETTE)])
     volumes = {(w.start, w.word.strip()): w.volume_db for s in result.segments for w in s.words}
     scale = volume_scale(result)
     cues = build_cues(result, max_line_length=opts.max_line_length, max_lines=opts.max_lines)
@@ -97,8 +103,8 @@ def to_ass(result: AnalysisResult, opts: CaptionOptions) -> str:
             pysubs2.SSAEvent(
                 start=round(cue.start * 1000),
                 end=round(cue.end * 1000),
-                style=cue.speaker if opts.speaker_labels else "Default",
-                name=cue.speaker if opts.speaker_labels else "",
+                style=_ass_name(cue.speaker) if opts.speaker_labels else "Default",
+                name=_ass_name(cue.speaker) if opts.speaker_labels else "",
                 text=_event_text(cue, volumes, opts, scale),
             )
         )

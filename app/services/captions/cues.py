@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,16 @@ from ecg_protocol import AnalysisResult, Segment
 DEFAULT_MAX_LINE_LENGTH = 42
 DEFAULT_MAX_LINES = 2
 MIN_CUE_S = 0.2  # a cue shorter than this cannot be read; it is stretched when there is room
+
+# Line breaks of any kind (CR, LF, VT, FF, NEL U+0085, LINE/PARAGRAPH SEPARATOR U+2028/9) and
+# other control characters: inside a word or a name they would end a caption line, so a word
+# could inject a cue (SRT, VTT) or a whole line of the script (ASS).
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` with every line break and control character turned into one space."""
+    return _BREAKS.sub(" ", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +75,9 @@ def format_timestamp(seconds: float, *, sep: str = ",") -> str:
 def _tokens(segment: Segment) -> list[CueWord]:
     """The segment's words with times; interpolated from the text when words are missing."""
     tokens = [
-        CueWord(w.word.strip(), w.start, max(w.end, w.start))
+        CueWord(" ".join(one_line(w.word).split()), w.start, max(w.end, w.start))
         for w in segment.words
-        if w.word.strip()
+        if one_line(w.word).strip()
     ]
     if tokens:
         return tokens
@@ -137,7 +148,7 @@ def _segment_cues(
     segment: Segment, *, max_line_length: int, max_lines: int, label_width: int
 ) -> list[Cue]:
     tokens = _tokens(segment)
-    speaker = segment.speaker.speaker_id
+    speaker = one_line(segment.speaker.speaker_id).strip()
     wrap = functools.partial(
         _wrap, max_line_length=max_line_length, max_lines=max_lines, label_width=label_width
     )

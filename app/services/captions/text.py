@@ -13,12 +13,13 @@ from app.services.captions.cues import (
     Cue,
     build_cues,
     format_timestamp,
+    one_line,
 )
 from ecg_protocol import AnalysisResult, Segment
 
 
 def _srt_label(speaker: str) -> str:
-    return f"[{speaker}] "
+    return f"[{one_line(speaker).strip()}] "
 
 
 def _highlight_spans(cue: Cue) -> Iterator[tuple[float, float, int | None]]:
@@ -113,7 +114,8 @@ def to_vtt(
     blocks = ["WEBVTT"]
     for n, (start, end, cue, lines) in enumerate(_timed_lines(cues, opts, _vtt_escape), start=1):
         if speaker_labels:
-            lines[0] = f"<v {cue.speaker}>{lines[0]}"
+            # The voice's name is escaped like cue text: `>` would end the tag, `-->` a cue.
+            lines[0] = f"<v {_vtt_escape(cue.speaker)}>{lines[0]}"
         times = f"{format_timestamp(start, sep='.')} --> {format_timestamp(end, sep='.')}"
         blocks.append("\n".join([str(n), times, *lines]))
     return "\n\n".join(blocks) + "\n"
@@ -124,7 +126,7 @@ _LINE_BREAKS = re.compile(r"\s+")
 
 def _segment_text(segment: Segment) -> str:
     text = segment.text.strip() or " ".join(w.word.strip() for w in segment.words)
-    return _LINE_BREAKS.sub(" ", text).strip()
+    return _LINE_BREAKS.sub(" ", one_line(text)).strip()
 
 
 def to_txt(result: AnalysisResult, *, speaker_labels: bool = True) -> str:
@@ -149,7 +151,7 @@ def to_tsv(result: AnalysisResult, *, speaker_labels: bool = True) -> str:
             continue
         cells = [str(round(segment.start * 1000)), str(round(segment.end * 1000))]
         if speaker_labels:
-            cells.append(segment.speaker.speaker_id)
+            cells.append(one_line(segment.speaker.speaker_id).strip())
         rows.append("\t".join([*cells, text]))
     return "\n".join(rows) + "\n"
 
