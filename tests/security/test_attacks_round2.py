@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import re
 import time
+import tracemalloc
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,10 @@ import pysubs2
 import pytest
 
 from ecg_protocol import sign_headers
+from ecg_protocol.signing import hex_signature
+from tests.support.backend import SECRET as BACKEND_SECRET
+from tests.support.backend import Backend as InProcessBackend
+from tests.support.backend import make_settings, open_backend
 from tests.support.caption_parsers import parse_srt, parse_vtt, strip_tags, vtt_voice
 from tests.support.fake_ml import FakeMLServer
 from tests.support.net import free_port
@@ -165,6 +171,65 @@ def test_an_empty_file_is_refused_by_v1_as_by_request_process(backend: Backend) 
         timeout=10,
     )
     assert r.status_code == 400 and "empty" in r.json()["detail"], r.text
+
+
+# ------------------------------------------- the guide's X-Signature-256 alone (legacy allowed)
+
+
+@pytest.fixture
+async def legacy(tmp_path: Path, pg_url: str) -> AsyncIterator[InProcessBackend]:
+    """The app in this process with WEBHOOK_ALLOW_LEGACY_SIGNATURE on (a guide-era ML server)."""
+    settings = make_settings(tmp_path, pg_url, webhook_allow_legacy_signature=True)
+    async for b in open_backend(settings):
+        yield b
+
+
+async def _counted(size: int, read: list[int]) -> AsyncIterator[bytes]:
+    """`size` bytes in 1 MB pieces, counting in `read[0]` how many the app has pulled."""
+    piece = b"0" * MB
+    for _ in range(size // MB):
+        read[0] += len(piece)
+        yield piece
+
+
+async def test_a_malformed_legacy_signature_is_refused_before_the_body(
+    legacy: InProcessBackend,
+) -> None:
+    """Issue 23 #1: only X-Signature-256's form can be judged up front; a malformed one is."""
+    read = [0]
+    r = await legacy.client.post(
+        WEBHOOK, content=_counted(60 * MB, read), headers={"X-Signature-256": "sha256=AAAA"}
+    )
+    assert r.status_code == 401 and r.json()["reason"] == "malformed_signature", r.text
+    assert read[0] <= MB, f"{read[0] / MB:.0f} MB read before the refusal"
+
+
+async def test_a_forged_legacy_signature_is_verified_while_streaming(
+    legacy: InProcessBackend,
+) -> None:
+    """Issue 23 #1: a well-formed X-Signature-256 needs the body; it is hashed as it streams and
+    the unverified bytes are not held in memory (60 MB sent, a few MB allocated at the peak)."""
+    job_id = await legacy.start_job()
+    read = [0]
+    tracemalloc.start()
+    try:
+        r = await legacy.client.post(
+            WEBHOOK,
+            content=_counted(60 * MB, read),
+            headers={"X-Signature-256": "sha256=" + "0" * 64},
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert r.status_code == 401 and r.json()["reason"] == "bad_signature", r.text
+    assert read[0] == 60 * MB
+    assert peak < 16 * MB, f"{peak / MB:.0f} MB allocated at the peak"
+    # And a true one is accepted on that path.
+    body = json.dumps({"job_id": job_id, "status": "processing", "progress": 30}).encode()
+    ok = await legacy.client.post(
+        WEBHOOK, content=body, headers={"X-Signature-256": hex_signature(body, BACKEND_SECRET)}
+    )
+    assert ok.status_code == 200 and ok.json()["status"] == "received", ok.text
 
 
 # --------------------------------------------------------------- names that break captions
