@@ -45,6 +45,8 @@ MEANING: dict[str, str] = {
     "WEBHOOK_MAX_BYTES": "largest callback body accepted, bytes (a 2-hour result is a few MB)",
     "MAX_JSON_BODY_BYTES": "largest body of any other JSON request, bytes (refused with 413)",
     "JWT_SECRET": "HS256 key for Bearer tokens; unset = tokens refused, callers anonymous",
+    "JWT_MAX_LIFETIME_S": "longest a token may live: `exp` is required, and `exp − iat` (or "
+    "`exp − now` without `iat`) over this is refused (401)",
     "ALLOW_ANONYMOUS": "accept callers without a token (as user `anonymous`)",
     "CLIENT_WEBHOOK_SECRET": "Standard Webhooks secret (`whsec_…`) signing the events sent to "
     "a job's `webhook_url`; unset = generated once into the data dir (`client_webhook_secret`)",
