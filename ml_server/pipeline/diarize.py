@@ -11,6 +11,7 @@ Method, calibration and figures: docs/pipeline.md, "Diarization".
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -77,17 +78,18 @@ class DiarizeSettings:
     unit_pause_s: float = 0.3
     max_unit_s: float = 6.0
     # More than one speaker only if the best cut's weighted silhouette beats this
-    # (calibrated on trn from 0.1–0.3; the silhouette is scale-free, so clean studio voices
-    # and far-field meeting voices share it, where a distance threshold did not).
-    min_silhouette: float = 0.25
+    # (calibrated on trn from 0.1–0.3 for the count on speech units, below; the silhouette is
+    # scale-free, so clean studio voices and far-field meeting voices share it, where a
+    # distance threshold did not).
+    min_silhouette: float = 0.15
     # The fewest speakers whose silhouette is within this of the best wins: with a dozen units
     # the silhouette of neighbouring counts differs by noise, and an invented speaker costs
     # more than a missed one (calibrated on trn from 0 / 0.03 / 0.06).
     count_tolerance: float = 0.03
-    # A speaker with fewer words than this is folded into the nearest one: a caption with a
-    # wrong extra speaker is worse than a missed interjection (calibrated on trn, where 4 and
-    # 6 tie; the larger is kept for that reason).
-    min_speaker_words: float = 6.0
+    # A speaker with fewer words (or their estimate from speech time) than this is folded
+    # into the nearest one: a caption with a wrong extra speaker is worse than a missed
+    # interjection (calibrated on trn from 6 / 10 / 20).
+    min_speaker_words: float = 10.0
     # Re-segmentation (Viterbi over windows): emission = scale × cosine; a speaker change
     # costs `reseg_penalty` (calibrated on trn; 0 iterations turns it off).
     reseg_scale: float = 10.0
@@ -391,13 +393,33 @@ def segment_starts(segments: Sequence[AsrSegment]) -> set[int]:
     return out
 
 
+def _regions(speech: SpeakerEmbeddings) -> list[SpeechRegion]:
+    return list(speech.regions) or [SpeechRegion(w.start, w.end) for w in speech.windows]
+
+
 def _units(
     speech: SpeakerEmbeddings, words: list[AsrWord], starts: set[int], opts: DiarizeSettings
 ) -> list[Unit]:
-    regions = list(speech.regions) or [SpeechRegion(w.start, w.end) for w in speech.windows]
     if words:
-        return word_units(words, starts, regions, opts.unit_pause_s, opts.max_unit_s)
-    return region_units(regions, opts.max_unit_s)
+        return word_units(words, starts, _regions(speech), opts.unit_pause_s, opts.max_unit_s)
+    return region_units(_regions(speech), opts.max_unit_s)
+
+
+def speech_count(speech: SpeakerEmbeddings, opts: DiarizeSettings) -> int:
+    """How many speakers talk, judged on the speech alone: VAD regions cut into units of at
+    most `max_unit_s`, clustered with the automatic count within the hints.
+
+    Never on the transcript: word units move with every difference in the ASR's words and
+    times, and those differ between CPUs (CTranslate2's int8 arithmetic: MKL on Intel, oneDNN
+    elsewhere); counted on word units, 2 of the 11 AMI dev clips changed count between the two
+    paths on one machine, on speech units none did (docs/pipeline.md, "Diarization").
+    """
+    units = region_units(_regions(speech), opts.max_unit_s)
+    starts = np.array([w.start for w in speech.windows])
+    ends = np.array([w.end for w in speech.windows])
+    x = unit_embeddings(units, starts, ends, speech.embeddings)
+    labels = _cluster_all(x, opts, np.array([u.weight for u in units]))
+    return int(labels.max()) + 1 if labels.size else 1
 
 
 def _unit_vote(
@@ -462,6 +484,10 @@ def assign_speakers(
     if not speech.windows:
         raw, conf = assign_word_speakers(words, [], np.zeros(0, dtype=np.int64))
         return _diarization(raw, conf, speech.windows, np.zeros(0, dtype=np.int64))
+    if words:
+        # The count comes from the speech alone; the words only place the turns.
+        count = speech_count(speech, opts)
+        opts = dataclasses.replace(opts, min_speakers=count, max_speakers=count)
     units = _units(speech, words, starts or set(), opts)
     w_starts = np.array([w.start for w in speech.windows])
     w_ends = np.array([w.end for w in speech.windows])
