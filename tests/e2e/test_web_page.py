@@ -36,6 +36,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def wait_js(page: Page, expression: str, *, timeout_ms: float) -> None:
+    """Poll `expression` in the page until it is truthy. (Not `wait_for_function`: it runs its
+    predicate through eval, which the page's Content-Security-Policy rightly forbids.)"""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout_ms / 1000:.0f} s: {expression}")
+        page.wait_for_timeout(100)  # the poll interval, under the deadline above
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
     with ecg_up(tmp_path_factory.mktemp("e2e-web")) as up:
@@ -63,8 +73,8 @@ def test_upload_analyze_and_play_with_captions(stack: UpStack, tmp_path: Path) -
             page.set_input_files("#file-input", str(media.path))
             expect(page.locator("#drop-title")).to_have_text(media.path.name)
             page.click("#analyze-btn")
-            page.wait_for_function(
-                "['done', 'error'].includes(document.body.dataset.state)", timeout=300_000
+            wait_js(
+                page, "['done', 'error'].includes(document.body.dataset.state)", timeout_ms=300_000
             )
             error = page.locator("#error")
             assert not error.is_visible(), error.text_content()
@@ -126,10 +136,11 @@ def test_upload_analyze_and_play_with_captions(stack: UpStack, tmp_path: Path) -
             assert srt.ok and srt.text().startswith("1\n")
 
             # The local file really plays in the page's player (object URL, no server round trip).
-            page.wait_for_function(
+            wait_js(
+                page,
                 "() => { const v = document.getElementById('video');"
                 " return v.readyState >= 2 && !v.seeking && !v.error; }",
-                timeout=30_000,
+                timeout_ms=30_000,
             )
             check_voice_views(page, stack)
             shot = tmp_path / "web-page.png"
@@ -194,8 +205,8 @@ def test_sign_in_with_a_token(tmp_path: Path) -> None:
 
             page.fill("#token", token)
             page.click("#analyze-btn")
-            page.wait_for_function(
-                "['done', 'error'].includes(document.body.dataset.state)", timeout=300_000
+            wait_js(
+                page, "['done', 'error'].includes(document.body.dataset.state)", timeout_ms=300_000
             )
             assert not page.locator("#error").is_visible(), page.locator("#error").text_content()
             expect(page.locator("#speakers li")).to_have_count(2)
@@ -204,6 +215,15 @@ def test_sign_in_with_a_token(tmp_path: Path) -> None:
             saved = tmp_path / "captions.vtt"
             info.value.save_as(saved)
             assert saved.read_text(encoding="utf-8").startswith("WEBVTT")
+            # A permalink's player (the stored upload, not the local file) plays with sign-in
+            # required: /media would be a 401 to a <video>, the signed URL is not.
+            page.evaluate("() => showResult(state.result, null)")
+            wait_js(
+                page,
+                "() => { const v = document.getElementById('video');"
+                " return v.readyState >= 1 && !v.error; }",
+                timeout_ms=30_000,
+            )
         finally:
             browser.close()
 
@@ -260,14 +280,18 @@ def check_permalink_after_reload(page: Page) -> None:
     job_id = page.evaluate("() => state.jobId")
     assert page.url.endswith(f"?job={job_id}")
     page.reload()
-    page.wait_for_function("document.body.dataset.state === 'done'", timeout=60_000)
+    wait_js(page, "document.body.dataset.state === 'done'", timeout_ms=60_000)
     expect(page.locator("#speakers li").nth(0).locator(".name")).to_have_text("Alice Example")
     expect(page.locator("#history li")).to_have_count(1)
     assert page.locator("#history a").get_attribute("href") == f"?job={job_id}"
+    # The stored upload plays from the short-lived signed URL of /media-url (a <video> cannot
+    # send a token); the page asks for it once the result is shown.
+    wait_js(page, "() => !!document.getElementById('video').getAttribute('src')", timeout_ms=10_000)
     src = page.evaluate("() => document.getElementById('video').getAttribute('src')")
-    assert src == f"/api/jobs/{job_id}/media"
-    page.wait_for_function(
+    assert src and "/api/jobs/" not in src, src
+    wait_js(
+        page,
         "() => { const v = document.getElementById('video');"
         " return v.readyState >= 1 && !v.error; }",
-        timeout=30_000,
+        timeout_ms=30_000,
     )
