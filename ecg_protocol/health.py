@@ -22,6 +22,14 @@ class MLServerHealth(BaseModel):
     languages: list[str]
 
 
+class PlainHealth(BaseModel):
+    """A guide-era ML server's `/health` 200 when it is a JSON object (`{"status": "ok"}`): only
+    its words are read; any 200 is healthy whatever it holds."""
+
+    message: str | None = None
+    status: str | None = None
+
+
 class LanguageName(BaseModel):
     code: str
     name: str

@@ -7,14 +7,13 @@ parsing HTTP.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import httpx
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ecg_protocol import (
     CancelAccepted,
@@ -29,6 +28,7 @@ from ecg_protocol import (
     sign_headers,
 )
 from ecg_protocol.bodyless import bodyless_signed_content
+from ecg_protocol.health import PlainHealth
 
 logger = logging.getLogger(__name__)
 
@@ -296,19 +296,16 @@ def read_health(http_status: int, body: bytes) -> MLHealthAnswer:
     )
 
 
+_PLAIN_HEALTH: TypeAdapter[str | PlainHealth] = TypeAdapter(str | PlainHealth)
+
+
 def _said(body: bytes) -> str | None:
     """A plain health answer's words: a JSON string, or an object's `message` or `status`."""
     try:
-        doc = json.loads(body)
-    except ValueError:
+        said = _PLAIN_HEALTH.validate_json(body)
+    except ValidationError:
         return None
-    if isinstance(doc, str):
-        return doc
-    if isinstance(doc, dict):
-        for key in ("message", "status"):
-            if isinstance(doc.get(key), str):
-                return str(doc[key])
-    return None
+    return said if isinstance(said, str) else said.message or said.status
 
 
 def _accepted(response: httpx.Response, *, job_id: str) -> ProcessAccepted | None:
