@@ -210,8 +210,8 @@ def _words_and_speakers(
                 diarize.segment_starts(transcript.segments),
             )
     # Words with no length get one only now: the diarization's settings were calibrated on the
-    # aligner's times, and measured before it the spread moved an edge clip's count (AMI
-    # trn08, 4 → 1 speakers; docs/pipeline.md "Word spans"). Prosody and the result use it.
+    # aligner's times, and spreading first moved an edge clip's speaker count (docs/pipeline.md
+    # "Word spans"). Prosody and the result use it.
     return _Heard(word_spans.spread(transcript, audio.duration), aligned.method, diarization)
 
 

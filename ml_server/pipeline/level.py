@@ -1,10 +1,9 @@
 """Media recorded far too quietly is raised for the models that listen to it.
 
 Whisper and Silero were trained on speech at ordinary levels, and neither normalises its input:
-espeak-ng speech peaking at -42 dBFS is read intact, at -52 dBFS it loses words, at -57 dBFS
-base detected Chinese and invented a Chinese sentence, and at -62 dBFS the VAD hears nothing.
-Every real clip measured peaks far above that (the 13 AMI clips and 27 audioeval clips: -23.9
-dBFS at the quietest, median -7.7). So media whose peak is under QUIET_PEAK_DBFS — below every
+below a peak of about -50 dBFS words are lost or invented in another language, and around
+-60 dBFS the VAD hears nothing, while every real recording measured peaks far above that
+(docs/pipeline.md, "Quiet media"). So media whose peak is under QUIET_PEAK_DBFS — below every
 real clip, above where reading degrades — is raised towards TARGET_PEAK_DBFS for the stages
 that listen (VAD, transcription, alignment, speaker embeddings), by at most MAX_GAIN_DB, so
 that near-silence (dither, room tone) stays quiet. Prosody and emotion measure the media as

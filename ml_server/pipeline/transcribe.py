@@ -221,11 +221,11 @@ def in_likeliest_language(
     """`decode` in the most probable language; in the runner-up when the first was an unsure
     guess (below CONFIDENT) that nothing was read in at the first temperature.
 
-    Far-field English is often heard as Welsh (AMI trn08: cy 0.57, en 0.42), and base then
-    decodes Welsh that is all loops, dropped, or a few words the sampling fallback drew. No
-    segment read greedily is the sign the guess was wrong; the runner-up gets one try (never
-    more: a media that is not speech in any language costs at most two decodes), and is kept
-    only if something in it was read greedily. A second decode costs time only on such media
+    Far-field English is often heard as Welsh, and base then decodes Welsh that is all loops,
+    dropped, or a few words the sampling fallback drew. No segment read greedily is the sign
+    the guess was wrong; the runner-up gets one try (never more: a media that is not speech in
+    any language costs at most two decodes), and is kept only if something in it was read
+    greedily. A second decode costs time only on such media
     (docs/pipeline.md, "Runner-up retry").
     """
     language, probability = ranking[0]
@@ -268,10 +268,9 @@ def in_time_order(segments: Sequence[AsrSegment]) -> list[AsrSegment]:
     around them.
 
     Reads of separate decodes are combined (the second look, a turn read in its own
-    language), and one Whisper segment may span several VAD regions: decided Chinese, one
-    segment read 4–20 s of a Japanese–Chinese dialogue, and the Japanese turns between its
-    words were read apart. Sorted by segment start alone, the words went out of order and
-    the result's monotonic word times pushed the Japanese words to the end, with no length.
+    language), and one Whisper segment may span several VAD regions whose turns between its
+    words were read apart. Sorted by segment start alone, the words would go out of order and
+    the result's monotonic word times would pile the later-read words at one instant.
     """
     keyed = sorted(
         ((n, w) for n, seg in enumerate(segments) for w in seg.words),
@@ -324,8 +323,8 @@ def _in_language(
     fast = read(asr.english, asr.english_batched)
     if all(seg.confident for seg in fast):
         return fast
-    # The small English model faltered (far-field meeting speech: AMI trn08 and tst00 fall
-    # back to sampling on most windows, clean speech on none): the main model reads it too,
+    # The small English model faltered (far-field meeting speech falls back to sampling, clean
+    # speech does not; docs/pipeline.md "When tiny.en falters"): the main model reads it too,
     # and the reading with more confidently read words is kept (the main one on a tie).
     return surer(fast, read(asr.main, asr.main_batched))
 
@@ -359,7 +358,7 @@ def in_other_languages(
     word (the longest first, at most MAX_SECOND_LOOKS, none shorter than MIN_SECOND_LOOK_S)
     gets its language detected alone; only a clearly decided (CONFIDENT, detection's own
     share) other language the request allows is decoded, and only its confident segments are
-    kept, so far-field speech that is merely hard to read (heard as Welsh at 0.57) adds no
+    kept, so far-field speech that is merely hard to read (heard as Welsh, unsurely) adds no
     invented words. Those replace the words the failed decode put in the region.
 
     Whisper's English decoder translates what it does not recognise: decided English, a
@@ -437,9 +436,9 @@ def transcribe(
     }
     out, info = _decode(audio, regions, opts, model, batched, common, on_progress)
     if not out:
-        # The VAD heard speech and Whisper's no-speech rule dropped all of it (espeak-ng Korean:
-        # no-speech 0.64, log-prob -1.0). Once more without that rule; kept on otherwise, since
-        # without it base invents text after the last word (2 of the 27 audioeval clips).
+        # The VAD heard speech and Whisper's no-speech rule dropped all of it. Once more without
+        # that rule; kept on otherwise, since without it base invents text after the last word
+        # (docs/pipeline.md, "No-speech rule").
         out, info = _decode(
             audio, regions, opts, model, batched, {**common, "no_speech_threshold": None}, None
         )

@@ -2,12 +2,10 @@
 over the room before the next word.
 
 Whisper's word timestamps come from a cross-attention alignment that can put several words on
-one frame ("is very mature and mature." all at 38.53 s in a recorded dialogue) or give a word
-no length (an "I" at 13.80–13.80 on a meeting clip); the aligner keeps starts that Whisper put
-together. Such a word has no audio for its volume and pitch, cannot be highlighted in a
-caption, and makes the result's "every word lies in its segment" hold only at one instant.
-Measured before this step: 3–7 of every 60–100 words on the AMI clips, piles of 2–5 words in
-multi-language dialogues (docs/pipeline.md, "Word spans"). It runs after diarization, whose
+one frame or give a word no length, and the aligner keeps starts that Whisper put together.
+Such a word has no audio for its volume and pitch, cannot be highlighted in a caption, and
+makes the result's "every word lies in its segment" hold only at one instant. How often it
+happens on real speech: docs/pipeline.md, "Word spans". It runs after diarization, whose
 settings were calibrated on the aligner's times.
 
 A group of words sharing a start (or one word with no length) is given the length the media's
