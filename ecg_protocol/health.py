@@ -23,7 +23,7 @@ class MLServerHealth(BaseModel):
 
 
 class PlainHealth(BaseModel):
-    """A guide-era ML server's `/health` 200 when it is a JSON object (`{"status": "ok"}`): only
+    """A guide-era ML server's (docs/guide.md) `/health` 200 when it is a JSON object: only
     its words are read; any 200 is healthy whatever it holds."""
 
     message: str | None = None

@@ -6,26 +6,22 @@ the ML server, failures, and the wait running out."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import openai
 import pytest
 
-from tests.support.backend import BASE_URL, Backend, make_settings, open_backend
+from tests.support.backend import Backend, make_settings, open_backend
 from tests.support.fake_ml import FakeMLServer
+from tests.support.openai_calls import (
+    MEDIA,
+    WAIT_S,
+    client_for,
+    completed,
+    finish,
+)
 from tests.support.results import caption_result
-
-# Larger than any JSON body limit: the one-call route carries media, bounded by the upload limit.
-MEDIA = ("talk.mp4", b"\x00" * 200_000, "video/mp4")
-
-
-# A loaded 2-core machine can take tens of seconds to dispatch and store a job; the call's wait
-# and the test's must both outlast that, or a slow run reads as "still processing" (504).
-WAIT_S = 180.0
 
 
 @pytest.fixture
@@ -35,37 +31,6 @@ async def api(db_url: str, tmp_path: Path, fake_ml: FakeMLServer) -> AsyncIterat
     )
     async for b in open_backend(settings):
         yield b
-
-
-def client_for(backend: Backend) -> openai.AsyncOpenAI:
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=backend.app), base_url=BASE_URL)
-    return openai.AsyncOpenAI(
-        api_key="any-key", base_url=f"{BASE_URL}/v1", http_client=http, max_retries=0
-    )
-
-
-async def _dispatched(fake: FakeMLServer, n: int, timeout_s: float = WAIT_S / 2) -> list[str]:
-    """Job ids the fake ML server accepted, once it has `n` of them."""
-    deadline = time.monotonic() + timeout_s
-    while len(fake.accepted) < n:
-        assert time.monotonic() < deadline, "the backend never dispatched the job"
-        await asyncio.sleep(0.05)
-    return list(fake.accepted)
-
-
-async def _finish(backend: Backend, fake: FakeMLServer, n: int, **payload: Any) -> str:
-    job_id = (await _dispatched(fake, n))[n - 1]
-    body = {"job_id": job_id, "progress": 100, **payload}
-    resp = await backend.callback(body)
-    assert resp.status_code == 200, resp.text
-    return job_id
-
-
-def _completed() -> dict[str, Any]:
-    result = caption_result().to_stored()
-    result["metadata"]["language"] = "en"
-    result["segments"][1]["language"] = "fr"
-    return {"status": "completed", "result": result}
 
 
 async def test_verbose_json_with_words_speakers_and_prosody(
@@ -82,7 +47,7 @@ async def test_verbose_json_with_words_speakers_and_prosody(
             timestamp_granularities=["word", "segment"],
         )
     )
-    job_id = await _finish(api, fake_ml, 1, **_completed())
+    job_id = await finish(api, fake_ml, 1, **completed())
     out = await call
     assert out.language == "english" and out.duration == 30.0
     assert out.text.startswith("so the thing about")
@@ -107,7 +72,7 @@ async def test_text_srt_vtt_and_json(api: Backend, fake_ml: FakeMLServer) -> Non
         call = asyncio.create_task(
             client.audio.transcriptions.create(model="whisper-1", file=MEDIA, response_format=fmt)  # type: ignore[call-overload]
         )
-        await _finish(api, fake_ml, n, **_completed())
+        await finish(api, fake_ml, n, **completed())
         out = await call
         text = out if isinstance(out, str) else out.text
         assert "every cue has to follow" in text, fmt
@@ -124,7 +89,7 @@ async def test_translation_asks_the_ml_server_to_translate(
     call = asyncio.create_task(
         client.audio.translations.create(model="whisper-1", file=MEDIA, response_format="text")
     )
-    job_id = await _finish(api, fake_ml, 1, **_completed())
+    job_id = await finish(api, fake_ml, 1, **completed())
     assert "LOUD" in await call
     assert fake_ml.jobs[job_id].request.options.task == "translate"
 
@@ -134,7 +99,7 @@ async def test_failed_job_is_an_error_the_client_raises(
 ) -> None:
     client = client_for(api)
     bad = asyncio.create_task(client.audio.transcriptions.create(model="whisper-1", file=MEDIA))
-    await _finish(
+    await finish(
         api, fake_ml, 1, status="failed", error_code="NO_AUDIO_TRACK", error_message="no audio"
     )
     with pytest.raises(openai.BadRequestError) as refused:
@@ -142,7 +107,7 @@ async def test_failed_job_is_an_error_the_client_raises(
     assert refused.value.code == "NO_AUDIO_TRACK"  # OpenAI's error shape: error.code
     assert refused.value.message.endswith("no audio")
     crashed = asyncio.create_task(client.audio.transcriptions.create(model="whisper-1", file=MEDIA))
-    await _finish(
+    await finish(
         api, fake_ml, 2, status="failed", error_code="PROCESSING_ERROR", error_message="boom"
     )
     with pytest.raises(openai.InternalServerError) as failed:

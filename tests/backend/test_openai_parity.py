@@ -13,10 +13,10 @@ import httpx
 import openai
 import pytest
 
-from tests.backend.test_openai_api import MEDIA, WAIT_S, _completed, _finish, client_for
 from tests.support.backend import BASE_URL, Backend, make_settings, open_backend
 from tests.support.fake_ml import FakeMLServer
 from tests.support.net import free_port
+from tests.support.openai_calls import MEDIA, WAIT_S, client_for, completed, finish
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ async def test_stream_answers_openai_events(api: Backend, fake_ml: FakeMLServer)
         return [event async for event in stream]
 
     call = asyncio.create_task(events())
-    await _finish(api, fake_ml, 1, **_completed())
+    await finish(api, fake_ml, 1, **completed())
     got = await call
     assert [e.type for e in got[:-1]] == ["transcript.text.delta"] * (len(got) - 1)
     assert len(got) > 2 and got[-1].type == "transcript.text.done"
@@ -94,7 +94,7 @@ async def test_stream_of_a_failed_job_raises(api: Backend, fake_ml: FakeMLServer
         return [event async for event in stream]
 
     call = asyncio.create_task(events())
-    await _finish(
+    await finish(
         api, fake_ml, 1, status="failed", error_code="NO_AUDIO_TRACK", error_message="no audio"
     )
     with pytest.raises(openai.APIError) as failed:

@@ -14,21 +14,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.media import dialogue
 from tests.support.procs import REPO_ROOT
 from tests.support.up import UpStack, ecg_up
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 OUTPUT_DIR = REPO_ROOT / "test-output" / "e2e"
 
 pytestmark = pytest.mark.skipif(

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from ecg_protocol import Stage, sign_headers
-from tests.e2e.test_web_page import CHROMIUM, CHROMIUM_ARGS
 from tests.support.backend import SECRET
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.live_backend import LiveBackend, live_backend
 from tests.support.media import silence
 from tests.support.results import caption_result
