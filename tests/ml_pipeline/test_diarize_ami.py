@@ -1,18 +1,18 @@
 """Diarization on real far-field meeting speech: five AMI clips (tests/data/ami, README there).
 
 Counts must be in range (every reference speaker with ≥ 2 s found, none invented beyond the
-clip's speakers) and words must go to the right speaker, with margins well below what was
-measured (docs/benchmarks.md). The pipeline is deterministic on one machine, so load cannot
-move these; the CPU can. Two clips sit on the count rule's edge and are not asserted for
-their count: dev00's best silhouette is 0.24–0.26 against the 0.25 needed for a second
-speaker, and trn08's 4- and 5-speaker cuts are within the tolerance of each other; which
-side they land on changed between two machines running the same code (int8 arithmetic
-differs between CPUs; docs/benchmarks.md, "Diarization on real meetings").
+clip's speakers) and words must go to the right speaker, with margins below what was measured
+through both CTranslate2 int8 paths (docs/benchmarks.md). The count is decided on the speech
+alone, so the ASR's int8 arithmetic cannot move it; the words, and so their share to the right
+speaker, do move with it. trn08 is not asserted for its count: its best silhouette on speech
+units is 0.152 against the 0.15 needed for a second speaker, so float rounding of another CPU
+may land it on either side; its words are held to what one speaker would get.
 """
 
 from __future__ import annotations
 
 import dataclasses
+
 from pathlib import Path
 
 import pytest
@@ -29,11 +29,12 @@ from ml_server.pipeline import PipelineOptions, run_pipeline
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ami"
 
-# clip → least share of words to the right speaker (measured 2026-12-01 on two machines:
-# dev01 0.87 / 0.89, trn06 0.94 / 0.94, trn03 0.95 / 0.99, dev00 0.95 / 0.69, trn08 0.76 / 0.73)
-CASES = {"dev01": 0.75, "trn06": 0.85, "trn03": 0.85, "dev00": 0.6, "trn08": 0.6}
+# clip → least share of words to the right speaker (measured 2026-12-06, AMD EPYC with AVX-512,
+# CT2_USE_MKL=0 / =1: dev01 0.87 / 0.87, trn06 0.94 / 0.94, trn03 0.95 / 0.86, dev00 0.95 / 0.91,
+# trn08 0.76 / 0.60 with two speakers and 0.57 with one)
+CASES = {"dev01": 0.75, "trn06": 0.85, "trn03": 0.75, "dev00": 0.65, "trn08": 0.45}
 # Clips whose count is on the rule's edge (above): their words are checked, not their count.
-EDGE = {"dev00", "trn08"}
+EDGE = {"trn08"}
 
 
 @pytest.mark.parametrize("clip", list(CASES))
