@@ -12,7 +12,6 @@ may land it on either side; its words are held to what one speaker would get.
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 import pytest
