@@ -2,7 +2,7 @@
 
 Three senders use it, each with its own settings: the ML server's callbacks to the backend
 (`ml_server.callbacks`, jittered), the backend's dispatch to the ML server (`app.services.dispatch`,
-the guide's fixed schedule, 5 s then 10 s) and the backend's client events
+a fixed schedule: 5 s then 10 s, as docs/guide.md has it) and the backend's client events
 (`app.services.client_webhooks`). A server's `Retry-After` replaces the computed wait.
 """
 

@@ -104,7 +104,7 @@ class Dispatcher:
             if settings.model_server_url
             else None
         )
-        # The guide's schedule (5 s, then 10 s; DISPATCH_RETRY_DELAYS), then `failed`.
+        # The guide's schedule (docs/guide.md: 5 s, then 10 s; DISPATCH_RETRY_DELAYS), then failed.
         self._backoff = Backoff.fixed(settings.retry_delays, max_retry_after_s=MAX_RETRY_AFTER_S)
         self._on_final = on_final  # a job failed here: its client event is due
         # The lease must outlive a send (request timeout plus the time to record the outcome).
