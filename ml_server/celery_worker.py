@@ -41,8 +41,8 @@ import redis
 from celery import Celery, Task, signals
 from celery.exceptions import Reject, TimeLimitExceeded
 
-from ecg_protocol import ErrorCode, MLJobStatus, ProcessRequest
-from ml_server.callbacks import CallbackSender, JobCallbacks
+from ecg_protocol import ErrorCode, ProcessRequest
+from ml_server.callbacks import CallbackSender
 from ml_server.config import MLSettings, get_ml_settings
 from ml_server.store_redis import RedisJobStore
 
@@ -165,96 +165,93 @@ ExecuteFn = Callable[[ProcessRequest], None]
 FailFn = Callable[[ProcessRequest, ErrorCode, str], None]
 
 
-def bind_runner(settings: MLSettings, store: RedisJobStore) -> tuple[ExecuteFn, FailFn]:
-    """The two things a worker process does with a job, bound to its settings and store."""
-    from ml_server.runner import execute_job
+def bind_runner(
+    settings: MLSettings, store: RedisJobStore, analyser: ChildAnalyser
+) -> tuple[ExecuteFn, FailFn]:
+    """The two things a worker process does with a job, bound to its settings and store: run it,
+    or fail it from outside its run. Both go through the runner, so a job fails one way."""
+    from ml_server.runner import execute_job, fail_job
 
     sender = CallbackSender(settings)
-    analyser = process_analyser(settings)
 
     def execute(request: ProcessRequest) -> None:
         execute_job(request, settings=settings, store=store, analyser=analyser, sender=sender)
 
     def fail(request: ProcessRequest, code: ErrorCode, message: str) -> None:
-        record = store.update(
-            request.job_id,
-            status=MLJobStatus.FAILED,
-            error_code=code.value,
-            error_message=message,
-        )
-        if record is None or record.status is not MLJobStatus.FAILED or record.error_code != code:
-            return  # unknown, or already final with another outcome: report nothing new
-        callbacks = JobCallbacks(
-            sender, job_id=request.job_id, fastapi_base_url=request.fastapi_base_url
-        )
-        delivered = callbacks.failed(code.value, message, record.stage)
-        store.update(request.job_id, callback_delivered=delivered)
-        logger.warning("job %s failed %s (callback delivered: %s)", request.job_id, code, delivered)
+        fail_job(request, code, message, store=store, sender=sender)
 
     return execute, fail
 
 
-_analyser: ChildAnalyser | None = None  # this pool process's, once started
-
-
-def process_analyser(settings: MLSettings) -> ChildAnalyser:
-    """This pool process's analysis child (one per process, started on first use).
-
-    Each pool process runs its analyses in its own analysis child, which holds the models: a
-    native crash on one upload costs that child and fails the job MEDIA_CRASHED after one retry,
-    instead of killing the pool process and sending the message round the queue again.
-    """
-    from ml_server.executor_child import ChildAnalyser
-
-    global _analyser
-    if _analyser is None:
-        _analyser = ChildAnalyser(settings, name=f"ml-analysis-{os.getpid()}")
-    return _analyser
-
-
-def warm_models(settings: MLSettings) -> None:
-    """Start this pool process's analysis child and wait for its models, before the first job."""
-    analyser = process_analyser(settings)
-    if not analyser.warm():
-        raise RuntimeError("the analysis process could not load the models")
-
-
 @dataclass(slots=True)
 class WorkerContext:
-    """What one worker process keeps between jobs: settings, store, models, callback sender."""
+    """What one worker process keeps between jobs: settings, store, the job's run and failure
+    report, and its analysis child (None where the runner is stood in for)."""
 
     settings: MLSettings
     store: RedisJobStore
     execute: ExecuteFn
     fail: FailFn
+    analyser: ChildAnalyser | None = None
 
 
-_context: WorkerContext | None = None
-_context_pid = -1
-_context_lock = threading.Lock()
+class _ProcessContext:
+    """The one piece of per-process state: Celery's signal handlers and the task reach the
+    context through it, and a forked pool process builds its own instead of inheriting one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ctx: WorkerContext | None = None
+        self._pid = -1
+
+    def install(self, ctx: WorkerContext | None) -> None:
+        with self._lock:
+            self._ctx, self._pid = ctx, os.getpid()
+
+    def get(self) -> WorkerContext:
+        with self._lock:
+            if self._ctx is None or self._pid != os.getpid():
+                self._ctx, self._pid = _build_context(get_ml_settings()), os.getpid()
+            return self._ctx
+
+    def current(self) -> WorkerContext | None:
+        """This process's context if it has built one (never a parent's)."""
+        with self._lock:
+            return self._ctx if self._pid == os.getpid() else None
+
+
+_process = _ProcessContext()
 
 
 def install_worker_context(ctx: WorkerContext | None) -> None:
     """Use `ctx` in this process (embedding and tests); None rebuilds from the environment."""
-    global _context, _context_pid
-    with _context_lock:
-        _context, _context_pid = ctx, os.getpid()
+    _process.install(ctx)
 
 
 def _build_context(settings: MLSettings) -> WorkerContext:
+    """A pool process's context. Each pool process runs its analyses in its own analysis child,
+    which holds the models: a native crash on one upload costs that child and fails the job
+    MEDIA_CRASHED after one retry, instead of killing the pool process and sending the message
+    round the queue again."""
+    from ml_server.executor_child import ChildAnalyser
+
     store = RedisJobStore.from_settings(settings)
-    execute, fail = bind_runner(settings, store)
-    return WorkerContext(settings=settings, store=store, execute=execute, fail=fail)
+    analyser = ChildAnalyser(settings, name=f"ml-analysis-{os.getpid()}")
+    execute, fail = bind_runner(settings, store, analyser)
+    return WorkerContext(
+        settings=settings, store=store, execute=execute, fail=fail, analyser=analyser
+    )
 
 
 def worker_context() -> WorkerContext:
     """This process's context, built on first use in this process (never inherited by fork)."""
-    global _context, _context_pid
-    with _context_lock:
-        if _context is None or _context_pid != os.getpid():
-            _context = _build_context(get_ml_settings())
-            _context_pid = os.getpid()
-        return _context
+    return _process.get()
+
+
+def warm_models(ctx: WorkerContext) -> None:
+    """Start this pool process's analysis child and wait for its models, before the first job."""
+    if ctx.analyser is not None and not ctx.analyser.warm():
+        raise RuntimeError("the analysis process could not load the models")
 
 
 def fail_job(ctx: WorkerContext, request: ProcessRequest, code: ErrorCode, message: str) -> None:
@@ -390,7 +387,7 @@ def _warm_then_heartbeat() -> None:
     ctx = worker_context()
     started = time.monotonic()
     try:
-        warm_models(ctx.settings)
+        warm_models(ctx)
     except Exception:
         # No crash loop of pool processes: each job fails ML_SERVER_ERROR through the runner,
         # and without a heartbeat /health shows no worker with models loaded.
@@ -404,13 +401,15 @@ def _warm_then_heartbeat() -> None:
 
 
 def _process_shutdown(**_: object) -> None:
-    if _analyser is not None:
-        _analyser.close(grace_s=2.0)
-    if _context is not None and _context_pid == os.getpid():
-        try:
-            _context.store.worker_gone(_process_name())
-        except Exception:
-            logger.debug("could not deregister worker process", exc_info=True)
+    ctx = _process.current()
+    if ctx is None:
+        return
+    if ctx.analyser is not None:
+        ctx.analyser.close(grace_s=2.0)
+    try:
+        ctx.store.worker_gone(_process_name())
+    except Exception:
+        logger.debug("could not deregister worker process", exc_info=True)
 
 
 def run_worker(concurrency: int = 1, hostname: str | None = None) -> int:

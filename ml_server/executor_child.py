@@ -15,7 +15,8 @@ sends one job at a time over a pipe and watches the child:
 
 The child is a fresh interpreter (`python -m ml_server.executor_child FD`, not a fork: the
 parent has threads, and Celery's pool processes may not use `multiprocessing` children) talking
-over a socket pair; it loads the models once and serves jobs until it dies or is closed.
+over a socket pair; it loads the models once and serves jobs until it dies or is closed. The
+messages each way are the frozen dataclasses of `executor_messages`.
 """
 
 from __future__ import annotations
@@ -34,10 +35,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ecg_protocol import AnalysisResult, ErrorCode, Stage
 from ml_server.config import MLSettings
+from ml_server.executor_messages import (
+    CancelJob,
+    Configure,
+    Duration,
+    Failed,
+    FromChild,
+    JobCancelled,
+    Progress,
+    Ready,
+    Result,
+    RunJob,
+    Stop,
+    ToChild,
+)
 from ml_server.pipeline import PipelineOptions
 from ml_server.pipeline.errors import Cancelled, StageError
 
@@ -108,7 +123,7 @@ class ChildAnalyser:
                 stdin=subprocess.DEVNULL,
             )
         conn = Connection(parent.detach())
-        conn.send(("settings", self._settings.model_dump(mode="json")))
+        conn.send(Configure(self._settings.model_dump(mode="json")))
         self._proc, self._conn = proc, conn
         self._ready, self._load_error, self._died_loading = False, None, None
         logger.info("analysis child %s started pid=%s", self._name, proc.pid)
@@ -128,9 +143,9 @@ class ChildAnalyser:
                     self._died_loading = self._exit_reason()
                     self._load_error = f"the analysis process exited ({self._died_loading})"
                 continue
-            if message[0] == "ready":
-                self._ready = bool(message[1])
-                self._load_error = None if self._ready else str(message[2])
+            if isinstance(message, Ready):
+                self._ready = message.ok
+                self._load_error = None if message.ok else message.error
         return True
 
     def warm(self, *, should_stop: StopFn = _never) -> bool:
@@ -175,7 +190,7 @@ class ChildAnalyser:
             return
         if conn is not None and proc.poll() is None:
             with contextlib.suppress(OSError, ValueError):
-                conn.send(("stop",))
+                conn.send(Stop())
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=grace_s)
         self._discard()
@@ -208,15 +223,15 @@ class ChildAnalyser:
         assert self._conn is not None
         settings = self._settings
         self._stage = Stage.DECODE
-        self._conn.send(("job", job_id, str(media), options))
+        self._conn.send(RunJob(job_id, str(media), options))
         factor, overhead = settings.ml_task_realtime_factor, settings.ml_analysis_overhead_s
         deadline = time.monotonic() + settings.ml_max_media_duration_s * factor + overhead
         cancelled_at: float | None = None
         while True:
             message = self._receive()
             if message is not None:
-                if message[0] == "duration":
-                    deadline = time.monotonic() + float(message[1]) * factor + overhead
+                if isinstance(message, Duration):
+                    deadline = time.monotonic() + message.seconds * factor + overhead
                 elif (result := self._on_message(message, progress)) is not None:
                     return result
                 continue
@@ -225,18 +240,18 @@ class ChildAnalyser:
                 return death
             cancelled_at = self._check_cancel(job_id, should_cancel, cancelled_at)
 
-    def _on_message(self, message: tuple[Any, ...], progress: ProgressFn) -> AnalysisResult | None:
+    def _on_message(self, message: FromChild, progress: ProgressFn) -> AnalysisResult | None:
         """Act on one message of the child's; the result once it comes (errors are raised)."""
-        kind = message[0]
-        if kind == "progress":
-            self._stage = Stage(message[1])
-            progress(self._stage, int(message[2]))
-        elif kind == "result":
-            return AnalysisResult.model_validate_json(message[1])
-        elif kind == "error":
-            raise StageError(Stage(message[1]), ErrorCode(message[2]), str(message[3]))
-        elif kind == "cancelled":
-            raise Cancelled(Stage(message[1]))
+        match message:
+            case Progress(stage, percent):
+                self._stage = stage
+                progress(stage, percent)
+            case Result(json):
+                return AnalysisResult.model_validate_json(json)
+            case Failed(stage, code, text):
+                raise StageError(stage, code, text)
+            case JobCancelled(stage):
+                raise Cancelled(stage)
         return None
 
     def _check_health(self, deadline: float) -> _Death | None:
@@ -276,7 +291,7 @@ class ChildAnalyser:
         if cancelled_at is None and should_cancel():
             assert self._conn is not None
             with contextlib.suppress(OSError, ValueError):
-                self._conn.send(("cancel",))
+                self._conn.send(CancelJob())
             return now
         if cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
             logger.warning("job %s: the analysis ignored a cancel; killing it", job_id)
@@ -286,7 +301,7 @@ class ChildAnalyser:
             raise Cancelled(self._stage)
         return cancelled_at
 
-    def _receive(self) -> tuple[Any, ...] | None:
+    def _receive(self) -> FromChild | None:
         """The next message within POLL_S, or None (nothing yet, or the child is gone)."""
         conn = self._conn
         if conn is None:
@@ -295,7 +310,7 @@ class ChildAnalyser:
         try:
             if not conn.poll(POLL_S):
                 return None
-            message: tuple[Any, ...] = conn.recv()
+            message: FromChild = conn.recv()
         except (EOFError, OSError):
             # The child closed its end (it died): wait for its exit status to be readable.
             if self._proc is not None:
@@ -359,7 +374,7 @@ def _prepare_child() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-SendFn = Callable[..., None]
+SendFn = Callable[[FromChild], None]
 
 
 def child_main(conn: Connection) -> None:
@@ -368,13 +383,13 @@ def child_main(conn: Connection) -> None:
 
     _prepare_child()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    _, settings_data = conn.recv()
-    settings = MLSettings.model_validate(settings_data)
+    configure: Configure = conn.recv()
+    settings = MLSettings.model_validate(configure.settings)
     send_lock = threading.Lock()
     cancel = threading.Event()
-    jobs: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+    jobs: queue.Queue[RunJob | None] = queue.Queue()
 
-    def send(*message: Any) -> None:
+    def send(message: FromChild) -> None:
         with send_lock:
             conn.send(message)
 
@@ -386,32 +401,32 @@ def child_main(conn: Connection) -> None:
         models = get_models(settings)
     except Exception as exc:
         logger.exception("analysis child: loading the models failed")
-        send("ready", False, f"{type(exc).__name__}: {exc}"[:500])
+        send(Ready(False, f"{type(exc).__name__}: {exc}"[:500]))
         return
-    send("ready", True, "")
-    while (message := jobs.get()) is not None:
-        _, job_id, media, options = message
+    send(Ready(True))
+    while (job := jobs.get()) is not None:
         cancel.clear()
-        _analyse_one(job_id, Path(media), options, models, send, cancel)
+        _analyse_one(job.job_id, Path(job.media), job.options, models, send, cancel)
     logger.info("analysis child: told to stop")
 
 
 def _read_parent(
-    conn: Connection, jobs: queue.Queue[tuple[Any, ...] | None], cancel: threading.Event
+    conn: Connection, jobs: queue.Queue[RunJob | None], cancel: threading.Event
 ) -> None:
     """Sort the parent's messages: a cancel now, jobs in order, anything else ends the child."""
     while True:
         try:
-            message = conn.recv()
+            message: ToChild = conn.recv()
         except (EOFError, OSError):
             os._exit(0)  # the worker is gone: nobody is left to take a result
-        if message[0] == "cancel":
-            cancel.set()
-        elif message[0] == "job":
-            jobs.put(message)
-        else:
-            jobs.put(None)
-            return
+        match message:
+            case CancelJob():
+                cancel.set()
+            case RunJob():
+                jobs.put(message)
+            case _:
+                jobs.put(None)
+                return
 
 
 def _analyse_one(
@@ -428,25 +443,25 @@ def _analyse_one(
     logger.info("analysis child: job %s", job_id)
     duration = _declared_duration(path)
     if duration is not None:
-        send("duration", duration)
+        send(Duration(duration))
     try:
         result = run_pipeline(
             path,
             options=options,
             models=models,
-            progress=lambda stage, pct: send("progress", stage.value, pct),
+            progress=lambda stage, pct: send(Progress(stage, pct)),
             should_cancel=cancel.is_set,
             job_id=job_id,
         )
     except Cancelled as exc:
-        send("cancelled", exc.stage.value)
+        send(JobCancelled(exc.stage))
     except StageError as exc:
-        send("error", exc.stage.value, exc.code.value, exc.message)
+        send(Failed(exc.stage, exc.code, exc.message))
     except Exception as exc:
         logger.exception("job %s: analysis raised", job_id)
-        send("error", Stage.DECODE.value, ErrorCode.PROCESSING_ERROR.value, f"{exc}"[:500])
+        send(Failed(Stage.DECODE, ErrorCode.PROCESSING_ERROR, f"{exc}"[:500]))
     else:
-        send("result", result.model_dump_json())
+        send(Result(result.model_dump_json()))
 
 
 def _declared_duration(path: Path) -> float | None:

@@ -1,12 +1,15 @@
-"""The models a worker process holds: loaded once (`get_models`), passed to every job."""
+"""The models a worker process holds: loaded once (`get_models`), passed to every job, with the
+analysis settings they run under (`AnalysisSettings`, apart from the models themselves)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import ctranslate2
 from faster_whisper import BatchedInferencePipeline, WhisperModel
@@ -23,8 +26,36 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class AnalysisSettings:
+    """How a job runs on the models: settings, read once per process with the models."""
+
+    device: str = "cpu"  # where the models were loaded (`ML_DEVICE` resolved)
+    beam_size: int = 1
+    batch_size: int = 8
+    max_media_duration_s: float = 4 * 3600.0
+    languages: tuple[str, ...] = ("en",)  # what jobs may ask for (model ∩ ML_LANGUAGES)
+    temperatures: tuple[float, ...] = (0.0, 0.4)
+    language_windows: int = 3
+
+    @classmethod
+    def from_settings(
+        cls, settings: MLSettings, *, device: str, languages: tuple[str, ...]
+    ) -> AnalysisSettings:
+        return cls(
+            device=device,
+            beam_size=settings.ml_beam_size,
+            batch_size=settings.ml_batch_size,
+            max_media_duration_s=settings.ml_max_media_duration_s,
+            languages=languages,
+            temperatures=settings.temperatures,
+            language_windows=settings.ml_language_windows,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Models:
-    """Loaded models plus their names and versions for the result's metadata."""
+    """Loaded models plus their names and versions for the result's metadata, and the analysis
+    settings they run under (`analysis`; also readable as `models.beam_size` and so on)."""
 
     asr: WhisperModel
     # Set on GPU only: batching chunks helps a GPU, on CPU it only costs memory.
@@ -32,17 +63,44 @@ class Models:
     speaker_encoder: VoiceEncoder
     sentiment: SentimentIntensityAnalyzer
     emotion_classifier: HFEmotionClassifier | None
-    device: str
-    beam_size: int = 1
-    batch_size: int = 8
-    max_media_duration_s: float = 4 * 3600.0
+    analysis: AnalysisSettings = AnalysisSettings()
     names: dict[str, str] = field(default_factory=dict)
     # The English route (ML_ASR_ENGLISH_MODEL); None: the main model transcribes English too.
     asr_english: WhisperModel | None = None
     batched_asr_english: BatchedInferencePipeline | None = None
-    languages: tuple[str, ...] = ("en",)  # what jobs may ask for (model ∩ ML_LANGUAGES)
-    temperatures: tuple[float, ...] = (0.0, 0.4)
-    language_windows: int = 3
+
+    def with_analysis(self, **changes: Any) -> Models:
+        """The same models under changed analysis settings (`temperatures=(0.0,)`)."""
+        return dataclasses.replace(self, analysis=dataclasses.replace(self.analysis, **changes))
+
+    # The stages read the settings from `models`: each is the one in `analysis`.
+    @property
+    def device(self) -> str:
+        return self.analysis.device
+
+    @property
+    def beam_size(self) -> int:
+        return self.analysis.beam_size
+
+    @property
+    def batch_size(self) -> int:
+        return self.analysis.batch_size
+
+    @property
+    def max_media_duration_s(self) -> float:
+        return self.analysis.max_media_duration_s
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return self.analysis.languages
+
+    @property
+    def temperatures(self) -> tuple[float, ...]:
+        return self.analysis.temperatures
+
+    @property
+    def language_windows(self) -> int:
+        return self.analysis.language_windows
 
     def asr_models(self) -> AsrModels:
         """The ASR models as the transcription stage takes them."""
@@ -130,16 +188,10 @@ def load_models(settings: MLSettings) -> Models:
         speaker_encoder=encoder,
         sentiment=SentimentIntensityAnalyzer(),
         emotion_classifier=classifier,
-        device=device,
-        beam_size=settings.ml_beam_size,
-        batch_size=settings.ml_batch_size,
-        max_media_duration_s=settings.ml_max_media_duration_s,
+        analysis=AnalysisSettings.from_settings(settings, device=device, languages=languages),
         names=names,
         asr_english=asr_english,
         batched_asr_english=batched_english,
-        languages=languages,
-        temperatures=settings.temperatures,
-        language_windows=settings.ml_language_windows,
     )
 
 

@@ -172,13 +172,37 @@ def execute_job(
         logger.warning("job abandoned at shutdown job_id=%s", job_id)
         return
     metrics.JOB_SECONDS.observe(time.monotonic() - started)
+    delivered: bool | None
     if isinstance(outcome, AnalysisResult):
         delivered = _complete(job_id, outcome, store, callbacks, started)
     else:
         delivered = _fail(job_id, outcome, store, callbacks)
+    if delivered is None:
+        return
     store.update(job_id, callback_delivered=delivered)
     if not delivered:
         logger.warning("final callback undelivered; result kept at GET /jobs/%s", job_id)
+
+
+def fail_job(
+    request: ProcessRequest,
+    code: ErrorCode,
+    message: str,
+    *,
+    store: JobStore,
+    sender: CallbackSender,
+) -> None:
+    """Fail a job from outside its run (its worker was lost, it passed the hard time limit, the
+    runner raised): the run's own failure report (`_fail`), at the stage it had reached. Nothing
+    happens to a job that is unknown or already final."""
+    job_id = request.job_id
+    record = store.get(job_id)
+    if record is None or record.status.is_final:
+        return
+    callbacks = JobCallbacks(sender, job_id=job_id, fastapi_base_url=request.fastapi_base_url)
+    delivered = _fail(job_id, Failure(code, message, record.stage), store, callbacks)
+    if delivered is not None:
+        store.update(job_id, callback_delivered=delivered)
 
 
 def _cached_models(settings: MLSettings) -> ModelsProvider:
@@ -204,15 +228,19 @@ def _complete(
     return callbacks.completed(result)
 
 
-def _fail(job_id: str, failure: Failure, store: JobStore, callbacks: JobCallbacks) -> bool:
-    """Record the failure (a cancel is its own status), then send the failed callback."""
+def _fail(job_id: str, failure: Failure, store: JobStore, callbacks: JobCallbacks) -> bool | None:
+    """Record the failure (a cancel is its own status), then send the failed callback; whether
+    it was delivered. None, and nothing sent, when the job had meanwhile become final with
+    another outcome (the store keeps a final state): one job, one final callback."""
     cancelled = failure.code == ErrorCode.CANCELLED
-    store.update(
-        job_id,
-        status=MLJobStatus.CANCELLED if cancelled else MLJobStatus.FAILED,
-        error_code=failure.code,
-        error_message=failure.message,
+    status = MLJobStatus.CANCELLED if cancelled else MLJobStatus.FAILED
+    record = store.update(
+        job_id, status=status, error_code=failure.code, error_message=failure.message
     )
+    if record is not None and (record.status is not status or record.error_code != failure.code):
+        callbacks.close()
+        logger.info("job %s already final (%s); no failed callback", job_id, record.status)
+        return None
     metrics.JOBS.labels(
         outcome="cancelled" if cancelled else "failed", error_code=failure.code
     ).inc()

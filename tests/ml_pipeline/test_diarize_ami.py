@@ -11,7 +11,6 @@ may land it on either side; its words are held to what one speaker would get.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -43,7 +42,7 @@ def test_real_meeting_clip(clip: str, models: Models) -> None:
     # per-thread generator, whose state depends on what this process decoded before (trn08's
     # Welsh first guess gave 0 or 7 words by test order). Without it the words are the same
     # whatever ran first.
-    greedy = dataclasses.replace(models, temperatures=(0.0,))
+    greedy = models.with_analysis(temperatures=(0.0,))
     result = run_pipeline(DATA / f"{clip}.wav", options=PipelineOptions(), models=greedy)
     words = [HypWord(w.start, w.end, w.speaker_id or "") for s in result.segments for w in s.words]
     seconds = speech_seconds(turns)

@@ -4,7 +4,6 @@ the reference, Korean asked by name, lists that restrict detection, and honest r
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -121,7 +120,7 @@ def test_a_list_restricts_detection(models: Models) -> None:
 
 
 def test_operator_list_restricts_detection(models: Models) -> None:
-    narrowed = dataclasses.replace(models, languages=("ko", "en"))
+    narrowed = models.with_analysis(languages=("ko", "en"))
     result = run_pipeline(_clip("ja/konnichiwa_sekai"), options=PipelineOptions(), models=narrowed)
     assert result.metadata.language in ("ko", "en")
     with pytest.raises(StageError) as err:
@@ -138,7 +137,7 @@ def test_unknown_code_fails_before_any_work(models: Models, language: str) -> No
 
 
 def test_english_only_model_refuses_korean(models: Models) -> None:
-    english_only = dataclasses.replace(models, languages=("en",))
+    english_only = models.with_analysis(languages=("en",))
     with pytest.raises(StageError) as err:
         run_pipeline(Path("/nonexistent.mp4"), options=PipelineOptions("ko"), models=english_only)
     assert err.value.code is ErrorCode.UNSUPPORTED_LANGUAGE

@@ -85,7 +85,7 @@ def test_no_model_is_loaded_per_job(models: Models, monkeypatch: pytest.MonkeyPa
 
 def test_other_language_on_english_only_model(models: Models) -> None:
     # Never silent English (issue 8): an English-only model refuses Korean before any work.
-    english_only = dataclasses.replace(models, languages=("en",))
+    english_only = models.with_analysis(languages=("en",))
     with pytest.raises(StageError) as err:
         run_pipeline(dialogue("wav").path, options=PipelineOptions("ko"), models=english_only)
     assert err.value.code == ErrorCode.UNSUPPORTED_LANGUAGE
