@@ -1,6 +1,6 @@
 """Diarization on synthetic espeak-ng voice sets: the asserted ones, the ones GE2E or the count
 search cannot handle, and the tuning sets used to choose the method (docs/pipeline.md,
-"Diarization"; figures in docs/benchmarks.md, "Synthetic espeak-ng voice sets").
+"Diarization"; figures in docs/benchmarks.md, "Synthetic voices").
 
 Run by hand:  .venv/bin/python -m bench.bench_diarize_voices [--sets t-three1,three] [--json f]
               .venv/bin/python -m bench.bench_diarize_voices --recorded
