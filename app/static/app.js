@@ -1,242 +1,17 @@
 // ECG web page: the guide's client flow in the browser, then expressive captions over playback.
-// Plain script, no build step. Talks only to the backend's documented API.
-"use strict";
+// ES modules, no build step; talks only to the backend's documented API. This module shows a
+// result (summary, speakers, transcript, charts), keeps the history and permalinks, and wires
+// the page: api.js (backend calls), upload.js (upload and progress), player.js (captions),
+// charts.js (timeline and plot), page.js (state and helpers), constants.js.
 
-const API = "/api/upload-video";
-// The chips follow the server's own stage list (GET /api/upload-video/stages); this copy only
-// until it answers.
-let STAGES = ["queued", "download", "decode", "vad", "transcribe", "align", "diarize", "prosody", "emotion", "finalize"];
-// Below this, Whisper's language guess is less likely than not: the page says it is a guess.
-const LOW_LANGUAGE_CONFIDENCE = 0.5;
-const PALETTE = ["#38bdf8", "#f472b6", "#facc15", "#34d399", "#a78bfa", "#fb923c", "#f87171", "#2dd4bf"];
-const EMOJI = {
-  neutral: "😐", calm: "😌", happy: "😊", joy: "😊", positive: "🙂", excited: "🤩",
-  sad: "😢", sadness: "😢", negative: "🙁", angry: "😠", anger: "😠", fear: "😨",
-  fearful: "😨", surprise: "😮", surprised: "😮", disgust: "🤢", frustrated: "😤",
-};
-const POLL_MS = 400;
-
-const $ = (id) => document.getElementById(id);
-const state = {
-  file: null, jobId: null, result: null, colors: {}, volume: null, segIndex: -1, clock: null,
-  names: {}, plotMode: "all", plotSeg: 0, plot: null,
-};
-const HISTORY_KEY = "ecg.history";
-const HISTORY_MAX = 20;
-
-function setState(name) { document.body.dataset.state = name; }
-
-function showError(message) {
-  const box = $("error");
-  box.textContent = message;
-  box.hidden = false;
-  setState("error");
-  $("analyze-btn").disabled = !state.file;
-}
-
-function clearError() { $("error").hidden = true; $("error").textContent = ""; }
-
-function fmtTime(t) {
-  const s = Math.max(0, t || 0);
-  const m = Math.floor(s / 60);
-  return `${m}:${(s - m * 60).toFixed(1).padStart(4, "0")}`;
-}
-
-function fmtBytes(n) {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GB`;
-}
-
-// The backend answers errors as {"error": CODE, "detail": "…" | [{loc, msg}]}.
-async function errorText(resp) {
-  let body = null;
-  try { body = await resp.json(); } catch (_) { /* not JSON */ }
-  if (body && body.detail !== undefined) {
-    const d = body.detail;
-    if (Array.isArray(d) && d.length) return d.map((e) => `${(e.loc || []).slice(1).join(".")}: ${e.msg}`).join("; ");
-    if (typeof d === "object") return d.message || d.error || JSON.stringify(d);
-    return String(d);
-  }
-  return `${resp.status} ${resp.statusText}`;
-}
-
-// An optional Bearer token (servers with JWT_SECRET); kept for this browser tab only.
-function authHeaders() {
-  const token = $("token").value.trim();
-  return token ? { Authorization: `Bearer ${token}` } : {};
-}
-
-async function api(path, options = {}) {
-  let resp;
-  try {
-    resp = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
-  } catch (err) {
-    throw new Error(`Cannot reach the backend (${err.message}).`);
-  }
-  if (!resp.ok) throw new Error(`${await errorText(resp)} (HTTP ${resp.status})`);
-  return resp.json();
-}
-
-// ------------------------------------------------------------------ file choice
-
-function chooseFile(file) {
-  if (!file) return;
-  clearError();
-  state.file = file;
-  $("drop-title").textContent = file.name;
-  $("drop-hint").textContent = `${fmtBytes(file.size)} · ${file.type || "unknown type"}`;
-  $("dropzone").classList.add("has-file");
-  $("analyze-btn").disabled = false;
-  setState("ready");
-}
-
-function wireDropzone() {
-  const zone = $("dropzone");
-  $("file-input").addEventListener("change", (e) => chooseFile(e.target.files[0]));
-  ["dragenter", "dragover"].forEach((ev) => zone.addEventListener(ev, (e) => {
-    e.preventDefault(); zone.classList.add("over");
-  }));
-  ["dragleave", "drop"].forEach((ev) => zone.addEventListener(ev, (e) => {
-    e.preventDefault(); zone.classList.remove("over");
-  }));
-  zone.addEventListener("drop", (e) => chooseFile(e.dataTransfer.files[0]));
-  zone.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("file-input").click(); }
-  });
-}
-
-// ------------------------------------------------------------------ upload + process
-
-function uploadWithProgress(url, file, contentType) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("PUT", url);
-    xhr.setRequestHeader("Content-Type", contentType);
-    xhr.upload.onprogress = (e) => {
-      if (e.lengthComputable) setBar("upload", (100 * e.loaded) / e.total);
-    };
-    xhr.onload = () => {
-      if (xhr.status >= 200 && xhr.status < 300) { setBar("upload", 100); resolve(); return; }
-      const m = /<Message>([^<]*)<\/Message>/.exec(xhr.responseText || "");
-      let detail = m ? m[1] : "";
-      try { detail = detail || JSON.parse(xhr.responseText).detail; } catch (_) { /* plain text */ }
-      reject(new Error(`Upload refused: ${detail || xhr.statusText} (HTTP ${xhr.status})`));
-    };
-    xhr.onerror = () => reject(new Error("Upload failed: the storage server could not be reached."));
-    xhr.send(file);
-  });
-}
-
-function setBar(which, pct) {
-  const v = Math.max(0, Math.min(100, pct));
-  $(`${which}-bar`).style.width = `${v}%`;
-  $(`${which}-pct`).textContent = `${Math.round(v)}%`;
-}
-
-async function loadStages() {
-  try {
-    const resp = await fetch(`${API}/stages`);
-    const body = resp.ok ? await resp.json() : null;
-    if (body && Array.isArray(body.stages) && body.stages.length) STAGES = body.stages;
-  } catch (_) { /* keep the built-in list */ }
-}
-
-function renderStages(current, status) {
-  const idx = STAGES.indexOf(current);
-  $("stages").innerHTML = "";
-  for (const [i, name] of STAGES.entries()) {
-    const li = document.createElement("li");
-    li.textContent = name;
-    if (status === "completed" || (idx >= 0 && i < idx)) li.className = "done";
-    else if (i === idx) li.className = status === "failed" ? "failed" : "active";
-    $("stages").appendChild(li);
-  }
-}
-
-function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
-
-async function analyze() {
-  const file = state.file;
-  if (!file) return;
-  clearError();
-  $("analyze-btn").disabled = true;
-  $("progress").hidden = false;
-  $("upload-row").hidden = false;
-  $("results").hidden = true;
-  setBar("upload", 0);
-  setBar("analysis", 0);
-  renderStages("queued", "pending");
-  try {
-    setState("uploading");
-    $("status-line").textContent = "Requesting an upload URL…";
-    const contentType = file.type || "video/mp4";
-    const urls = await api(`${API}/generate-url`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ filename: file.name, content_type: contentType }),
-    });
-    const target = new URL(urls.presigned_url || urls.url, window.location.href).toString();
-    $("status-line").textContent = `Uploading ${fmtBytes(file.size)}…`;
-    await uploadWithProgress(target, file, contentType);
-
-    setState("processing");
-    $("status-line").textContent = "Starting the analysis…";
-    const body = { fileKey: urls.file_key || urls.fileKey, language: $("language").value };
-    const minS = parseInt($("min-speakers").value, 10);
-    const maxS = parseInt($("max-speakers").value, 10);
-    if (minS > 0) body.min_speakers = minS;
-    if (maxS > 0) body.max_speakers = maxS;
-    if ($("task").value === "translate") body.task = "translate";
-    const job = await api(`${API}/request-process`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    state.jobId = job.job_id;
-    state.names = {};
-    const status = await poll(job.job_id);
-    remember(job.job_id, file.name);
-    showResult(status.result, file);
-  } catch (err) {
-    showError(err.message);
-  }
-}
-
-async function poll(jobId) {
-  for (;;) {
-    const s = await api(`${API}/status/${jobId}`);
-    setBar("analysis", s.progress || 0);
-    renderStages(s.stage || (s.status === "pending" ? "queued" : ""), s.status);
-    $("status-line").textContent = `Job ${jobId.slice(0, 8)} · ${s.status}${s.stage ? ` · ${s.stage}` : ""}`;
-    if (s.status === "completed") { setBar("analysis", 100); return s; }
-    if (s.status === "failed") {
-      throw new Error(`Analysis failed: ${s.error_code || "UNKNOWN_ERROR"} — ${s.error_message || "no details"}`);
-    }
-    await sleep(POLL_MS);
-  }
-}
+import { api, authHeaders, errorText } from "./api.js";
+import { renderPlot, renderTimeline } from "./charts.js";
+import { API, DOWNLOADS, HISTORY_KEY, HISTORY_MAX, LOW_LANGUAGE_CONFIDENCE } from "./constants.js";
+import { $, el, fmtTime, nameOf, setState, showError, speakerColor, state } from "./page.js";
+import { currentTime, emotionBadge, renderAt, seek, volumeScale, wirePlayer } from "./player.js";
+import { loadStages, poll, wireAnalyze, wireDropzone } from "./upload.js";
 
 // ------------------------------------------------------------------ result display
-
-function nameOf(id) { return state.names[id] || id; }
-
-function speakerColor(id) {
-  if (!(id in state.colors)) state.colors[id] = PALETTE[Object.keys(state.colors).length % PALETTE.length];
-  return state.colors[id];
-}
-
-// Word size is relative to this recording: the 10th..90th percentile of volume_db spans the scale.
-function volumeScale(segments) {
-  const vols = segments.flatMap((s) => s.words.map((w) => w.volume_db)).filter((v) => typeof v === "number");
-  if (!vols.length) return () => 1;
-  vols.sort((a, b) => a - b);
-  const lo = vols[Math.floor(vols.length * 0.1)];
-  const hi = vols[Math.floor(vols.length * 0.9)];
-  const span = Math.max(hi - lo, 1);
-  return (v) => (typeof v !== "number" ? 1 : 0.8 + 0.75 * Math.min(1, Math.max(0, (v - lo) / span)));
-}
 
 // "en (97%)"; a guess below LOW_LANGUAGE_CONFIDENCE says so, since the transcript may be wrong.
 function languageText(meta) {
@@ -247,25 +22,11 @@ function languageText(meta) {
   return p < LOW_LANGUAGE_CONFIDENCE ? `${meta.language}? (low confidence, ${pct}%)` : `${meta.language} (${pct}%)`;
 }
 
-function emotionBadge(emotion) {
-  if (!emotion || !emotion.label) return "";
-  const e = EMOJI[emotion.label.toLowerCase()] || "💬";
-  const pct = typeof emotion.score === "number" ? ` ${Math.round(emotion.score * 100)}%` : "";
-  return `${e} ${emotion.label}${pct}`;
-}
-
 // The pipeline reports seconds per stage; a `total` key wins when present.
 function analysisSeconds(pt) {
   if (!pt) return "–";
   const total = typeof pt.total === "number" ? pt.total : Object.values(pt).reduce((a, b) => a + (Number(b) || 0), 0);
   return total > 0 ? `${total.toFixed(1)} s` : "–";
-}
-
-function el(tag, cls, text) {
-  const n = document.createElement(tag);
-  if (cls) n.className = cls;
-  if (text !== undefined) n.textContent = text;
-  return n;
 }
 
 // A <video> cannot send the token: the stored upload plays from a short-lived signed URL.
@@ -405,11 +166,6 @@ function refreshNames() {
   renderAt(currentTime());
 }
 
-function currentTime() {
-  const video = $("video");
-  return video.readyState >= 1 && !video.error ? video.currentTime : (state.clock || 0);
-}
-
 // The timeline (who talks when) and the loudness/pitch plot of the clip or of one segment.
 function drawVoice() {
   if (!state.result) return;
@@ -498,74 +254,7 @@ async function openPermalink() {
   }
 }
 
-function seek(t) {
-  const video = $("video");
-  state.clock = t;
-  // A file the browser cannot decode still gets its captions: the clock drives them then.
-  if (video.readyState >= 1 && !video.error) video.currentTime = t;
-  renderAt(t);
-}
-
-function segmentAt(t) {
-  const segs = state.result ? state.result.segments : [];
-  for (let i = 0; i < segs.length; i++) {
-    if (t >= segs[i].start - 0.05 && t <= segs[i].end + 0.3) return i;
-  }
-  return -1;
-}
-
-function renderAt(t) {
-  if (!state.result) return;
-  const i = segmentAt(t);
-  const box = $("captions");
-  if (i !== state.segIndex) {
-    state.segIndex = i;
-    box.innerHTML = "";
-    document.querySelectorAll("#segment-list li.current").forEach((n) => n.classList.remove("current"));
-    if (i >= 0) {
-      const s = state.result.segments[i];
-      const color = speakerColor(s.speaker.speaker_id);
-      const cue = el("div", "cue");
-      cue.style.setProperty("--speaker", color);
-      cue.dataset.speaker = s.speaker.speaker_id;
-      const who = el("div", "who");
-      who.append(el("span", "speaker-name", nameOf(s.speaker.speaker_id)));
-      if (s.emotion && s.emotion.label) who.append(el("span", "emotion", emotionBadge(s.emotion)));
-      const line = el("div", "line");
-      const words = s.words.length ? s.words : [{ word: s.text, start: s.start, end: s.end }];
-      words.forEach((w, k) => {
-        const span = el("span", "word", w.word.trim());
-        span.dataset.k = String(k);
-        // em: relative to the caption line, whose size follows the player's width (style.css).
-        span.style.fontSize = `${(1.5 * state.volume(w.volume_db)).toFixed(2)}em`;
-        // A turn can change inside a segment: such a word wears its own speaker's colour.
-        if (w.speaker_id && w.speaker_id !== s.speaker.speaker_id) span.style.setProperty("--speaker", speakerColor(w.speaker_id));
-        const pitch = typeof w.pitch_hz === "number" ? `${Math.round(w.pitch_hz)} Hz` : "unvoiced";
-        const vol = typeof w.volume_db === "number" ? `${w.volume_db.toFixed(1)} dB` : "–";
-        span.title = `${fmtTime(w.start)} · ${vol} · ${pitch}`;
-        line.appendChild(span);
-      });
-      cue.append(who, line);
-      box.appendChild(cue);
-      const item = document.querySelector(`#segment-list li[data-index="${i}"]`);
-      if (item) { item.classList.add("current"); item.scrollIntoView({ block: "nearest" }); }
-    }
-  }
-  updatePlayhead($("timeline"), t);
-  if (i < 0) return;
-  const words = state.result.segments[i].words;
-  box.querySelectorAll(".word").forEach((span) => {
-    const w = words[Number(span.dataset.k)];
-    if (!w) return;
-    span.classList.toggle("active", t >= w.start && t < w.end + 0.05);
-    span.classList.toggle("spoken", t >= w.end + 0.05);
-    span.classList.toggle("upcoming", t < w.start);
-  });
-}
-
 // A link cannot carry a header: with a token, downloads go through fetch and a blob.
-const DOWNLOADS = ["srt", "vtt", "json", "ass", "txt"];
-
 function wireDownloads() {
   for (const fmt of DOWNLOADS) {
     $(`dl-${fmt}`).addEventListener("click", async (e) => {
@@ -584,16 +273,6 @@ function wireDownloads() {
       }
     });
   }
-}
-
-function wirePlayer() {
-  const video = $("video");
-  const tick = () => {
-    if (!video.paused) { renderAt(video.currentTime); requestAnimationFrame(tick); }
-  };
-  video.addEventListener("play", () => requestAnimationFrame(tick));
-  video.addEventListener("seeked", () => renderAt(video.currentTime));
-  video.addEventListener("timeupdate", () => renderAt(video.currentTime));
 }
 
 // The language menu offers what the ML server's model can transcribe (its /health lists them);
@@ -634,6 +313,9 @@ async function checkHealth() {
   }
 }
 
+// The page's state and result view, reachable from the browser console and the page tests.
+Object.assign(window, { state, showResult, seek });
+
 wireDropzone();
 wirePlayer();
 loadStages();
@@ -641,6 +323,9 @@ wireDownloads();
 wirePlot();
 renderHistory();
 openPermalink();
-$("analyze-btn").addEventListener("click", analyze);
+wireAnalyze((status, file) => {
+  remember(state.jobId, file.name);
+  showResult(status.result, file);
+});
 checkHealth();
 setInterval(checkHealth, 15000);

@@ -12,7 +12,7 @@ import pysubs2
 from app.services.captions.cues import CaptionOptions, Cue, build_cues, one_line
 from ecg_protocol import AnalysisResult
 
-# The web page's speaker palette (app/static/app.js PALETTE), in the same order.
+# The web page's speaker palette (app/static/constants.js PALETTE), in the same order.
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (0x38, 0xBD, 0xF8),
     (0xF4, 0x72, 0xB6),
@@ -23,6 +23,13 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (0xF8, 0x71, 0x71),
     (0x2D, 0xD4, 0xBF),
 )
+# The web page's loudness scale (app/static/constants.js LOUDNESS): the recording's 10th..90th
+# percentile of volume_db, at least 1 dB apart, spans SIZE_FLOOR..SIZE_FLOOR + SIZE_RANGE of the
+# base size. tests/product/test_page_constants.py keeps the two equal.
+LOUDNESS_PERCENTILES = (0.1, 0.9)
+LOUDNESS_MIN_SPAN_DB = 1.0
+SIZE_FLOOR = 0.8
+SIZE_RANGE = 0.75
 PLAY_RES = (1920, 1080)
 BASE_FONT_SIZE = 44  # at 1080 lines: about the page's 1.5rem caption on a full-screen player
 _NOT_YET = pysubs2.Color(200, 200, 200)  # karaoke: a word not yet said
@@ -44,15 +51,18 @@ def volume_scale(result: AnalysisResult) -> tuple[float, float]:
     vols = sorted(w.volume_db for s in result.segments for w in s.words if w.volume_db is not None)
     if not vols:
         return 0.0, 0.0
-    lo, hi = vols[int(len(vols) * 0.1)], vols[int(len(vols) * 0.9)]
-    return lo, max(hi - lo, 1.0)
+    low, high = LOUDNESS_PERCENTILES
+    lo, hi = vols[int(len(vols) * low)], vols[int(len(vols) * high)]
+    return lo, max(hi - lo, LOUDNESS_MIN_SPAN_DB)
 
 
 def _font_size(volume_db: float | None, scale: tuple[float, float]) -> int:
     lo, span = scale
     if volume_db is None or span <= 0:
         return BASE_FONT_SIZE
-    return round(BASE_FONT_SIZE * (0.8 + 0.75 * min(1.0, max(0.0, (volume_db - lo) / span))))
+    return round(
+        BASE_FONT_SIZE * (SIZE_FLOOR + SIZE_RANGE * min(1.0, max(0.0, (volume_db - lo) / span)))
+    )
 
 
 def _style(color: tuple[int, int, int] | None) -> pysubs2.SSAStyle:

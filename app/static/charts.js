@@ -1,9 +1,8 @@
-// ECG web page: the voice views — a speaker timeline (who talks when) and a loudness/pitch plot.
-// Plain script, no build step; app.js calls renderTimeline/renderPlot/updatePlayhead.
-"use strict";
+// ECG web page, charts: a speaker timeline (who talks when) and a loudness/pitch plot. Pure
+// drawing: the caller passes the data, the colours and names, and what a click does.
 
 // One lane per speaker; each segment a block placed by time. A click calls onSeek(segment index).
-function renderTimeline(box, segments, duration, colorOf, nameOf, onSeek) {
+export function renderTimeline(box, segments, duration, colorOf, nameOf, onSeek) {
   box.innerHTML = "";
   const total = Math.max(duration || 0, ...segments.map((s) => s.end), 0.001);
   const ids = [...new Set(segments.map((s) => s.speaker.speaker_id))];
@@ -38,7 +37,7 @@ function renderTimeline(box, segments, duration, colorOf, nameOf, onSeek) {
   box.appendChild(head);
 }
 
-function updatePlayhead(box, t) {
+export function updatePlayhead(box, t) {
   const head = box.querySelector(".playhead");
   if (!head) return;
   const total = Number(head.dataset.total) || 1;
@@ -47,7 +46,7 @@ function updatePlayhead(box, t) {
 
 // Loudness (bars, dB, left axis) and pitch (dots, Hz, right axis) of every word in [t0, t1].
 // Returns what was drawn, for the page's caption and for tests.
-function renderPlot(canvas, words, t0, t1, colorOf) {
+export function renderPlot(canvas, words, t0, t1, colorOf) {
   const ctx = canvas.getContext("2d");
   const W = canvas.width;
   const H = canvas.height;
