@@ -80,18 +80,18 @@ def test_stages_translate_low_confidence_and_reload(backend: LiveBackend) -> Non
             _callback(backend, {"job_id": job_id, "status": "processing", "progress": 45,
                                 "stage": "align", "message": "aligning"})  # fmt: skip
             chips = page.locator("#stages li")
-            expect(page.locator("#stages li.active")).to_have_text("align", timeout=10_000)
+            expect(page.locator("#stages li.active")).to_have_text("align", timeout=60_000)
             assert chips.all_text_contents() == listed
 
             backend.fake_ml.finish(job_id, _result(0.31))
-            expect(page.locator("body")).to_have_attribute("data-state", "done", timeout=30_000)
+            expect(page.locator("body")).to_have_attribute("data-state", "done", timeout=120_000)
             language = page.locator("#summary .stat", has_text="Language")
             expect(language).to_contain_text("low confidence, 31%")
 
             # The permalink, reloaded: the result again, and no upload bar stuck at 0 %.
             assert f"job={job_id}" in page.url
             page.reload()
-            expect(page.locator("body")).to_have_attribute("data-state", "done", timeout=30_000)
+            expect(page.locator("body")).to_have_attribute("data-state", "done", timeout=120_000)
             expect(page.locator("#upload-row")).to_be_hidden()
             expect(page.locator("#analysis-pct")).to_have_text("100%")
             expect(page.locator("#stages li.done")).to_have_count(len(listed))
@@ -111,7 +111,7 @@ def test_captions_fit_the_player_on_a_phone(backend: LiveBackend) -> None:
             page.click("#analyze-btn")
             job_id = _accepted_job(backend)
             backend.fake_ml.finish(job_id, _result(0.97))
-            expect(page.locator("body")).to_have_attribute("data-state", "done", timeout=30_000)
+            expect(page.locator("body")).to_have_attribute("data-state", "done", timeout=120_000)
             expect(page.locator("#summary .stat", has_text="Language")).to_contain_text("en (97%)")
             # The longest turn, mid-way: every word of its cue inside the player.
             page.evaluate(
