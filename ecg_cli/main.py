@@ -28,6 +28,7 @@ examples:
   ecg analyze a.mp4 b.mp4 -o subs --output-format srt --highlight-words
   ecg analyze talk.mp4 --language ko --min-speakers 2 --max-speakers 3
   ECG_BACKEND=http://gpu-box:8000 ecg analyze talk.mp4
+  ecg models pull large-v3                 fetch a faster-whisper model (HF cache, sha-checked)
 
 Run `ecg COMMAND --help` for a command's options."""
 
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ml-port", type=int, default=8080)
 
     _add_analyze(sub)
+    from ecg_cli.models import add_models
+
+    add_models(sub)
     return parser
 
 
@@ -156,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ecg_cli.analyze import run_analyze
 
         return run_analyze(args)
+    if args.command == "models":
+        from ecg_cli.models import run_models
+
+        return run_models(args)
     return 2
 
 
