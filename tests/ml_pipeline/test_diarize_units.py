@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from ml_server.pipeline.data import AsrWord, SpeechRegion
-from ml_server.pipeline.diarize import DiarizeSettings, _choose_cut, cluster, fold_small, silhouette
-from ml_server.pipeline.gap_count import gap_count
-from ml_server.pipeline.resegment import resegment, viterbi
-from ml_server.pipeline.speaker_units import Unit, region_units, unit_embeddings, word_units
+from ml_server.pipeline.diarize import DiarizeSettings, choose_cut, cluster, fold_small, silhouette
+from ml_server.pipeline.diarize.gap_count import gap_count
+from ml_server.pipeline.diarize.resegment import resegment, viterbi
+from ml_server.pipeline.diarize.speaker_units import Unit, region_units, unit_embeddings, word_units
 
 DIM = 16
 
@@ -62,13 +62,13 @@ def test_fewest_speakers_within_the_tolerance_win() -> None:
     two, three, four = (np.arange(6, dtype=np.int64) % k for k in (2, 3, 4))
     cuts = [(0.40, 2, two), (0.42, 3, three), (0.30, 4, four)]
     opts = DiarizeSettings(min_silhouette=0.25, count_tolerance=0.03)
-    assert _choose_cut(cuts, opts, 1, 6) is two  # 0.40 is within 0.03 of the best 0.42
+    assert choose_cut(cuts, opts, 1, 6) is two  # 0.40 is within 0.03 of the best 0.42
     exact = DiarizeSettings(min_silhouette=0.25, count_tolerance=0.0)
-    assert _choose_cut(cuts, exact, 1, 6) is three
+    assert choose_cut(cuts, exact, 1, 6) is three
     strict = DiarizeSettings(min_silhouette=0.5)
-    assert _count(_choose_cut(cuts, strict, 1, 6)) == 1  # no cut clear enough: one speaker
-    assert _choose_cut(cuts, strict, 3, 6) is three  # a min_speakers hint takes the best cut
-    assert _count(_choose_cut([], opts, 1, 6)) == 1
+    assert _count(choose_cut(cuts, strict, 1, 6)) == 1  # no cut clear enough: one speaker
+    assert choose_cut(cuts, strict, 3, 6) is three  # a min_speakers hint takes the best cut
+    assert _count(choose_cut([], opts, 1, 6)) == 1
 
 
 def test_an_outlier_row_does_not_cost_a_voice() -> None:
