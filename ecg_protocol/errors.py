@@ -30,6 +30,8 @@ class ErrorCode(StrEnum):
     NO_AUDIO_TRACK = "NO_AUDIO_TRACK"
     # The language asked for is unknown, or the loaded ASR model cannot transcribe it.
     UNSUPPORTED_LANGUAGE = "UNSUPPORTED_LANGUAGE"
+    # The request's `options.model` is not one of the ASR models the server holds.
+    UNSUPPORTED_MODEL = "UNSUPPORTED_MODEL"
 
     # Processing problems.
     PROCESSING_ERROR = "PROCESSING_ERROR"

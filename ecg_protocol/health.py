@@ -42,3 +42,6 @@ class MLServerLanguages(BaseModel):
     asr_model: str
     english_model: str | None
     languages: list[LanguageName]
+    # The ASR models a request's `options.model` may name, the configured one first (ext; an
+    # older server does not say, and holds only `asr_model`).
+    models: list[str] = []

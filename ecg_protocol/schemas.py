@@ -74,6 +74,9 @@ class ProcessOptions(_Model):
     prompt: str | None = Field(default=None, max_length=2000)  # faster-whisper initial_prompt
     hotwords: str | None = Field(default=None, max_length=1000)
     temperature: float | None = Field(default=None, ge=0.0, le=1.0)
+    # One of the ASR models the ML server holds (`GET /languages` lists them: `models`);
+    # None = its configured model. Older servers ignore it (extra keys are ignored).
+    model: str | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _ordered(self) -> ProcessOptions:

@@ -38,7 +38,7 @@ from ml_server import metrics
 from ml_server.config import MLSettings
 from ml_server.errors import error_response
 from ml_server.executor import JobExecutor, QueueUnavailable, publish_stats
-from ml_server.languages import resolve_request, supported_languages
+from ml_server.languages import held_models, resolve_request, supported_languages
 from ml_server.store import JobStore
 
 logger = logging.getLogger(__name__)
@@ -206,8 +206,14 @@ async def process(
         return error_response(
             422, RefusalCode.INVALID_REQUEST, f"invalid request body: {exc}"[:500], errors=errors
         )
+    held = held_models(settings)
+    chosen = job.options.model
+    if chosen is not None and chosen not in held:
+        message = f"this server holds no ASR model {chosen!r} (held: {', '.join(held)})"
+        logger.warning("refused job_id=%s: %s", job.job_id, message)
+        return error_response(400, ErrorCode.UNSUPPORTED_MODEL, message)
     try:
-        resolve_request(job.language, supported_languages(settings))
+        resolve_request(job.language, supported_languages(settings, held.get(chosen or "")))
     except LanguageError as exc:
         logger.warning("refused job_id=%s: %s", job.job_id, exc)
         return error_response(400, ErrorCode.UNSUPPORTED_LANGUAGE, str(exc))
@@ -281,6 +287,7 @@ def languages(settings: SettingsDep) -> MLServerLanguages:
     return MLServerLanguages(
         asr_model=settings.ml_asr_model,
         english_model=english,
+        models=list(held_models(settings)),
         languages=[
             LanguageName(code=c, name=WHISPER_LANGUAGES[c]) for c in supported_languages(settings)
         ],

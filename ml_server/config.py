@@ -34,6 +34,12 @@ class MLSettings(BaseSettings):
     # English (asked, or detected by the main model) goes to this faster model; empty: the main
     # model transcribes English too. Measured in docs/benchmarks.md (bench_languages).
     ml_asr_english_model: str = BUNDLED_ENGLISH_ASR
+    # More ASR models each worker loads at start (comma-separated, same forms), so a request may
+    # pick one (`options.model`); never loaded per request. Each costs its memory in every worker.
+    ml_extra_asr_models: str = ""
+    # A faster-whisper name missing from the Hugging Face cache is pulled (sha-checked) when a
+    # worker first loads it. Off: offline stays the default, and a missing name stops the start.
+    ml_allow_download: bool = False
     # Comma-separated language codes: detection picks the most probable of these and requests
     # may name only these; empty = every language the ASR model knows.
     ml_languages: str = ""
@@ -128,6 +134,10 @@ class MLSettings(BaseSettings):
     def languages(self) -> tuple[str, ...] | None:
         """ML_LANGUAGES as codes; None when unset (every language the model knows)."""
         return parse_languages(self.ml_languages)
+
+    @property
+    def extra_asr_models(self) -> list[str]:
+        return [m.strip() for m in self.ml_extra_asr_models.split(",") if m.strip()]
 
     @property
     def temperatures(self) -> tuple[float, ...]:

@@ -161,12 +161,14 @@ class ChildAnalyser:
         job_id: str,
         progress: ProgressFn = _no_progress,
         should_cancel: StopFn = _never,
+        asr_model: str | None = None,
     ) -> AnalysisResult:
         """Analyse `media` in the child. Raises StageError (with a code) or Cancelled."""
+        job = RunJob(job_id, str(media), options, asr_model)
         with self._lock:
             for attempt in range(CRASH_RETRIES + 1):
                 death = self._load_models(should_cancel)
-                outcome = death or self._run(media, options, job_id, progress, should_cancel)
+                outcome = death or self._run(job, progress, should_cancel)
                 if isinstance(outcome, AnalysisResult):
                     return outcome
                 logger.error(
@@ -213,17 +215,12 @@ class ChildAnalyser:
         )
 
     def _run(
-        self,
-        media: Path,
-        options: PipelineOptions,
-        job_id: str,
-        progress: ProgressFn,
-        should_cancel: StopFn,
+        self, job: RunJob, progress: ProgressFn, should_cancel: StopFn
     ) -> AnalysisResult | _Death:
         assert self._conn is not None
         settings = self._settings
         self._stage = Stage.DECODE
-        self._conn.send(RunJob(job_id, str(media), options))
+        self._conn.send(job)
         factor, overhead = settings.ml_task_realtime_factor, settings.ml_analysis_overhead_s
         deadline = time.monotonic() + settings.ml_max_media_duration_s * factor + overhead
         cancelled_at: float | None = None
@@ -238,7 +235,7 @@ class ChildAnalyser:
             death = self._check_health(deadline)
             if death is not None:
                 return death
-            cancelled_at = self._check_cancel(job_id, should_cancel, cancelled_at)
+            cancelled_at = self._check_cancel(job.job_id, should_cancel, cancelled_at)
 
     def _on_message(self, message: FromChild, progress: ProgressFn) -> AnalysisResult | None:
         """Act on one message of the child's; the result once it comes (errors are raised)."""
@@ -406,7 +403,7 @@ def child_main(conn: Connection) -> None:
     send(Ready(True))
     while (job := jobs.get()) is not None:
         cancel.clear()
-        _analyse_one(job.job_id, Path(job.media), job.options, models, send, cancel)
+        _analyse_one(job, models, send, cancel)
     logger.info("analysis child: told to stop")
 
 
@@ -429,17 +426,11 @@ def _read_parent(
                 return
 
 
-def _analyse_one(
-    job_id: str,
-    path: Path,
-    options: PipelineOptions,
-    models: Models,
-    send: SendFn,
-    cancel: threading.Event,
-) -> None:
+def _analyse_one(job: RunJob, models: Models, send: SendFn, cancel: threading.Event) -> None:
     """Run one job's pipeline and send its outcome (result, error or cancelled) to the parent."""
     from ml_server.pipeline import run_pipeline
 
+    job_id, path = job.job_id, Path(job.media)
     logger.info("analysis child: job %s", job_id)
     duration = _declared_duration(path)
     if duration is not None:
@@ -447,8 +438,8 @@ def _analyse_one(
     try:
         result = run_pipeline(
             path,
-            options=options,
-            models=models,
+            options=job.options,
+            models=models.choose(job.asr_model),
             progress=lambda stage, pct: send(Progress(stage, pct)),
             should_cancel=cancel.is_set,
             job_id=job_id,

@@ -30,6 +30,7 @@ class RunJob:
     job_id: str
     media: str
     options: PipelineOptions
+    asr_model: str | None = None  # a held ASR model's id (None: the configured one)
 
 
 @dataclass(frozen=True, slots=True)

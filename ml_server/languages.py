@@ -49,13 +49,33 @@ def model_languages(name: str) -> tuple[str, ...]:
     return ("en",) if base.endswith(".en") or base.startswith("distil") else ALL_LANGUAGES
 
 
-def supported_languages(settings: MLSettings) -> tuple[str, ...]:
-    """What requests may ask for: the main model's languages, narrowed by ML_LANGUAGES."""
-    known = model_languages(settings.ml_asr_model)
+def supported_languages(settings: MLSettings, model: str | None = None) -> tuple[str, ...]:
+    """What requests may ask for: the languages of the main model (or of `model`, a setting
+    such as `small`), narrowed by ML_LANGUAGES."""
+    known = model_languages(model or settings.ml_asr_model)
     allowed = settings.languages
     if allowed is None:
         return known
     return tuple(code for code in allowed if code in known)
+
+
+def model_id(name: str) -> str:
+    """How a request names an ASR model setting: a folder by its name, anything else as set."""
+    return Path(name).name if Path(name).is_dir() else name
+
+
+def held_models(settings: MLSettings) -> dict[str, str]:
+    """The ASR models each worker holds, by the id a request names them with → their setting:
+    the main model, the English one when it is loaded beside it, then ML_EXTRA_ASR_MODELS."""
+    main = settings.ml_asr_model
+    held = {model_id(main): main}
+    english = settings.ml_asr_english_model.strip()
+    # Loaded only in front of a multilingual main model (models.load_models).
+    if english and english != main and model_languages(main) == ALL_LANGUAGES:
+        held.setdefault(model_id(english), english)
+    for extra in settings.extra_asr_models:
+        held.setdefault(model_id(extra), extra)
+    return held
 
 
 def resolve_request(value: str | None, supported: tuple[str, ...]) -> tuple[str, ...]:

@@ -11,11 +11,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ecg_serving.server import run_server
+from ml_server import model_hub
 from ml_server.api import router
 from ml_server.config import MLSettings
 from ml_server.errors import install_error_handlers
 from ml_server.executor import JobExecutor
 from ml_server.executor_factory import make_executor, make_store
+from ml_server.languages import held_models
 from ml_server.runner import remove_dead_temp_dirs
 from ml_server.store import JobStore
 
@@ -54,6 +56,10 @@ def create_app(
 ) -> FastAPI:
     """Build the app; the store and executor are built at startup unless given."""
     settings = settings or MLSettings()
+    # A named model missing from the cache stops the start here, with what to do about it,
+    # rather than failing every job later (ML_ALLOW_DOWNLOAD=true pulls it instead).
+    held = list(held_models(settings).values())
+    model_hub.require_cached(held, allow_download=settings.ml_allow_download)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,5 +99,9 @@ def create_app(
 
 def serve(host: str = "127.0.0.1", port: int = 8080) -> None:
     """Run the ML server with uvicorn (`ecg ml-server`)."""
+    try:
+        app = create_app()
+    except model_hub.ModelUnavailable as exc:
+        raise SystemExit(f"ecg ml-server: {exc}") from exc
     # log_config=None keeps the logging the `ecg` command configured.
-    run_server(create_app(), host=host, port=port, log_config=None, timeout_graceful_shutdown=15)
+    run_server(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=15)

@@ -108,6 +108,16 @@ def asr_source(name: str, *, allow_download: bool) -> str:
     return str(pull(name))
 
 
+def require_cached(names: list[str], *, allow_download: bool) -> None:
+    """ModelUnavailable naming `ecg models pull` for a hub name missing from the cache, unless
+    it may be downloaded (then a worker pulls it when it loads it)."""
+    if allow_download:
+        return
+    for name in names:
+        if is_hub_name(name):
+            asr_source(name, allow_download=False)
+
+
 def cache_dir() -> Path:
     from huggingface_hub import constants
 
@@ -178,9 +188,7 @@ def cached_models() -> list[CachedModel]:
             files = {f.file_name for f in rev.files}
             if "model.bin" in files and "config.json" in files:
                 name = names.get(cached.repo_id, cached.repo_id)
-                found.append(
-                    CachedModel(name, cached.repo_id, rev.size_on_disk, rev.snapshot_path)
-                )
+                found.append(CachedModel(name, cached.repo_id, rev.size_on_disk, rev.snapshot_path))
                 break
     return found
 

@@ -16,10 +16,13 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 from resemblyzer import VoiceEncoder
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from ecg_protocol import ErrorCode, Stage
+from ml_server import model_hub
 from ml_server.bundled import bundled_path, is_bundled
 from ml_server.config import MLSettings, get_ml_settings
-from ml_server.languages import supported_languages
+from ml_server.languages import model_id, supported_languages
 from ml_server.pipeline.emotion import HFEmotionClassifier
+from ml_server.pipeline.errors import StageError
 from ml_server.pipeline.transcribe import AsrModels
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,16 @@ class AnalysisSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldAsr:
+    """One more ASR model a request may choose (ML_EXTRA_ASR_MODELS), loaded at start."""
+
+    model: WhisperModel
+    batched: BatchedInferencePipeline | None
+    languages: tuple[str, ...]  # what a job on it may ask for (its languages ∩ ML_LANGUAGES)
+    label: str  # the result's metadata.models.asr
+
+
+@dataclass(frozen=True, slots=True)
 class Models:
     """Loaded models plus their names and versions for the result's metadata, and the analysis
     settings they run under (`analysis`; also readable as `models.beam_size` and so on)."""
@@ -68,6 +81,41 @@ class Models:
     # The English route (ML_ASR_ENGLISH_MODEL); None: the main model transcribes English too.
     asr_english: WhisperModel | None = None
     batched_asr_english: BatchedInferencePipeline | None = None
+    # Every ASR model a request may name, by id (`languages.held_models`); the main one is "".
+    main_id: str = ""
+    english_id: str = ""
+    extra_asr: dict[str, HeldAsr] = field(default_factory=dict)
+
+    def choose(self, model_id: str | None) -> Models:
+        """These models with the ASR model a request named as the only one (no English route):
+        a request that names a model gets that model. None or the main id: these models.
+        UNSUPPORTED_MODEL for one not held (models are never loaded per request)."""
+        if model_id is None or model_id == self.main_id:
+            return self
+        if model_id == self.english_id and self.asr_english is not None:
+            label = self.names.get("asr_english", "").removesuffix(" for English")
+            held = HeldAsr(self.asr_english, self.batched_asr_english, ("en",), label)
+        elif model_id in self.extra_asr:
+            held = self.extra_asr[model_id]
+        else:
+            held_ids = [self.main_id, self.english_id, *self.extra_asr]
+            raise StageError(
+                Stage.TRANSCRIBE,
+                ErrorCode.UNSUPPORTED_MODEL,
+                f"this worker holds no ASR model {model_id!r} "
+                f"(held: {', '.join(i for i in held_ids if i)})",
+            )
+        names = {k: v for k, v in self.names.items() if k != "asr_english"}
+        names["asr"] = held.label
+        return dataclasses.replace(
+            self,
+            asr=held.model,
+            batched_asr=held.batched,
+            asr_english=None,
+            batched_asr_english=None,
+            names=names,
+            analysis=dataclasses.replace(self.analysis, languages=held.languages),
+        )
 
     def with_analysis(self, **changes: Any) -> Models:
         """The same models under changed analysis settings (`temperatures=(0.0,)`)."""
@@ -138,6 +186,9 @@ def resolve_asr_model(name: str, data_dir: Path | None = None) -> tuple[str, str
 
 def _load_asr(name: str, settings: MLSettings, device: str, compute_type: str) -> WhisperModel:
     path, label = resolve_asr_model(name, settings.ecg_data_dir)
+    if model_hub.is_hub_name(name):
+        # The cached snapshot; pulled (sha-checked) first when ML_ALLOW_DOWNLOAD allows it.
+        path = model_hub.asr_source(name, allow_download=settings.ml_allow_download)
     logger.info("loading ASR %s (%s, %s)", label, device, compute_type)
     return WhisperModel(
         path,
@@ -182,6 +233,9 @@ def load_models(settings: MLSettings) -> Models:
         classifier = HFEmotionClassifier(settings.ml_emotion_model, device=device)
     names = _model_names(settings, device, compute_type, english=asr_english is not None)
     languages = supported_languages(settings) if asr.model.is_multilingual else ("en",)
+    main_id = model_id(settings.ml_asr_model)
+    english_id = model_id(english_name) if asr_english is not None else ""
+    extra = _load_extra_asr(settings, device, compute_type, held={main_id, english_id})
     return Models(
         asr=asr,
         batched_asr=batched,
@@ -192,7 +246,29 @@ def load_models(settings: MLSettings) -> Models:
         names=names,
         asr_english=asr_english,
         batched_asr_english=batched_english,
+        main_id=main_id,
+        english_id=english_id,
+        extra_asr=extra,
     )
+
+
+def _load_extra_asr(
+    settings: MLSettings, device: str, compute_type: str, *, held: set[str]
+) -> dict[str, HeldAsr]:
+    """ML_EXTRA_ASR_MODELS, loaded once beside the main (and English) model, ids in `held`."""
+    extra: dict[str, HeldAsr] = {}
+    for name in settings.extra_asr_models:
+        ident = model_id(name)
+        if ident in held or ident in extra:
+            continue  # the main or English model, or listed twice: held already
+        model = _load_asr(name, settings, device, compute_type)
+        batched = BatchedInferencePipeline(model) if device == "cuda" else None
+        languages = supported_languages(settings, name) if model.model.is_multilingual else ("en",)
+        label = (
+            f"{resolve_asr_model(name, settings.ecg_data_dir)[1]} {_runtime(device, compute_type)}"
+        )
+        extra[ident] = HeldAsr(model, batched, languages, label)
+    return extra
 
 
 def _model_names(
@@ -206,7 +282,7 @@ def _model_names(
     if settings.ml_emotion_model:
         emotion_name = f"{settings.ml_emotion_model} (transformers {_pkg_version('transformers')})"
     fw = _pkg_version("faster-whisper")
-    runtime = f"(faster-whisper {fw}, {device}/{compute_type})"
+    runtime = _runtime(device, compute_type)
     names = {
         "asr": f"{resolve_asr_model(settings.ml_asr_model, settings.ecg_data_dir)[1]} {runtime}",
         "vad": f"silero-vad v6 (faster-whisper {fw})",
@@ -218,6 +294,10 @@ def _model_names(
         label = resolve_asr_model(settings.ml_asr_english_model.strip(), settings.ecg_data_dir)[1]
         names["asr_english"] = f"{label} {runtime} for English"
     return names
+
+
+def _runtime(device: str, compute_type: str) -> str:
+    return f"(faster-whisper {_pkg_version('faster-whisper')}, {device}/{compute_type})"
 
 
 def _warm_up(encoder: VoiceEncoder) -> None:

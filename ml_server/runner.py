@@ -57,8 +57,10 @@ class Analyser(Protocol):
         job_id: str,
         progress: Callable[[Stage, int], None],
         should_cancel: Callable[[], bool],
+        asr_model: str | None = None,
     ) -> AnalysisResult:
-        """Raise StageError (with a code) or Cancelled; never anything else for a job failure."""
+        """Raise StageError (with a code) or Cancelled; never anything else for a job failure.
+        `asr_model`: the id of a held ASR model the request named (None: the configured one)."""
         ...
 
 
@@ -76,11 +78,12 @@ class InProcessAnalyser:
         job_id: str,
         progress: Callable[[Stage, int], None],
         should_cancel: Callable[[], bool],
+        asr_model: str | None = None,
     ) -> AnalysisResult:
         return run_pipeline(
             media,
             options=options,
-            models=_load_models(self._models_provider),
+            models=_load_models(self._models_provider).choose(asr_model),
             progress=progress,
             should_cancel=should_cancel,
             job_id=job_id,
@@ -288,6 +291,7 @@ def _work(
             result = analyser.analyse(
                 media,
                 options=pipeline_options(request),
+                asr_model=request.options.model,
                 progress=lambda stage, pct: report(stage, max(DOWNLOAD_SHARE, min(99, pct))),
                 should_cancel=should_cancel,
                 job_id=job_id,
