@@ -109,6 +109,7 @@ class AnalyzeOptions:
     layout: CaptionLayout = field(default_factory=CaptionLayout)
     quiet: bool = False
     task: str = "transcribe"  # or translate: English text out
+    model: str | None = None  # one of the server's models (GET /v1/models); None: its default
     label: str | None = None  # the file's name on the progress bars (several files)
 
 
@@ -261,6 +262,24 @@ class _Client:
                 f"it offers auto or any of: {', '.join(sorted(offered))}"
             )
 
+    def check_model(self) -> None:
+        """Refuse, before the upload, a --model the server does not hold."""
+        if self.opts.model is None:
+            return
+        try:
+            resp = self.http.get(self.url("/v1/models"), headers=self.auth)
+            listed = resp.json().get("data") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            listed = None
+        if not isinstance(listed, list):
+            return  # unknown (an older backend): request-process still refuses it
+        held = [m.get("id") for m in listed if isinstance(m, dict)]
+        if self.opts.model not in held:
+            raise AnalyzeError(
+                f"--model: the server holds no model {self.opts.model!r}; "
+                f"it offers: {', '.join(str(h) for h in held)}"
+            )
+
     def wait_for_capacity(self, deadline: float) -> None:
         """Wait out the request-process rate limit before uploading anything."""
         resp = self.http.get(self.url("/api/upload-video/capacity"), headers=self.auth)
@@ -283,7 +302,7 @@ class _Client:
         body: dict[str, Any] = {"fileKey": file_key, "language": self.opts.language}
         if self.opts.task != "transcribe":
             body["task"] = self.opts.task
-        for name in ("min_speakers", "max_speakers", "prompt"):
+        for name in ("min_speakers", "max_speakers", "prompt", "model"):
             value = getattr(self.opts, name)
             if value is not None:
                 body[name] = value
@@ -406,6 +425,7 @@ def analyze(opts: AnalyzeOptions, http: httpx.Client | None = None) -> AnalyzeOu
     client = _Client(opts, http)
     try:
         client.check_language()
+        client.check_model()
         client.wait_for_capacity(deadline)
         urls = client.generate_url(video.name, content_type)
         with _progress(opts.quiet) as progress:
@@ -486,6 +506,7 @@ def options_from_args(args: argparse.Namespace) -> list[AnalyzeOptions]:
             layout=layout,
             quiet=args.quiet,
             task=args.task,
+            model=args.model,
             label=video.name if len(videos) > 1 else None,
         )
         for video, stem in zip(videos, _stems(videos), strict=True)

@@ -117,6 +117,12 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="transcribe (default) or translate: the speech as English text",
     )
     p.add_argument(
+        "--model",
+        default=None,
+        help="one of the server's ASR models (`GET /v1/models`; e.g. one of ML_EXTRA_ASR_MODELS); "
+        "default: its configured model",
+    )
+    p.add_argument(
         "--highlight-words", action="store_true", help="karaoke captions: mark each word as said"
     )
     p.add_argument("--max-line-width", type=int, default=None, help="characters per caption line")

@@ -46,7 +46,7 @@ async def test_models_list_and_retrieve(api: Backend) -> None:
     listed = await client.models.list()
     ids = [m.id for m in listed.data]
     # whisper-1 (what OpenAI clients send) and the ML server's own names; a folder by its name.
-    assert ids == ["whisper-1", "bundled:base", "tiny.en"]
+    assert ids == ["whisper-1", "bundled:base", "tiny.en", "small"]
     assert {(m.object, m.owned_by) for m in listed.data} == {("model", "ecg")}
     one = await client.models.retrieve("bundled:base")
     assert one.id == "bundled:base" and one.object == "model"
@@ -64,6 +64,30 @@ async def test_models_without_the_ml_server_list_whisper_1(sqlite_url: str, tmp_
     async for backend in open_backend(settings):
         listed = await client_for(backend).models.list()
         assert [m.id for m in listed.data] == ["whisper-1"]
+
+
+async def test_a_request_picks_a_held_model(api: Backend, fake_ml: FakeMLServer) -> None:
+    """`model` reaches the ML request's options (whisper-1: none, the configured model); one
+    the server does not hold is a 400 `model_not_found` naming `model`, and nothing starts."""
+    client = client_for(api)
+    with pytest.raises(openai.BadRequestError) as unknown:
+        await client.audio.transcriptions.create(model="large-v9", file=MEDIA)
+    assert unknown.value.status_code == 400 and unknown.value.code == "model_not_found"
+    assert unknown.value.param == "model"
+    assert "GET /v1/models lists them: whisper-1, bundled:base, tiny.en, small" in str(
+        unknown.value.message
+    )
+    assert not fake_ml.accepted
+
+    chosen = asyncio.create_task(client.audio.transcriptions.create(model="small", file=MEDIA))
+    job_id = await finish(api, fake_ml, 1, **completed())
+    assert (await chosen).text
+    assert fake_ml.jobs[job_id].request.options.model == "small"
+
+    default = asyncio.create_task(client.audio.translations.create(model="whisper-1", file=MEDIA))
+    job_id = await finish(api, fake_ml, 2, **completed())
+    assert (await default).text
+    assert fake_ml.jobs[job_id].request.options.model is None
 
 
 async def test_stream_answers_openai_events(api: Backend, fake_ml: FakeMLServer) -> None:

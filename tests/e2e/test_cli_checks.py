@@ -112,3 +112,22 @@ def test_two_files_named_on_bars_translated_and_titled_by_their_names(
     assert result["metadata"]["filename"] == "My_talk.wav"
     ass = (out / "My talk.ass").read_text(encoding="utf-8")
     assert "Title: My_talk.wav" in ass.splitlines()
+
+
+def test_model_chosen_or_refused_before_the_upload(backend: LiveBackend, tmp_path: Path) -> None:
+    wav = tmp_path / "talk.wav"
+    shutil.copyfile(silence(1.0), wav)
+    run = _cli(str(wav), "--backend", backend.url, "--model", "large-v9", "-o", str(tmp_path),
+               home=tmp_path)  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        "ecg analyze: error: --model: the server holds no model 'large-v9'; "
+        "it offers: whisper-1, bundled:base, tiny.en, small"
+    ), run.stderr
+    assert not backend.fake_ml.accepted  # refused before anything was uploaded or started
+
+    run = _cli(str(wav), "--backend", backend.url, "--model", "small", "-o", str(tmp_path),
+               home=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    (job,) = backend.fake_ml.jobs.values()
+    assert job.request.options.model == "small"

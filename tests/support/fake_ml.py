@@ -245,6 +245,8 @@ class FakeMLServer:
             return MLServerLanguages(
                 asr_model="bundled:base",
                 english_model="/srv/models/tiny.en",
+                # What its workers hold: the two above and one extra (ML_EXTRA_ASR_MODELS).
+                models=["bundled:base", "tiny.en", "small"],
                 languages=[
                     LanguageName(code="en", name="english"),
                     LanguageName(code="de", name="german"),

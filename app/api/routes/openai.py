@@ -33,6 +33,7 @@ from app.services.errors import (
     StillProcessing,
 )
 from app.services.job_service import JobService
+from app.services.model_list import chosen_model
 from app.services.openai_compat import (
     MEDIA_TYPES,
     ResponseFormat,
@@ -236,7 +237,11 @@ StreamForm = Annotated[
     Form(description="true: server-sent events (transcript.text.delta, transcript.text.done)"),
 ]
 ModelForm = Annotated[
-    str, Form(max_length=200, description="accepted for compatibility; the server's model runs")
+    str,
+    Form(
+        max_length=200,
+        description="a model GET /v1/models lists; whisper-1 = the server's configured model",
+    ),
 ]
 
 
@@ -263,7 +268,12 @@ async def create_transcription(
 ) -> Response:
     """Transcribe an audio or video file in one call (OpenAI's API, plus speakers, loudness,
     pitch and emotion in verbose_json); `stream=true` answers OpenAI's server-sent events."""
-    options = ProcessOptions(prompt=prompt, hotwords=hotwords, temperature=temperature or None)
+    options = ProcessOptions(
+        prompt=prompt,
+        hotwords=hotwords,
+        temperature=temperature or None,
+        model=await chosen_model(model, http=ctx.http, ml_server_url=ctx.settings.model_server_url),
+    )
     if stream:
         if response_format not in ("json", "text"):
             raise InvalidInput(
@@ -316,7 +326,12 @@ async def create_translation(
         raise InvalidInput(
             "stream=true is offered on /v1/audio/transcriptions only", param="stream"
         )
-    options = ProcessOptions(task="translate", prompt=prompt, temperature=temperature or None)
+    options = ProcessOptions(
+        task="translate",
+        prompt=prompt,
+        temperature=temperature or None,
+        model=await chosen_model(model, http=ctx.http, ml_server_url=ctx.settings.model_server_url),
+    )
     return await _transcribe(
         ctx=ctx,
         jobs=jobs,

@@ -12,6 +12,7 @@ from app.api.deps import ContextDep, CurrentUser, JobsDep, RateLimitProcess
 from app.api.errors import error_responses
 from app.services.client_webhooks import check_webhook_url
 from app.services.errors import InvalidInput
+from app.services.model_list import chosen_model
 from app.services.processing import job_language, replayed_job, start_processing
 from app.services.uploads import check_uploaded_object
 from ecg_protocol import ProcessOptions
@@ -37,6 +38,8 @@ class ProcessVideoRequest(BaseModel):
     hotwords: str | None = Field(default=None, max_length=1000)
     # translate: the speech as English text (Whisper's translate task).
     task: Literal["transcribe", "translate"] = "transcribe"
+    # One of the models GET /v1/models lists (unset or `whisper-1`: the configured one).
+    model: str | None = Field(default=None, min_length=1, max_length=200)
     # Where to POST job.completed / job.failed (Standard Webhooks, CLIENT_WEBHOOK_SECRET).
     webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
 
@@ -72,6 +75,11 @@ async def request_process(
     except ValueError as exc:
         raise InvalidInput("min_speakers must not exceed max_speakers") from exc
     language = job_language(body.language)
+    model = await chosen_model(
+        body.model, http=ctx.http, ml_server_url=ctx.settings.model_server_url
+    )
+    if model is not None:
+        options = options.model_copy(update={"model": model})
     await check_uploaded_object(
         storage=ctx.storage, settings=ctx.settings, owner=user, file_key=body.fileKey
     )
