@@ -169,7 +169,7 @@ def transcribe_clip(clip: TruthClip, model: Any) -> tuple[Audio, Transcript]:
     audio = Audio(clip.samples)
     regions = vad.detect_speech(audio)
     settings = transcribe.TranscribeSettings(languages=("en",))
-    return audio, transcribe.transcribe(audio, regions, settings, model)
+    return audio, transcribe.read(audio, regions, settings, model)
 
 
 def evaluate(

@@ -138,7 +138,7 @@ def _transcribed(models: Any, clip: str) -> tuple[Any, Any, Any]:
 
     audio = decode.decode(DATA / f"{clip}.wav", max_duration_s=600)
     regions = bounded.detect_speech(audio)
-    transcript = bounded.transcribe(
+    transcript = transcribe.transcribe_speech(
         audio,
         regions,
         transcribe.TranscribeSettings(
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from ml_server.config import BUNDLED_ASR, MLSettings
     from ml_server.models import load_models
-    from ml_server.pipeline import PipelineOptions, run_pipeline
+    from ml_server.pipeline.run import PipelineOptions, run_pipeline
 
     reference = read_rttm(DATA / "reference.rttm")
     clips = sorted(p.stem for p in DATA.glob("*.wav"))

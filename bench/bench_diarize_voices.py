@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     from ml_server.config import BUNDLED_ASR, MLSettings
     from ml_server.models import load_models
-    from ml_server.pipeline import PipelineOptions, run_pipeline
+    from ml_server.pipeline.run import PipelineOptions, run_pipeline
     from tests.support.voices import (
         BEYOND_GE2E,
         VOICE_SETS,

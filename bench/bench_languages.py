@@ -25,7 +25,7 @@ from typing import Any
 
 from ml_server.config import BUNDLED_ASR, BUNDLED_ENGLISH_ASR, MLSettings
 from ml_server.models import load_models
-from ml_server.pipeline import PipelineOptions, run_pipeline
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from tests.support.languages import (
     audioeval_clips,
     error_rate,

@@ -24,7 +24,8 @@ from typing import Any
 
 from ml_server.config import MLSettings
 from ml_server.executor_child import ChildAnalyser
-from ml_server.pipeline import PipelineOptions, StageError
+from ml_server.pipeline.errors import StageError
+from ml_server.pipeline.run import PipelineOptions
 
 TARGET_MB = 1536
 

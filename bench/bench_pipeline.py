@@ -25,8 +25,8 @@ from typing import Any
 
 from ml_server.config import BUNDLED_ASR, BUNDLED_ENGLISH_ASR, MLSettings
 from ml_server.models import load_models
-from ml_server.pipeline import PipelineOptions, run_pipeline
 from ml_server.pipeline.decode import decode
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from tests.support.media import dialogue
 
 

@@ -53,8 +53,8 @@ from ml_server.executor_messages import (
     Stop,
     ToChild,
 )
-from ml_server.pipeline import PipelineOptions
 from ml_server.pipeline.errors import Cancelled, StageError
+from ml_server.pipeline.run import PipelineOptions
 
 if TYPE_CHECKING:
     from ml_server.models import Models
@@ -428,7 +428,7 @@ def _read_parent(
 
 def _analyse_one(job: RunJob, models: Models, send: SendFn, cancel: threading.Event) -> None:
     """Run one job's pipeline and send its outcome (result, error or cancelled) to the parent."""
-    from ml_server.pipeline import run_pipeline
+    from ml_server.pipeline.run import run_pipeline
 
     job_id, path = job.job_id, Path(job.media)
     logger.info("analysis child: job %s", job_id)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecg_protocol import ErrorCode, Stage
-from ml_server.pipeline import PipelineOptions
+from ml_server.pipeline.run import PipelineOptions
 
 # ----------------------------------------------------------------- parent → child
 

@@ -29,10 +29,10 @@ from ecg_serving.net import UrlGuard
 from ml_server import metrics
 from ml_server.callbacks import CallbackSender, JobCallbacks
 from ml_server.config import MLSettings
-from ml_server.pipeline import PipelineOptions, run_pipeline
 from ml_server.pipeline.data import DecodingHints
 from ml_server.pipeline.download import DownloadOptions, download, media_suffix
 from ml_server.pipeline.errors import Cancelled, StageError
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from ml_server.store import JobStore
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import pytest
 from ecg_protocol import AnalysisResult
 from ml_server.config import BUNDLED_ASR, MLSettings
 from ml_server.models import Models, load_models
-from ml_server.pipeline import PipelineOptions, run_pipeline
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from tests.support.media import Format, SpeechMedia, dialogue
 
 

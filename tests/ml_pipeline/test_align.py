@@ -44,7 +44,7 @@ def _transcribe(clip: TruthClip, models: Models) -> tuple[Audio, Transcript]:
     settings = transcribe.TranscribeSettings(languages=("en",))
     # English goes to the English model in the pipeline (the one the stage was tuned with).
     model = models.asr_english or models.asr
-    return audio, transcribe.transcribe(audio, vad.detect_speech(audio), settings, model)
+    return audio, transcribe.read(audio, vad.detect_speech(audio), settings, model)
 
 
 def _clip(kind: str) -> TruthClip:

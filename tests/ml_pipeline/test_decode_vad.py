@@ -11,8 +11,9 @@ import pytest
 
 from ecg_protocol import ErrorCode, Stage
 from ml_server.models import Models
-from ml_server.pipeline import PipelineOptions, StageError, run_pipeline
 from ml_server.pipeline.decode import decode
+from ml_server.pipeline.errors import StageError
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from ml_server.pipeline.vad import detect_speech
 from tests.support.media import dialogue, no_audio_video, not_media, silence, write_wav
 

@@ -5,8 +5,8 @@ English text of French speech while reporting the spoken language."""
 from __future__ import annotations
 
 from ml_server.models import Models
-from ml_server.pipeline import PipelineOptions, run_pipeline
 from ml_server.pipeline.data import DecodingHints
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from tests.support.languages import AUDIOEVAL_DIR
 
 # "Portez ce vieux whisky au juge blond qui fume." — base hears "… au juge Blanqui Fume."

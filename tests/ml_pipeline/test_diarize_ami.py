@@ -23,7 +23,7 @@ from bench.bench_diarization import (
     word_accuracy,
 )
 from ml_server.models import Models
-from ml_server.pipeline import PipelineOptions, run_pipeline
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ami"
 

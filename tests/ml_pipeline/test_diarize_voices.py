@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ml_server.models import Models
-from ml_server.pipeline import PipelineOptions, run_pipeline
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from tests.support.voices import CLIP_SETS, VOICE_SETS, clip_dialogue, voice_dialogue, words_right
 
 

@@ -1,5 +1,5 @@
 """English goes to the small English model, and to the main one too where it falters
-(transcribe._in_language).
+(transcribe.in_language).
 
 tiny.en reads clean English as well as base at a third of the cost, but on far-field meeting
 speech its decodes fail Whisper's own test (log-prob under -1 at the first temperature) where
@@ -31,9 +31,9 @@ def _readings(
     assert asr.english is not None
     audio = decode.decode(path, max_duration_s=600)
     regions = bounded.detect_speech(audio)
-    fast = transcribe.transcribe(audio, regions, ENGLISH, asr.english).segments
-    careful = transcribe.transcribe(audio, regions, ENGLISH, asr.main).segments
-    routed = transcribe._in_language(audio, regions, GREEDY, asr, "en")
+    fast = transcribe.read(audio, regions, ENGLISH, asr.english).segments
+    careful = transcribe.read(audio, regions, ENGLISH, asr.main).segments
+    routed = transcribe.in_language(audio, regions, GREEDY, asr, "en")
     return fast, careful, routed
 
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ml_server.models import Models
-from ml_server.pipeline import PipelineOptions, run_pipeline
 from ml_server.pipeline.data import AsrSegment, AsrWord, Transcript
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from ml_server.pipeline.transcribe import CONFIDENT, Ranking, in_likeliest_language
 
 AMI = Path(__file__).resolve().parents[1] / "data" / "ami"

@@ -10,9 +10,10 @@ import pytest
 
 from ecg_protocol import AnalysisResult, ErrorCode
 from ml_server.models import Models
-from ml_server.pipeline import PipelineOptions, StageError, run_pipeline
 from ml_server.pipeline.data import Audio
 from ml_server.pipeline.decode import decode
+from ml_server.pipeline.errors import StageError
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from ml_server.pipeline.transcribe import AsrModels, TranscribeSettings, transcribe_speech
 from ml_server.pipeline.vad import detect_speech
 from tests.support.languages import (

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from ml_server.models import Models
-from ml_server.pipeline import PipelineOptions, level, run_pipeline
+from ml_server.pipeline import level
 from ml_server.pipeline.data import Audio
 from ml_server.pipeline.decode import decode
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from tests.support.media import dialogue, write_wav
 
 

@@ -9,7 +9,8 @@ import pytest
 from ecg_protocol import ErrorCode, Stage
 from ml_server.config import MLSettings
 from ml_server.models import Models, get_models, resolve_asr_model
-from ml_server.pipeline import Cancelled, PipelineOptions, StageError, run_pipeline
+from ml_server.pipeline.errors import Cancelled, StageError
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from tests.support.media import dialogue
 
 

@@ -1,4 +1,4 @@
-"""Regions Whisper skipped are read on their own (transcribe._second_look), and regions
+"""Regions Whisper skipped are read on their own (transcribe.reading._second_look), and regions
 spoken in another language than the detected one are read in theirs
 (transcribe.in_other_languages).
 
@@ -15,8 +15,10 @@ import dataclasses
 from pathlib import Path
 
 from ml_server.models import Models
-from ml_server.pipeline import PipelineOptions, bounded, decode, run_pipeline, transcribe
+from ml_server.pipeline import bounded, decode, transcribe
 from ml_server.pipeline.data import AsrSegment, AsrWord, SpeechRegion
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
+from ml_server.pipeline.transcribe import reading
 from tests.support.voices import CLIP_SETS, clip_dialogue, voice_at, words_right
 
 
@@ -50,7 +52,7 @@ def test_skipped_regions_are_read_alone_in_the_language(models: Models, tmp_path
         "word_timestamps": True,
         "temperature": list(models.temperatures),
     }
-    found = transcribe._second_look(
+    found = reading._second_look(
         audio, regions, first, transcribe.TranscribeSettings(), models.asr, None, common
     )
     # Every later region spoken in the decoding language now has words. An English region
@@ -65,7 +67,7 @@ def test_skipped_regions_are_read_alone_in_the_language(models: Models, tmp_path
     assert "monde" in said.lower(), said
     # Nothing read at all is not a skipped window: no second look.
     assert (
-        transcribe._second_look(
+        reading._second_look(
             audio, regions, [], transcribe.TranscribeSettings(), models.asr, None, common
         )
         == []
@@ -207,17 +209,15 @@ def test_regions_to_look_at_unread_first_then_read_longest_first() -> None:
     regions = [SpeechRegion(0.0, 1.0), SpeechRegion(2.0, 5.0), SpeechRegion(6.0, 6.3)]
     regions += [SpeechRegion(7.0, 9.0)]
     read = [_segment((2.5, 3.0))]
-    assert transcribe._to_look_at(regions, read) == [SpeechRegion(7.0, 9.0), SpeechRegion(0.0, 1.0)]
-    assert transcribe._to_look_at(regions, read, also_read=True) == [
+    assert reading.to_look_at(regions, read) == [SpeechRegion(7.0, 9.0), SpeechRegion(0.0, 1.0)]
+    assert reading.to_look_at(regions, read, also_read=True) == [
         SpeechRegion(7.0, 9.0),
         SpeechRegion(0.0, 1.0),
         SpeechRegion(2.0, 5.0),
     ]
     many = [SpeechRegion(float(i), i + 0.5 + i / 100) for i in range(20)]
-    looked = transcribe._to_look_at(many, [], also_read=True)
-    assert (
-        looked == sorted(many, key=lambda r: r.start, reverse=True)[: transcribe.MAX_SECOND_LOOKS]
-    )
+    looked = reading.to_look_at(many, [], also_read=True)
+    assert looked == sorted(many, key=lambda r: r.start, reverse=True)[: reading.MAX_SECOND_LOOKS]
 
 
 def test_a_segment_that_spans_another_reads_words_is_cut_around_them() -> None:

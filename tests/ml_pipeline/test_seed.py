@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from ml_server.config import MLSettings
 from ml_server.models import load_models
-from ml_server.pipeline import PipelineOptions, run_pipeline
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from ml_server.pipeline.data import DecodingHints
 
 settings = MLSettings(

@@ -14,6 +14,7 @@ from ml_server.models import get_models
 from ml_server.pipeline import align, bounded, prosody, transcribe, vad
 from ml_server.pipeline.data import PCM_SCALE, AsrWord, Audio, SpeechRegion, mean_square
 from ml_server.pipeline.decode import decode
+from ml_server.pipeline.transcribe import groups as asr_groups
 from tests.support import media
 from tests.support.media import write_wav
 
@@ -34,13 +35,13 @@ def test_windowed_vad_finds_the_same_speech() -> None:
 
 def test_regions_are_grouped_in_order_without_passing_the_bound() -> None:
     regions = [SpeechRegion(i * 10.0, i * 10.0 + 8.0) for i in range(20)]
-    groups = bounded.group_regions(regions, max_s=30.0)
+    groups = asr_groups.group_regions(regions, max_s=30.0)
     assert [r for g in groups for r in g] == regions
     assert all(_speech_s(g) <= 30.0 for g in groups)
-    assert bounded.group_regions([SpeechRegion(0, 100)], max_s=30.0) == [[SpeechRegion(0, 100)]]
+    assert asr_groups.group_regions([SpeechRegion(0, 100)], max_s=30.0) == [[SpeechRegion(0, 100)]]
     # A short tail joins the last group instead of costing a decode of its own.
     tail = [SpeechRegion(0, 28), SpeechRegion(30, 58), SpeechRegion(60, 65)]
-    assert bounded.group_regions(tail, max_s=30.0) == [tail[:1], tail[1:]]
+    assert asr_groups.group_regions(tail, max_s=30.0) == [tail[:1], tail[1:]]
 
 
 def test_grouped_transcription_keeps_the_words_in_media_time() -> None:
@@ -50,13 +51,14 @@ def test_grouped_transcription_keeps_the_words_in_media_time() -> None:
     models = get_models()
     opts = transcribe.TranscribeSettings()  # detect: the language is chosen once for all groups
     whole = transcribe.transcribe_speech(audio, regions, opts, models.asr_models())
-    original = bounded.ASR_GROUP_S
+    assert len(asr_groups.group_regions(regions)) == 1  # one pass over the whole clip
+    original = asr_groups.ASR_GROUP_S
     try:
-        bounded.ASR_GROUP_S = 10.0  # many groups on a one-minute clip
-        assert len(bounded.group_regions(regions)) > 3
-        grouped = bounded.transcribe(audio, regions, opts, models.asr_models())
+        asr_groups.ASR_GROUP_S = 10.0  # many groups on a one-minute clip
+        assert len(asr_groups.group_regions(regions)) > 3
+        grouped = transcribe.transcribe_speech(audio, regions, opts, models.asr_models())
     finally:
-        bounded.ASR_GROUP_S = original
+        asr_groups.ASR_GROUP_S = original
     words = [w.word.strip().lower() for w in grouped.words]
     starts = [w.start for w in grouped.words]
     assert starts == sorted(starts) and starts[-1] <= audio.duration

@@ -18,7 +18,8 @@ import pytest
 from ecg_protocol import ErrorCode
 from ml_server.config import MLSettings
 from ml_server.executor_child import ChildAnalyser
-from ml_server.pipeline import PipelineOptions, StageError
+from ml_server.pipeline.errors import StageError
+from ml_server.pipeline.run import PipelineOptions
 from tests.support import media
 from tests.support.local_servers import CallbackReceiver, MediaServer
 from tests.support.ml_service import MLServer, new_job_id, request_body
