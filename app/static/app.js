@@ -298,6 +298,26 @@ function offerLanguages(codes) {
   select.value = options.some(([v]) => v === chosen) ? chosen : "auto";
 }
 
+// The models the server holds (`GET /v1/models`); `whisper-1` is its default, the first entry.
+async function offerModels() {
+  let listed = [];
+  try {
+    listed = (await api("/v1/models")).data.map((m) => m.id).filter((id) => id !== "whisper-1");
+  } catch (_) {
+    return; // an older server, or sign-in needed first: the default model runs
+  }
+  const select = $("model");
+  const chosen = select.value;
+  const options = [["", "server default"], ...listed.map((id) => [id, id])];
+  select.replaceChildren(...options.map(([value, text]) => {
+    const o = document.createElement("option");
+    o.value = value;
+    o.textContent = text;
+    return o;
+  }));
+  select.value = listed.includes(chosen) ? chosen : "";
+}
+
 async function checkHealth() {
   const badge = $("ml-health");
   try {
@@ -328,4 +348,6 @@ wireAnalyze((status, file) => {
   showResult(status.result, file);
 });
 checkHealth();
+offerModels();
+$("token").addEventListener("change", offerModels);
 setInterval(checkHealth, 15000);

