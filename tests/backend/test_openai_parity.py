@@ -16,7 +16,14 @@ import pytest
 from tests.support.backend import BASE_URL, Backend, make_settings, open_backend
 from tests.support.fake_ml import FakeMLServer
 from tests.support.net import free_port
-from tests.support.openai_calls import MEDIA, WAIT_S, client_for, completed, finish
+from tests.support.openai_calls import (
+    MEDIA,
+    WAIT_S,
+    client_for,
+    completed,
+    dispatched,
+    finish,
+)
 
 
 @pytest.fixture
@@ -88,6 +95,18 @@ async def test_a_request_picks_a_held_model(api: Backend, fake_ml: FakeMLServer)
     job_id = await finish(api, fake_ml, 2, **completed())
     assert (await default).text
     assert fake_ml.jobs[job_id].request.options.model is None
+
+
+async def test_request_process_takes_a_held_model(api: Backend, fake_ml: FakeMLServer) -> None:
+    key = await api.upload()
+    refused = await api.client.post(
+        "/api/upload-video/request-process", json={"fileKey": key, "model": "large-v9"}
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "model_not_found" and "large-v9" in refused.text
+    job_id = await api.start_job(model="tiny.en")
+    await dispatched(fake_ml, 1)
+    assert fake_ml.jobs[job_id].request.options.model == "tiny.en"
 
 
 async def test_stream_answers_openai_events(api: Backend, fake_ml: FakeMLServer) -> None:
