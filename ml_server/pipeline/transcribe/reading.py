@@ -10,6 +10,7 @@ faster-whisper) and times are mapped back; on GPU the regions become the batched
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -56,15 +57,38 @@ def speech_of(audio: Audio, regions: list[SpeechRegion]) -> tuple[FloatArray, li
     return audio.gather(chunks), chunks
 
 
-def _clips(chunks: list[dict[str, int]], sample_rate: int) -> list[dict[str, float]]:
-    """Each chunk's place in the gathered speech, in seconds (the batched pipeline's clips)."""
-    clips: list[dict[str, float]] = []
+# The batched pipeline reads the first 30 s of each clip (Whisper's window) and drops the rest.
+BATCH_CLIP_S = 30.0
+
+
+def batch_clips(
+    chunks: list[dict[str, int]], sample_rate: int, max_s: float = BATCH_CLIP_S
+) -> list[dict[str, float]]:
+    """Clips of the gathered speech for the batched pipeline, in seconds: consecutive regions
+    joined while they fit in `max_s` (fewer, fuller windows: each costs one encoder pass, as
+    `vad_filter=True` joins them), a longer region cut into equal pieces that fit (VAD caps a
+    region at 30 s, but its padding can pass that)."""
+    limit = int(max_s * sample_rate)
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
     at = 0
     for c in chunks:
         length = max(0, c["end"] - c["start"])
-        clips.append({"start": at / sample_rate, "end": (at + length) / sample_rate})
+        if start is not None and at + length - start > limit:
+            spans.append((start, at))
+            start = None
+        if length > limit:
+            pieces = -(-length // limit)
+            edges = [at + length * i // pieces for i in range(pieces + 1)]
+            spans.extend(itertools.pairwise(edges))
+        elif length:
+            start = at if start is None else start
         at += length
-    return clips
+        if length > limit:
+            start = None
+    if start is not None and at > start:
+        spans.append((start, at))
+    return [{"start": a / sample_rate, "end": b / sample_rate} for a, b in spans]
 
 
 def _token_budget(speech_s: float) -> int | None:
@@ -200,7 +224,7 @@ def _decode(
     # mapped back to the media's as on CPU.
     speech, chunks = speech_of(audio, regions)
     if batched is not None:
-        clips = _clips(chunks, audio.sample_rate)
+        clips = batch_clips(chunks, audio.sample_rate)
         raw, info = batched.transcribe(
             speech, clip_timestamps=clips, batch_size=opts.batch_size, **common
         )
