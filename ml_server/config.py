@@ -62,6 +62,9 @@ class MLSettings(BaseSettings):
     # Unset: the documented default (text valence + prosodic arousal). Set: a Hugging Face
     # audio-classification model name or folder, loaded with transformers.
     ml_emotion_model: str | None = None
+    # Unset: resemblyzer's GE2E (bundled). Set: path to an ONNX speaker encoder with the
+    # WeSpeaker/3D-Speaker contract (80-bin Kaldi fbank in, one embedding per item out).
+    ml_speaker_model: str | None = None
 
     # Worker pool and queue.
     ml_workers: int = Field(default=1, ge=1, le=64)

@@ -13,7 +13,6 @@ from typing import Any
 
 import ctranslate2
 from faster_whisper import BatchedInferencePipeline, WhisperModel
-from resemblyzer import VoiceEncoder
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from ecg_protocol import ErrorCode, Stage
@@ -21,6 +20,7 @@ from ml_server import model_hub
 from ml_server.bundled import bundled_path, is_bundled
 from ml_server.config import MLSettings, get_ml_settings
 from ml_server.languages import model_id, supported_languages
+from ml_server.pipeline.diarize import GE2EEncoder, OnnxSpeakerEncoder, SpeakerEncoder
 from ml_server.pipeline.emotion import HFEmotionClassifier
 from ml_server.pipeline.errors import StageError
 from ml_server.pipeline.transcribe import AsrModels
@@ -73,7 +73,7 @@ class Models:
     asr: WhisperModel
     # Set on GPU only: batching chunks helps a GPU, on CPU it only costs memory.
     batched_asr: BatchedInferencePipeline | None
-    speaker_encoder: VoiceEncoder
+    speaker_encoder: SpeakerEncoder
     sentiment: SentimentIntensityAnalyzer
     emotion_classifier: HFEmotionClassifier | None
     analysis: AnalysisSettings = AnalysisSettings()
@@ -225,9 +225,7 @@ def load_models(settings: MLSettings) -> Models:
         BatchedInferencePipeline(asr_english) if asr_english and device == "cuda" else None
     )
     get_vad_model()  # faster-whisper caches the Silero session per process; load it now
-    encoder = VoiceEncoder(device="cuda" if device == "cuda" else "cpu", verbose=False)
-    encoder.eval()
-    _warm_up(encoder)
+    encoder = _load_speaker_encoder(settings, device)
     classifier = None
     if settings.ml_emotion_model:
         classifier = HFEmotionClassifier(settings.ml_emotion_model, device=device)
@@ -286,7 +284,7 @@ def _model_names(
     names = {
         "asr": f"{resolve_asr_model(settings.ml_asr_model, settings.ecg_data_dir)[1]} {runtime}",
         "vad": f"silero-vad v6 (faster-whisper {fw})",
-        "speaker_encoder": f"resemblyzer GE2E {_pkg_version('resemblyzer')}",
+        "speaker_encoder": _speaker_encoder_name(settings),
         "emotion": emotion_name,
         "prosody": "yin-f0 + rms-dbfs (numpy)",
     }
@@ -300,9 +298,30 @@ def _runtime(device: str, compute_type: str) -> str:
     return f"(faster-whisper {_pkg_version('faster-whisper')}, {device}/{compute_type})"
 
 
-def _warm_up(encoder: VoiceEncoder) -> None:
-    """Run the mel front end and the encoder once: librosa's first call compiles (numba),
-    which would otherwise land on the first job."""
+def _load_speaker_encoder(settings: MLSettings, device: str) -> SpeakerEncoder:
+    """GE2E (bundled), or the ONNX encoder `ML_SPEAKER_MODEL` names (SpeakerModelError if it
+    is missing or breaks the contract: the worker does not start)."""
+    encoder: SpeakerEncoder
+    if settings.ml_speaker_model:
+        path = Path(settings.ml_speaker_model).expanduser()
+        logger.info("loading speaker encoder %s (ONNX)", path)
+        encoder = OnnxSpeakerEncoder.load(path, device)
+    else:
+        encoder = GE2EEncoder.load(device)
+    _warm_up(encoder)
+    return encoder
+
+
+def _speaker_encoder_name(settings: MLSettings) -> str:
+    if settings.ml_speaker_model:
+        name = Path(settings.ml_speaker_model).name
+        return f"{name} (onnxruntime {_pkg_version('onnxruntime')}, 80-bin Kaldi fbank + CMN)"
+    return f"resemblyzer GE2E {_pkg_version('resemblyzer')}"
+
+
+def _warm_up(encoder: SpeakerEncoder) -> None:
+    """Run the front end and the encoder once: librosa's first call compiles (numba), which
+    would otherwise land on the first job."""
     import numpy as np
 
     from ml_server.pipeline.data import Audio

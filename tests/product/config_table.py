@@ -105,6 +105,9 @@ MEANING: dict[str, str] = {
     "ML_BEAM_SIZE": "beam size of transcription",
     "ML_EMOTION_MODEL": "unset = text valence + prosodic arousal; set = a Hugging Face "
     "audio-classification model name or folder",
+    "ML_SPEAKER_MODEL": "unset = resemblyzer's GE2E (bundled); set = path to an ONNX speaker "
+    "encoder with the WeSpeaker/3D-Speaker contract (80-bin Kaldi fbank in, embedding out; "
+    'docs/pipeline.md, "Models"; quality not measured here)',
     "ML_WORKERS": "in-process worker processes (when no broker is set)",
     "ML_BROKER_URL": "Redis/RabbitMQ URL: run jobs on Celery workers (`ecg worker`)",
     "ML_RESULT_BACKEND_URL": "job state store for Celery mode (Redis URL)",

@@ -1,6 +1,7 @@
 """Diarization stage: who said each word.
 
-`embed` — GE2E speaker embeddings (resemblyzer) over 1.6 s windows inside the speech, batched,
+`embed` — speaker embeddings (a `SpeakerEncoder`: resemblyzer's GE2E by default, or an ONNX
+WeSpeaker/3D-Speaker encoder, `ML_SPEAKER_MODEL`) over 1.6 s windows inside the speech, batched,
 on a second thread while transcription runs; `count` — how many speakers, decided once, on the
 speech alone (`count_speakers`); `assign` — word units clustered into that many speakers, a
 Viterbi re-segmentation of the windows (`resegment`), each word given the speaker whose windows
@@ -25,7 +26,11 @@ from ml_server.pipeline.diarize.count import (
 )
 from ml_server.pipeline.diarize.embed import (
     WINDOW_S,
+    GE2EEncoder,
+    OnnxSpeakerEncoder,
     SpeakerEmbeddings,
+    SpeakerEncoder,
+    SpeakerModelError,
     Window,
     embed_speech,
     embed_windows,
@@ -36,7 +41,11 @@ from ml_server.pipeline.diarize.settings import DiarizeSettings
 __all__ = [
     "WINDOW_S",
     "DiarizeSettings",
+    "GE2EEncoder",
+    "OnnxSpeakerEncoder",
     "SpeakerEmbeddings",
+    "SpeakerEncoder",
+    "SpeakerModelError",
     "Window",
     "assign_speakers",
     "assign_word_speakers",

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-from resemblyzer import VoiceEncoder
 
 from ml_server.pipeline.data import (
     AsrSegment,
@@ -20,7 +19,13 @@ from ml_server.pipeline.data import (
     SpeechRegion,
 )
 from ml_server.pipeline.diarize.count import Labels, _unit, cluster_all, count_speakers
-from ml_server.pipeline.diarize.embed import SpeakerEmbeddings, Window, embed_speech, speech_regions
+from ml_server.pipeline.diarize.embed import (
+    SpeakerEmbeddings,
+    SpeakerEncoder,
+    Window,
+    embed_speech,
+    speech_regions,
+)
 from ml_server.pipeline.diarize.resegment import resegment
 from ml_server.pipeline.diarize.settings import DiarizeSettings
 from ml_server.pipeline.diarize.speaker_units import Unit, region_units, unit_embeddings, word_units
@@ -165,7 +170,7 @@ def diarize(
     regions: list[SpeechRegion],
     words: list[AsrWord],
     opts: DiarizeSettings,
-    encoder: VoiceEncoder,
+    encoder: SpeakerEncoder,
     starts: set[int] | None = None,
 ) -> Diarization:
     """Speaker of every word, ids ordered by first appearance."""

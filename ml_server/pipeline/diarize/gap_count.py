@@ -8,8 +8,9 @@ gap is not beaten by k + 1 (beyond its sampling spread) wins. Far-field meeting 
 such structure (the gap says one speaker on every AMI clip), clean voices do, so the pipeline
 takes the larger of the two counts. Method and figures: docs/pipeline.md, "Diarization".
 
-Units live in 256 dimensions but a clip has a few dozen of them: the statistic is computed on
-their leading principal components, where a uniform reference box is meaningful.
+Units live in the encoder's dimensions (256 for GE2E) but a clip has a few dozen of them: the
+statistic is computed on their leading principal components, where a uniform reference box is
+meaningful.
 """
 
 from __future__ import annotations
