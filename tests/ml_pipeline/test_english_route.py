@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ml_server.models import Models
 from ml_server.pipeline import bounded, decode, transcribe
-from ml_server.pipeline.data import AsrSegment, AsrWord
+from ml_server.pipeline.data import AsrSegment, AsrWord, SpeechRegion
 from tests.support.media import dialogue
 
 AMI = Path(__file__).resolve().parents[1] / "data" / "ami"
@@ -25,21 +25,23 @@ ENGLISH = transcribe.TranscribeSettings(languages=("en",), temperatures=(0.0,))
 
 def _readings(
     path: Path, models: Models
-) -> tuple[transcribe.Segments, transcribe.Segments, transcribe.Segments]:
-    """(tiny.en's reading, base's reading, what the English route returns) of `path`."""
+) -> tuple[transcribe.Segments, list[SpeechRegion], transcribe.Segments, transcribe.Segments]:
+    """(tiny.en's reading, the regions where it faltered, base's reading of those, what the
+    English route returns) of `path`."""
     asr = models.asr_models()
     assert asr.english is not None
     audio = decode.decode(path, max_duration_s=600)
     regions = bounded.detect_speech(audio)
     fast = transcribe.read(audio, regions, ENGLISH, asr.english).segments
-    careful = transcribe.read(audio, regions, ENGLISH, asr.main).segments
+    faltered = transcribe.faltering(regions, fast)
+    careful = transcribe.read(audio, faltered, ENGLISH, asr.main).segments if faltered else ()
     routed = transcribe.in_language(audio, regions, GREEDY, asr, "en")
-    return fast, careful, routed
+    return fast, faltered, careful, routed
 
 
 def test_clean_english_stays_with_the_english_model(models: Models) -> None:
-    fast, _, routed = _readings(dialogue("wav").path, models)
-    assert fast and all(seg.confident for seg in fast)
+    fast, faltered, _, routed = _readings(dialogue("wav").path, models)
+    assert fast and all(seg.confident for seg in fast) and not faltered
     assert routed == fast
 
 
@@ -56,26 +58,56 @@ CLEARLY_UNREAD = (AUDIOEVAL / "ja" / "pangrama.flac", AUDIOEVAL / "zh" / "pangra
 def test_speech_the_english_model_falters_on_is_read_by_the_main_one(models: Models) -> None:
     handed_over = []
     for path in (AMI / "trn08.wav", AMI / "tst01.wav", *CLEARLY_UNREAD):
-        fast, careful, routed = _readings(path, models)
-        if all(seg.confident for seg in fast):
-            assert routed == fast, path.name
+        fast, faltered, careful, routed = _readings(path, models)
+        if not faltered:
+            assert all(seg.confident for seg in fast) and routed == fast, path.name
             continue
         handed_over.append(path)
-        assert routed == transcribe.surer(fast, careful), path.name
+        # Only the regions where tiny.en faltered are read again, each kept from the surer.
+        assert routed == transcribe.surer_by_region(fast, careful, faltered), path.name
         assert transcribe.confident_words(routed) >= transcribe.confident_words(fast), path.name
+        for region in faltered:
+            kept = [w for seg in routed for w in seg.words if region.start <= w.start < region.end]
+            base = [w for seg in careful for w in seg.words if region.start <= w.start < region.end]
+            assert not base or kept, (path.name, region)
     assert set(CLEARLY_UNREAD) <= set(handed_over), handed_over
 
 
-def _segment(words: int, confident: bool) -> AsrSegment:
-    said = tuple(AsrWord(word=" w", start=i, end=i + 0.5, probability=0.5) for i in range(words))
-    return AsrSegment(0.0, float(words), "w", said, greedy=confident, confident=confident)
+def _segment(words: int, confident: bool, at: float = 0.0) -> AsrSegment:
+    said = tuple(
+        AsrWord(word=" w", start=at + i, end=at + i + 0.5, probability=0.5) for i in range(words)
+    )
+    return AsrSegment(at, at + words, "w", said, greedy=confident, confident=confident)
 
 
-def test_the_surer_reading_is_kept() -> None:
-    fast = (_segment(5, True), _segment(4, False))
-    assert transcribe.surer(fast, (_segment(6, True),)) == (_segment(6, True),)
+def _count(segments: transcribe.Segments, region: SpeechRegion) -> tuple[int, bool]:
+    """(words in `region`, whether they are all confident)."""
+    inside = [
+        seg.confident for seg in segments for w in seg.words if region.start <= w.start < region.end
+    ]
+    return len(inside), all(inside)
+
+
+def test_each_faltering_region_keeps_the_surer_reading() -> None:
+    a, b, c = SpeechRegion(0, 10), SpeechRegion(20, 30), SpeechRegion(40, 50)
+    fast = (_segment(5, True, 0), _segment(4, False, 20), _segment(6, True, 40))
+    # Only b and c were read again (a was read confidently): b by more confident words, c by
+    # fewer (a sampled loop, say).
+    careful = (_segment(6, True, 20), _segment(3, True, 40), _segment(9, False, 45))
+    routed = transcribe.surer_by_region(fast, careful, [b, c])
+    assert _count(routed, a) == (5, True)  # never read again
+    assert _count(routed, b) == (6, True)  # the main model's reading won
+    assert _count(routed, c) == (6, True)  # tiny.en's reading stayed
+    starts = [w.start for seg in routed for w in seg.words]
+    assert starts == sorted(starts)
     # A tie goes to the main model's reading: its words are the better guess.
-    tie = (_segment(5, True), _segment(9, False))
-    assert transcribe.surer(fast, tie) == tie
-    # A main reading with fewer confident words loses (a sampled loop, say).
-    assert transcribe.surer(fast, (_segment(3, True), _segment(20, False))) == fast
+    tie = transcribe.surer_by_region(fast, (_segment(6, True, 40),), [c])
+    assert [w.start for seg in tie for w in seg.words][-6:] == [40, 41, 42, 43, 44, 45]
+    assert tie[-1] == _segment(6, True, 40)
+
+
+def test_only_regions_a_failed_segment_overlaps_falter() -> None:
+    regions = [SpeechRegion(0, 10), SpeechRegion(20, 30), SpeechRegion(40, 50)]
+    fast = (_segment(5, True, 0), _segment(4, False, 20), _segment(6, True, 40))
+    assert transcribe.faltering(regions, fast) == [regions[1]]
+    assert transcribe.faltering(regions, fast[:1]) == []

@@ -37,11 +37,16 @@ from ml_server.pipeline.transcribe.segments import (
     Segments,
     confident_words,
     in_time_order,
-    surer,
+    surer_by_region,
     without,
 )
 from ml_server.pipeline.transcribe.settings import AsrModels, TranscribeSettings
-from ml_server.pipeline.transcribe.turns import in_language, in_other_languages, transcribe_in
+from ml_server.pipeline.transcribe.turns import (
+    faltering,
+    in_language,
+    in_other_languages,
+    transcribe_in,
+)
 
 __all__ = [
     "ASR_GROUP_S",
@@ -59,13 +64,14 @@ __all__ = [
     "detect_language",
     "detection_sample",
     "drop_loops",
+    "faltering",
     "group_regions",
     "in_language",
     "in_likeliest_language",
     "in_other_languages",
     "in_time_order",
     "read",
-    "surer",
+    "surer_by_region",
     "transcribe_in",
     "transcribe_speech",
     "unread",

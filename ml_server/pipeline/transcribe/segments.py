@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ml_server.pipeline.data import AsrSegment, AsrWord, SpeechRegion
 
@@ -43,23 +43,44 @@ def _piece(seg: AsrSegment, words: list[AsrWord]) -> AsrSegment:
     )
 
 
-def surer(fast: Segments, careful: Segments) -> Segments:
-    """The reading with more confidently read words; `careful` (the main model's) on a tie."""
-    return careful if confident_words(careful) >= confident_words(fast) else fast
+def surer_by_region(
+    fast: Sequence[AsrSegment], careful: Sequence[AsrSegment], regions: Sequence[SpeechRegion]
+) -> Segments:
+    """`fast` with each of `regions` taken from the reading with more confidently read words
+    there (`careful` on a tie), in time order."""
+    out = list(fast)
+    for region in regions:
+        mine = within(careful, region)
+        if confident_words(mine) >= confident_words(within(fast, region)):
+            out = [*without(out, region), *mine]
+    return tuple(in_time_order(out))
 
 
-def confident_words(segments: Segments) -> int:
+def confident_words(segments: Sequence[AsrSegment]) -> int:
     return sum(len(seg.words) for seg in segments if seg.confident)
 
 
 def without(segments: Sequence[AsrSegment], region: SpeechRegion) -> list[AsrSegment]:
     """`segments` less their words whose middle lies in `region` (a segment left without a
     word is dropped; one that keeps some is cut down to them)."""
+    return _keep(segments, lambda w: not _inside(w, region))
+
+
+def within(segments: Sequence[AsrSegment], region: SpeechRegion) -> list[AsrSegment]:
+    """`segments` cut down to their words whose middle lies in `region`."""
+    return _keep(segments, lambda w: _inside(w, region))
+
+
+def _inside(word: AsrWord, region: SpeechRegion) -> bool:
+    return region.start <= (word.start + word.end) / 2 < region.end
+
+
+def _keep(segments: Sequence[AsrSegment], keep: Callable[[AsrWord], bool]) -> list[AsrSegment]:
     out: list[AsrSegment] = []
     for seg in segments:
-        kept = tuple(w for w in seg.words if not region.start <= (w.start + w.end) / 2 < region.end)
+        kept = [w for w in seg.words if keep(w)]
         if len(kept) == len(seg.words):
             out.append(seg)
         elif kept:
-            out.append(_piece(seg, list(kept)))
+            out.append(_piece(seg, kept))
     return out

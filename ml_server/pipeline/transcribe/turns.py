@@ -13,7 +13,12 @@ from ml_server.pipeline.data import AsrSegment, Audio, SpeechRegion, Transcript
 from ml_server.pipeline.errors import StageError
 from ml_server.pipeline.transcribe.language import CONFIDENT, detect_language
 from ml_server.pipeline.transcribe.reading import read, speech_of, to_look_at
-from ml_server.pipeline.transcribe.segments import Segments, in_time_order, surer, without
+from ml_server.pipeline.transcribe.segments import (
+    Segments,
+    in_time_order,
+    surer_by_region,
+    without,
+)
 from ml_server.pipeline.transcribe.settings import AsrModels, TranscribeSettings
 
 
@@ -59,19 +64,29 @@ def in_language(
         )
     fixed = dataclasses.replace(opts, languages=(language,))
 
-    def by(model: WhisperModel, batched: BatchedInferencePipeline | None) -> Segments:
-        return read(audio, regions, fixed, model, batched, on_progress).segments
+    def by(
+        model: WhisperModel, batched: BatchedInferencePipeline | None, where: list[SpeechRegion]
+    ) -> Segments:
+        return read(audio, where, fixed, model, batched, on_progress).segments
 
     # tiny.en cannot translate, and English needs no translating: it takes English as before.
     if language != "en" or asr.english is None:
-        return by(asr.main, asr.main_batched)
-    fast = by(asr.english, asr.english_batched)
-    if all(seg.confident for seg in fast):
+        return by(asr.main, asr.main_batched, regions)
+    fast = by(asr.english, asr.english_batched, regions)
+    faltered = faltering(regions, fast)
+    if not faltered:
         return fast
-    # The small English model faltered (far-field meeting speech falls back to sampling, clean
-    # speech does not; docs/pipeline.md "When tiny.en falters"): the main model reads it too,
-    # and the reading with more confidently read words is kept (the main one on a tie).
-    return surer(fast, by(asr.main, asr.main_batched))
+    # Where the small English model faltered (far-field meeting speech falls back to sampling,
+    # clean speech does not; docs/pipeline.md "When tiny.en falters"), the main model reads
+    # those regions too, and each keeps the reading with more confidently read words (the main
+    # one on a tie); the regions tiny.en read confidently are not read twice.
+    return surer_by_region(fast, by(asr.main, asr.main_batched, faltered), faltered)
+
+
+def faltering(regions: list[SpeechRegion], segments: Segments) -> list[SpeechRegion]:
+    """The regions a segment that failed Whisper's test overlaps."""
+    failed = [seg for seg in segments if not seg.confident]
+    return [r for r in regions if any(s.start < r.end and s.end > r.start for s in failed)]
 
 
 def in_other_languages(
