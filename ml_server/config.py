@@ -57,7 +57,12 @@ class MLSettings(BaseSettings):
     ml_device: Literal["cpu", "cuda", "auto"] = "cpu"
     ml_compute_type: str = "default"  # int8 on CPU, float16 on CUDA
     ml_cpu_threads: int = 0  # 0 = let CTranslate2 decide
-    ml_batch_size: int = 8  # batched inference on GPU
+    ml_batch_size: int = 8  # batched inference on GPU (and on CPU with ml_cpu_batched)
+    # Batched decoding on CPU too: regions joined into 30 s clips, read 8 at a time (about half
+    # the CPU of sequential decoding on far-field speech), but no temperature fallback and a
+    # per-clip confidence test (docs/benchmarks.md, "Speed"). Off until its quality is measured
+    # beyond the speed benchmark.
+    ml_cpu_batched: bool = False
     ml_beam_size: int = 1
     # Unset: the documented default (text valence + prosodic arousal). Set: a Hugging Face
     # audio-classification model name or folder, loaded with transformers.

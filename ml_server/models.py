@@ -71,7 +71,7 @@ class Models:
     settings they run under (`analysis`; also readable as `models.beam_size` and so on)."""
 
     asr: WhisperModel
-    # Set on GPU only: batching chunks helps a GPU, on CPU it only costs memory.
+    # Set on GPU, and on CPU with ML_CPU_BATCHED (regions joined into 30 s clips).
     batched_asr: BatchedInferencePipeline | None
     speaker_encoder: SpeakerEncoder
     sentiment: SentimentIntensityAnalyzer
@@ -215,15 +215,14 @@ def load_models(settings: MLSettings) -> Models:
     if compute_type == "default":
         compute_type = "int8" if device == "cpu" else "float16"
     asr = _load_asr(settings.ml_asr_model, settings, device, compute_type)
-    batched = BatchedInferencePipeline(asr) if device == "cuda" else None
+    batching = device == "cuda" or settings.ml_cpu_batched
+    batched = BatchedInferencePipeline(asr) if batching else None
     english_name = settings.ml_asr_english_model.strip()
     asr_english = None
     # Worth a second model only in front of a multilingual main model.
     if english_name and english_name != settings.ml_asr_model and asr.model.is_multilingual:
         asr_english = _load_asr(english_name, settings, device, compute_type)
-    batched_english = (
-        BatchedInferencePipeline(asr_english) if asr_english and device == "cuda" else None
-    )
+    batched_english = BatchedInferencePipeline(asr_english) if asr_english and batching else None
     get_vad_model()  # faster-whisper caches the Silero session per process; load it now
     encoder = _load_speaker_encoder(settings, device)
     classifier = None
@@ -260,7 +259,8 @@ def _load_extra_asr(
         if ident in held or ident in extra:
             continue  # the main or English model, or listed twice: held already
         model = _load_asr(name, settings, device, compute_type)
-        batched = BatchedInferencePipeline(model) if device == "cuda" else None
+        batching = device == "cuda" or settings.ml_cpu_batched
+        batched = BatchedInferencePipeline(model) if batching else None
         languages = supported_languages(settings, name) if model.model.is_multilingual else ("en",)
         label = (
             f"{resolve_asr_model(name, settings.ecg_data_dir)[1]} {_runtime(device, compute_type)}"

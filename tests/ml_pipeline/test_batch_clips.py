@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import itertools
 
+from ml_server.config import MLSettings
+from ml_server.models import load_models
+from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from ml_server.pipeline.transcribe.reading import BATCH_CLIP_S, batch_clips
+from tests.support.media import dialogue
 
 RATE = 16_000
 
@@ -43,3 +47,17 @@ def test_no_clip_passes_the_window() -> None:
 def test_no_speech_no_clip() -> None:
     assert batch_clips([], RATE) == []
     assert batch_clips([{"start": 5, "end": 5}], RATE) == []
+
+
+def test_cpu_batched_decoding_reads_the_dialogue(ml_settings: MLSettings) -> None:
+    """ML_CPU_BATCHED=true: the worker's models batch on CPU, and the dialogue's words come
+    back in order, inside the media, as the sequential path reads them."""
+    models = load_models(ml_settings.model_copy(update={"ml_cpu_batched": True}))
+    assert models.batched_asr is not None and models.batched_asr_english is not None
+    media = dialogue("wav", long=True)
+    result = run_pipeline(media.path, options=PipelineOptions(language="en"), models=models)
+    said = [w.word.strip(" .,!?").lower() for s in result.segments for w in s.words]
+    expected = [w.strip(" .,!?").lower() for w in media.text.split()]
+    assert len(set(said) & set(expected)) >= 0.9 * len(set(expected))
+    starts = [w.start for s in result.segments for w in s.words]
+    assert starts == sorted(starts) and starts[0] >= 0 and starts[-1] <= media.duration

@@ -53,7 +53,7 @@ def test_skipped_regions_are_read_alone_in_the_language(models: Models, tmp_path
         "temperature": list(models.temperatures),
     }
     found = reading._second_look(
-        audio, regions, first, transcribe.TranscribeSettings(), models.asr, None, common
+        audio, regions, first, transcribe.TranscribeSettings(), models.asr, common
     )
     # Every later region spoken in the decoding language now has words. An English region
     # decoded as French may still give nothing (Whisper's no-speech rule, and whether it fires
@@ -68,7 +68,7 @@ def test_skipped_regions_are_read_alone_in_the_language(models: Models, tmp_path
     # Nothing read at all is not a skipped window: no second look.
     assert (
         reading._second_look(
-            audio, regions, [], transcribe.TranscribeSettings(), models.asr, None, common
+            audio, regions, [], transcribe.TranscribeSettings(), models.asr, common
         )
         == []
     )

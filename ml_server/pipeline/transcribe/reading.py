@@ -140,7 +140,7 @@ def read(
         )
     if language is None:
         language = str(info.language)
-    out += _second_look(audio, regions, out, opts, model, batched, {**common, "language": language})
+    out += _second_look(audio, regions, out, opts, model, {**common, "language": language})
     return Transcript(
         language=language,
         language_probability=1.0 if opts.language else float(info.language_probability or 0.0),
@@ -177,12 +177,13 @@ def _second_look(
     segments: list[AsrSegment],
     opts: TranscribeSettings,
     model: WhisperModel,
-    batched: BatchedInferencePipeline | None,
     common: dict[str, Any],
 ) -> list[AsrSegment]:
     """Segments read from regions the first pass skipped, each decoded alone in the same
     language (at most MAX_SECOND_LOOKS, longest first; Whisper's no-speech rule stays on, so
-    a region of noise still gives nothing). None when the first pass read nothing at all: that
+    a region of noise still gives nothing). Sequentially, with the temperature fallback, even
+    after a batched first pass: batched decoding has no fallback, so a region it read as a
+    loop (dropped) gets its second chance here. None when the first pass read nothing at all: that
     media is not speech the model reads (the runner-up retry's case), not a skipped window."""
     if not segments:
         return []
@@ -190,7 +191,7 @@ def _second_look(
     for region in to_look_at(regions, segments):
         budget = _token_budget(region.end - region.start)
         found, _ = _decode(
-            audio, [region], opts, model, batched, {**common, "max_new_tokens": budget}, None
+            audio, [region], opts, model, None, {**common, "max_new_tokens": budget}, None
         )
         out += found
     return out
