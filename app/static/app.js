@@ -338,11 +338,12 @@ Object.assign(window, { state, showResult, seek });
 
 wireDropzone();
 wirePlayer();
-loadStages();
 wireDownloads();
 wirePlot();
 renderHistory();
-openPermalink();
+// A permalink shows its stage chips: the server's stage list first, or the chips of a
+// finished job are drawn from the built-in copy and never redrawn.
+loadStages().finally(openPermalink);
 wireAnalyze((status, file) => {
   remember(state.jobId, file.name);
   showResult(status.result, file);
