@@ -109,16 +109,15 @@ async def test_request_process_takes_a_held_model(api: Backend, fake_ml: FakeMLS
     assert fake_ml.jobs[job_id].request.options.model == "tiny.en"
 
 
-async def test_stream_answers_openai_events(api: Backend, fake_ml: FakeMLServer) -> None:
+async def _streamed(api: Backend) -> list[Any]:
+    """Every event of a `stream=true` transcription through the openai client."""
     client = client_for(api)
+    stream = await client.audio.transcriptions.create(model="whisper-1", file=MEDIA, stream=True)
+    return [event async for event in stream]
 
-    async def events() -> list[Any]:
-        stream = await client.audio.transcriptions.create(
-            model="whisper-1", file=MEDIA, stream=True
-        )
-        return [event async for event in stream]
 
-    call = asyncio.create_task(events())
+async def test_stream_answers_openai_events(api: Backend, fake_ml: FakeMLServer) -> None:
+    call = asyncio.create_task(_streamed(api))
     await finish(api, fake_ml, 1, **completed())
     got = await call
     assert [e.type for e in got[:-1]] == ["transcript.text.delta"] * (len(got) - 1)
@@ -128,15 +127,7 @@ async def test_stream_answers_openai_events(api: Backend, fake_ml: FakeMLServer)
 
 
 async def test_stream_of_a_failed_job_raises(api: Backend, fake_ml: FakeMLServer) -> None:
-    client = client_for(api)
-
-    async def events() -> list[Any]:
-        stream = await client.audio.transcriptions.create(
-            model="whisper-1", file=MEDIA, stream=True
-        )
-        return [event async for event in stream]
-
-    call = asyncio.create_task(events())
+    call = asyncio.create_task(_streamed(api))
     await finish(
         api, fake_ml, 1, status="failed", error_code="NO_AUDIO_TRACK", error_message="no audio"
     )

@@ -84,11 +84,7 @@ def target(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedS3) -> Iter
     fake = FakeMLServer(secret=SECRET).start()
     env = {
         "DATABASE_URL": pg_url,
-        "S3_BUCKET_NAME": seaweed.buckets[0],
-        "S3_ENDPOINT_URL": seaweed.endpoint,
-        "AWS_ACCESS_KEY_ID": seaweed.access_key,
-        "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
-        "AWS_REGION": seaweed.region,
+        **seaweed.settings_env(),
         "MODEL_SERVER_URL": fake.url,
         "FASTAPI_BASE_URL": f"http://127.0.0.1:{port}",
         "WEBHOOK_SECRET_KEY": SECRET,

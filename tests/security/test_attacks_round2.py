@@ -79,11 +79,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedS3) -> Ite
     fake = FakeMLServer(secret=SECRET).start()
     env = {
         "DATABASE_URL": pg_url,
-        "S3_BUCKET_NAME": seaweed.buckets[0],
-        "S3_ENDPOINT_URL": seaweed.endpoint,
-        "AWS_ACCESS_KEY_ID": seaweed.access_key,
-        "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
-        "AWS_REGION": seaweed.region,
+        **seaweed.settings_env(),
         "MODEL_SERVER_URL": fake.url,
         "FASTAPI_BASE_URL": f"http://127.0.0.1:{port}",
         "WEBHOOK_SECRET_KEY": SECRET,
@@ -127,18 +123,23 @@ def test_v1_bad_token_is_refused_before_the_upload(backend: Backend) -> None:
         assert sent < 50 * MB, f"{sent / MB:.0f} MB went out before the 401"
 
 
+def _transcribe_empty(backend: Backend, headers: dict[str, str]) -> httpx.Response:
+    """An empty file through /v1/audio/transcriptions."""
+    return httpx.post(
+        f"{backend.url}{TRANSCRIBE}",
+        headers=headers,
+        files={"file": ("empty.wav", b"", "audio/wav")},
+        data={"model": "whisper-1"},
+        timeout=30,
+    )
+
+
 def test_v1_rate_limit_is_counted_before_the_upload(backend: Backend) -> None:
     """Issue 23 #2: the rate limit too was checked after the whole upload had been read."""
     ip = backend.client_ip()
     headers = {**auth("alice"), "X-Forwarded-For": ip}
     for _ in range(2):  # RATE_LIMIT_PROCESS=2/minute; an empty file is refused after counting
-        r = httpx.post(
-            f"{backend.url}{TRANSCRIBE}",
-            headers=headers,
-            files={"file": ("a.wav", b"", "audio/wav")},
-            data={"model": "whisper-1"},
-            timeout=30,
-        )
+        r = _transcribe_empty(backend, headers)
         assert r.status_code == 400, r.text
     status, sent = raw_post(
         backend.port, TRANSCRIBE, headers=headers, size=300 * MB, chunked=False,
@@ -151,13 +152,7 @@ def test_v1_rate_limit_is_counted_before_the_upload(backend: Backend) -> None:
 def test_an_empty_file_is_refused_by_v1_as_by_request_process(backend: Backend) -> None:
     """Issue 23 #5: an empty file through /v1 created a job; request-process refuses it (400)."""
     headers = {**auth("bob"), "X-Forwarded-For": backend.client_ip()}
-    r = httpx.post(
-        f"{backend.url}{TRANSCRIBE}",
-        headers=headers,
-        files={"file": ("empty.wav", b"", "audio/wav")},
-        data={"model": "whisper-1"},
-        timeout=30,
-    )
+    r = _transcribe_empty(backend, headers)
     assert r.status_code == 400, r.text
     assert "empty" in r.json()["error"]["message"]
     listed = httpx.get(f"{backend.url}/api/jobs", headers=auth("bob"), timeout=10)
