@@ -57,12 +57,15 @@ class MLSettings(BaseSettings):
     ml_device: Literal["cpu", "cuda", "auto"] = "cpu"
     ml_compute_type: str = "default"  # int8 on CPU, float16 on CUDA
     ml_cpu_threads: int = 0  # 0 = let CTranslate2 decide
-    ml_batch_size: int = 8  # batched inference on GPU (and on CPU with ml_cpu_batched)
-    # Batched decoding on CPU too: regions joined into 30 s clips, read 8 at a time (about half
-    # the CPU of sequential decoding on far-field speech), but no temperature fallback and a
-    # per-clip confidence test (docs/benchmarks.md, "Speed"). Off until its quality is measured
-    # beyond the speed benchmark.
-    ml_cpu_batched: bool = False
+    # Clips decoded at once by the batched pipeline; 0 = 8 on GPU, 4 on CPU. On CPU the batch
+    # buys little past 4 and its encoder attention costs memory (13 min of ami-dev, tiny.en:
+    # batch 4 peaks at 1.22 GB and batch 8 at 1.47 GB, at the same speed).
+    ml_batch_size: int = Field(default=0, ge=0)
+    # Batched decoding on CPU too, where the speech fills two 30 s clips or more (regions joined
+    # into clips, read 8 at a time, with Whisper's timestamps; shorter media is read
+    # sequentially). 13 min of ami-dev: 0.86x the wall time of bare faster-whisper with more
+    # words; docs/benchmarks.md, "Speed". `false`: sequential decoding everywhere on CPU.
+    ml_cpu_batched: bool = True
     ml_beam_size: int = 1
     # Unset: the documented default (text valence + prosodic arousal). Set: a Hugging Face
     # audio-classification model name or folder, loaded with transformers.

@@ -47,7 +47,7 @@ class AnalysisSettings:
         return cls(
             device=device,
             beam_size=settings.ml_beam_size,
-            batch_size=settings.ml_batch_size,
+            batch_size=settings.ml_batch_size or (4 if device == "cpu" else 8),
             max_media_duration_s=settings.ml_max_media_duration_s,
             languages=languages,
             temperatures=settings.temperatures,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from ecg_protocol import ErrorCode, Stage
@@ -93,19 +91,13 @@ def test_other_language_on_english_only_model(models: Models) -> None:
 
 
 def test_batched_inference_path(models: Models) -> None:
-    # The GPU path (BatchedInferencePipeline over the VAD regions) also runs on CPU.
-    from faster_whisper import BatchedInferencePipeline
-
+    # The batched pipeline over the VAD regions (CPU by default, as on GPU) on the long
+    # dialogue, which fills several 30 s clips.
     from tests.support.transcripts import word_error_rate as wer
 
-    assert models.asr_english is not None  # English speech goes to the English model
-    batched = dataclasses.replace(
-        models,
-        batched_asr=BatchedInferencePipeline(models.asr),
-        batched_asr_english=BatchedInferencePipeline(models.asr_english),
-    )
-    media = dialogue("wav")
-    result = run_pipeline(media.path, options=PipelineOptions(), models=batched)
+    assert models.batched_asr is not None and models.batched_asr_english is not None
+    media = dialogue("wav", long=True)
+    result = run_pipeline(media.path, options=PipelineOptions(), models=models)
     assert wer(media.text, " ".join(s.text for s in result.segments)) <= 0.15
     assert result.metadata.unique_speakers == 2
 
@@ -123,4 +115,4 @@ def test_bundled_model_resolves_to_package_path() -> None:
 def test_get_models_is_cached(ml_settings: MLSettings) -> None:
     first = get_models(ml_settings)
     assert get_models() is first
-    assert first.batched_asr is None  # CPU: no batched pipeline
+    assert first.batched_asr is not None  # CPU batches too (ML_CPU_BATCHED, default on)

@@ -14,11 +14,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from ml_server.models import Models
 from ml_server.pipeline import bounded, decode, transcribe
 from ml_server.pipeline.data import AsrSegment, AsrWord, SpeechRegion
 from ml_server.pipeline.run import PipelineOptions, run_pipeline
 from ml_server.pipeline.transcribe import reading
+from tests.support.media import dialogue
 from tests.support.voices import CLIP_SETS, clip_dialogue, voice_at, words_right
 
 
@@ -255,3 +258,34 @@ def test_turns_read_apart_keep_their_times(models: Models, tmp_path: Path) -> No
     assert all(w.end > w.start and voice_at(turns, w.start) == 0 for w in japanese), [
         (w.word, w.start, w.end) for w in japanese
     ]
+
+
+def test_looks_for_another_language_stop_after_a_few_find_none(
+    models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """English speech that failed Whisper's test everywhere (far-field meeting speech does):
+    each unread region could be another language, but after QUIET_LOOKS looks in a row found
+    none, the rest are left (each look is an encoder pass of the main model)."""
+    from ml_server.pipeline.transcribe import turns
+
+    media = dialogue("wav", long=True)
+    audio = decode.decode(media.path, max_duration_s=600)
+    regions = bounded.detect_speech(audio)
+    assert len([r for r in regions if r.end - r.start >= reading.MIN_SECOND_LOOK_S]) > 4
+    failed = [
+        dataclasses.replace(_segment((r.start + 0.1, r.end - 0.1)), confident=False)
+        for r in regions
+    ]
+    looked: list[int] = []
+    real = transcribe.detect_language
+
+    def counted(*args: object, **kwargs: object) -> transcribe.Ranking:
+        looked.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(turns, "detect_language", counted)
+    out = transcribe.in_other_languages(
+        audio, regions, failed, _settings(models, None), models.asr_models(), "en"
+    )
+    assert out == failed  # nothing here is clearly another language
+    assert len(looked) == turns.QUIET_LOOKS

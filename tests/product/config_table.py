@@ -101,10 +101,10 @@ MEANING: dict[str, str] = {
     "ML_DEVICE": "`cpu`, `cuda` or `auto`",
     "ML_COMPUTE_TYPE": "CTranslate2 compute type; `default` = int8 on CPU, float16 on CUDA",
     "ML_CPU_THREADS": "CTranslate2 threads; 0 = its own choice",
-    "ML_BATCH_SIZE": "batched inference size on GPU (and on CPU with `ML_CPU_BATCHED`)",
-    "ML_CPU_BATCHED": "`true`: batched decoding on CPU too (regions joined into 30 s clips; "
-    "about half the CPU of sequential decoding, no temperature fallback; docs/benchmarks.md, "
-    '"Speed")',
+    "ML_BATCH_SIZE": "clips the batched pipeline decodes at once; `0` = 8 on GPU, 4 on CPU",
+    "ML_CPU_BATCHED": "batched decoding on CPU too, where the speech fills two 30 s clips or "
+    "more (shorter media is read sequentially); `false`: sequential everywhere on CPU "
+    '(docs/benchmarks.md, "Speed")',
     "ML_BEAM_SIZE": "beam size of transcription",
     "ML_EMOTION_MODEL": "unset = text valence + prosodic arousal; set = a Hugging Face "
     "audio-classification model name or folder",

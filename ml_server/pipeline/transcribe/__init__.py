@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ml_server.pipeline.data import AsrSegment, Audio, SpeechRegion, Transcript
-from ml_server.pipeline.transcribe.groups import ASR_GROUP_S, group_regions, share
+from ml_server.pipeline.data import Audio, SpeechRegion, Transcript
+from ml_server.pipeline.transcribe.groups import ASR_GROUP_S, group_regions, group_seconds
 from ml_server.pipeline.transcribe.language import (
     CONFIDENT,
     DETECT_WINDOW_S,
@@ -66,6 +66,7 @@ __all__ = [
     "drop_loops",
     "faltering",
     "group_regions",
+    "group_seconds",
     "in_language",
     "in_likeliest_language",
     "in_other_languages",
@@ -93,23 +94,15 @@ def transcribe_speech(
     one file is not transcribed in several languages by accident, and detection never holds
     all the speech at once.
     """
-    groups = group_regions(regions)
+    groups = group_regions(regions, group_seconds(opts, asr))
     sample = regions if len(groups) <= 1 else detection_sample(regions, opts.detection_windows)
     ranking = choose_language(audio, sample, opts, asr)
     if not ranking:
         return Transcript(language=UNDETERMINED, language_probability=0.0, segments=())
 
     def in_language_of(language: str, probability: float) -> Transcript:
-        if len(groups) <= 1:
-            return transcribe_in(audio, regions, opts, asr, language, probability, on_progress)
-        segments: list[AsrSegment] = []
-        for n, group in enumerate(groups):
-            part = transcribe_in(
-                audio, group, opts, asr, language, probability, share(on_progress, n, len(groups))
-            )
-            segments.extend(part.segments)
-        return Transcript(
-            language=language, language_probability=probability, segments=tuple(segments)
+        return transcribe_in(
+            audio, regions, opts, asr, language, probability, on_progress, groups=groups
         )
 
     return in_likeliest_language(ranking, in_language_of)

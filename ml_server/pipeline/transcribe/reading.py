@@ -19,6 +19,7 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.transcribe import restore_speech_timestamps
 
 from ml_server.pipeline.data import AsrSegment, AsrWord, Audio, FloatArray, SpeechRegion, Transcript
+from ml_server.pipeline.transcribe.groups import BATCH_CLIP_S
 from ml_server.pipeline.transcribe.segments import in_time_order
 from ml_server.pipeline.transcribe.settings import TranscribeSettings
 from ml_server.pipeline.vad import regions_to_chunks
@@ -55,10 +56,6 @@ def speech_of(audio: Audio, regions: list[SpeechRegion]) -> tuple[FloatArray, li
     """The regions' float32 samples end to end (what `collect_chunks` makes) and their chunks."""
     chunks = regions_to_chunks(regions, audio.sample_rate)
     return audio.gather(chunks), chunks
-
-
-# The batched pipeline reads the first 30 s of each clip (Whisper's window) and drops the rest.
-BATCH_CLIP_S = 30.0
 
 
 def batch_clips(
@@ -130,6 +127,14 @@ def read(
         "log_prob_threshold": LOG_PROB_THRESHOLD,
         "max_new_tokens": _token_budget(sum(r.end - r.start for r in regions)),
     }
+    if (
+        batched is not None
+        and len(batch_clips(speech_of(audio, regions)[1], audio.sample_rate)) < 2
+    ):
+        # A batch of one clip is sequential decoding without its temperature fallback and
+        # without seeking past where Whisper stopped, at the same cost (one encoder pass): a
+        # 30 s meeting clip read batched lost 24 of its 61 words.
+        batched = None
     out, info = _decode(audio, regions, opts, model, batched, common, on_progress)
     if not out:
         # The VAD heard speech and Whisper's no-speech rule dropped all of it. Once more without
@@ -140,7 +145,9 @@ def read(
         )
     if language is None:
         language = str(info.language)
-    out += _second_look(audio, regions, out, opts, model, {**common, "language": language})
+    out += _second_look(
+        audio, regions, out, opts, model, {**common, "language": language}, batched is not None
+    )
     return Transcript(
         language=language,
         language_probability=1.0 if opts.language else float(info.language_probability or 0.0),
@@ -178,17 +185,32 @@ def _second_look(
     opts: TranscribeSettings,
     model: WhisperModel,
     common: dict[str, Any],
+    after_batched: bool = False,
 ) -> list[AsrSegment]:
     """Segments read from regions the first pass skipped, each decoded alone in the same
     language (at most MAX_SECOND_LOOKS, longest first; Whisper's no-speech rule stays on, so
     a region of noise still gives nothing). Sequentially, with the temperature fallback, even
     after a batched first pass: batched decoding has no fallback, so a region it read as a
     loop (dropped) gets its second chance here. None when the first pass read nothing at all: that
-    media is not speech the model reads (the runner-up retry's case), not a skipped window."""
+    media is not speech the model reads (the runner-up retry's case), not a skipped window.
+
+    After a batched first pass the regions are read in one sequential decode, end to end in
+    time order, not one by one: each decode costs a full 30 s encoder pass however short the
+    region (tiny.en, 2 cores: 0.66 s), and a batched clip leaves more regions unread than
+    sequential decoding does, since it cannot seek past where Whisper stopped (13 min of
+    ami-dev: 12 regions, 38 s of speech, 10.6 s one by one)."""
     if not segments:
         return []
+    looks = to_look_at(regions, segments)
+    if after_batched and looks:
+        in_order = sorted(looks, key=lambda r: r.start)
+        budget = _token_budget(sum(r.end - r.start for r in in_order))
+        found, _ = _decode(
+            audio, in_order, opts, model, None, {**common, "max_new_tokens": budget}, None
+        )
+        return found
     out: list[AsrSegment] = []
-    for region in to_look_at(regions, segments):
+    for region in looks:
         budget = _token_budget(region.end - region.start)
         found, _ = _decode(
             audio, [region], opts, model, None, {**common, "max_new_tokens": budget}, None
@@ -226,8 +248,15 @@ def _decode(
     speech, chunks = speech_of(audio, regions)
     if batched is not None:
         clips = batch_clips(chunks, audio.sample_rate)
+        # With timestamps (faster-whisper's batched default is without): a clip comes back in
+        # Whisper's own segments, so a loop drops its segment, not the whole 30 s clip, and
+        # the reading goes on past a pause (13 min of ami-dev: 1,053 words against 964).
         raw, info = batched.transcribe(
-            speech, clip_timestamps=clips, batch_size=opts.batch_size, **common
+            speech,
+            clip_timestamps=clips,
+            batch_size=opts.batch_size,
+            without_timestamps=False,
+            **common,
         )
     else:
         raw, info = model.transcribe(

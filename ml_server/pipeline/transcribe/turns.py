@@ -11,6 +11,7 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 from ecg_protocol import ErrorCode, Stage
 from ml_server.pipeline.data import AsrSegment, Audio, SpeechRegion, Transcript
 from ml_server.pipeline.errors import StageError
+from ml_server.pipeline.transcribe.groups import share
 from ml_server.pipeline.transcribe.language import CONFIDENT, detect_language
 from ml_server.pipeline.transcribe.reading import read, speech_of, to_look_at
 from ml_server.pipeline.transcribe.segments import (
@@ -21,6 +22,15 @@ from ml_server.pipeline.transcribe.segments import (
 )
 from ml_server.pipeline.transcribe.settings import AsrModels, TranscribeSettings
 
+# `in_other_languages` leaves the unread regions after this many in a row found no other clear
+# language: they are looked at longest first, so in media of one language (far-field English
+# whose regions fail Whisper's test) the rest are as unlikely to hold one, and each look costs
+# an encoder pass of the main model (13 min of ami-dev with `auto`: 8 looks, 9 s, none found
+# another language). Where turns are in two languages, the other's are the regions left
+# unread. Regions read confidently, looked at when the language was an unclear pick, are
+# not cut short. Chosen as "a few", not tuned on a clip.
+QUIET_LOOKS = 3
+
 
 def transcribe_in(
     audio: Audio,
@@ -30,11 +40,19 @@ def transcribe_in(
     language: str,
     probability: float,
     on_progress: Callable[[float], None] | None = None,
+    groups: list[list[SpeechRegion]] | None = None,
 ) -> Transcript:
     """Transcribe in one chosen language (its detected probability reported), English routed
-    to the English model; when the language was detected, speech left unread in it that is
-    clearly another allowed language is read in that one (`in_other_languages`)."""
-    segments = list(in_language(audio, regions, opts, asr, language, on_progress))
+    to the English model, group by group where `groups` (of `regions`) are given; when the
+    language was detected, speech left unread in it that is clearly another allowed language
+    is read in that one (`in_other_languages`), once over all of `regions`: its bound on the
+    regions looked at is the media's, not each group's (each look is an encoder pass of the
+    main model, 0.7 s on 2 cores)."""
+    parts = groups or [regions]
+    segments: list[AsrSegment] = []
+    for n, group in enumerate(parts):
+        part_progress = share(on_progress, n, len(parts))
+        segments.extend(in_language(audio, group, opts, asr, language, part_progress))
     if opts.language is None and asr.main.model.is_multilingual:
         segments = in_other_languages(audio, regions, segments, opts, asr, language, probability)
     return Transcript(
@@ -110,7 +128,8 @@ def in_other_languages(
     gets its language detected alone; only a clearly decided (CONFIDENT, detection's own
     share) other language the request allows is decoded, and only its confident segments are
     kept, so far-field speech that is merely hard to read (heard as Welsh, unsurely) adds no
-    invented words. Those replace the words the failed decode put in the region.
+    invented words. Those replace the words the failed decode put in the region. After
+    QUIET_LOOKS such regions in a row found no other language, the rest are left.
 
     Whisper's English decoder translates what it does not recognise: decided English, a
     Spanish turn comes back as confident English ("Call the world." for "Hola mundo"), so it
@@ -125,14 +144,20 @@ def in_other_languages(
     if not any(seg.greedy for seg in segments):
         return out
     confident = [seg for seg in segments if seg.confident]
+    unread_ones = to_look_at(regions, confident)
+    quiet = 0  # looks at unread regions in a row that found no other clear language
     for region in to_look_at(regions, confident, also_read=probability < CONFIDENT):
+        if quiet >= QUIET_LOOKS and region in unread_ones:
+            continue
         speech, _ = speech_of(audio, [region])
         # Detected among every language, not the allowed ones renormalised: speech in a third
         # language would otherwise be "clearly" whichever allowed one it is least unlike.
-        other, share = detect_language(speech, asr.main, None, 1)[0]
+        other, other_share = detect_language(speech, asr.main, None, 1)[0]
         allowed = opts.languages is None or other in opts.languages
-        if other == language or not allowed or share < CONFIDENT:
+        if other == language or not allowed or other_share < CONFIDENT:
+            quiet += 1
             continue
+        quiet = 0
         found = [seg for seg in in_language(audio, [region], opts, asr, other) if seg.confident]
         if found:
             out = [*without(out, region), *found]
