@@ -2,9 +2,10 @@
 short temperature list, loops dropped, and a second look at regions the first pass skipped.
 
 VAD already ran, so its regions are reused instead of letting faster-whisper run Silero again:
-on CPU the speech is cut out and concatenated (what `vad_filter=True` does inside
-faster-whisper) and times are mapped back; on GPU the regions become the batched pipeline's
-`clip_timestamps`.
+where decoding is batched (GPU, and CPU unless ML_CPU_BATCHED=false) and the speech fills two
+30 s clips or more, the regions joined into clips become the batched pipeline's
+`clip_timestamps`; otherwise the speech is cut out and concatenated (what `vad_filter=True`
+does inside faster-whisper) and decoded sequentially. Either way times are mapped back.
 """
 
 from __future__ import annotations
