@@ -259,8 +259,8 @@ def test_turns_read_apart_keep_their_times(models: Models, tmp_path: Path) -> No
     assert right / total >= 0.9, f"{right}/{total} words to the right voice"
     # Words keep a length and lie in a turn (0.5 s of slack for Whisper's edges; turns are
     # 0.8 s apart): the old fault piled a whole turn's words (12-30 % of them) at one instant.
-    # A margin, not every word: in a full run on the AVX2 EPYC a word or two at a turn's edge
-    # fell outside (the sampler's state differs with the tests before it).
+    # A margin, not every word: in a full run on the AVX2 EPYC the every-word form failed (which
+    # word was not identified; the sampler's state differs with the tests before it).
     placed = [
         w
         for w in words
