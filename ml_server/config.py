@@ -62,8 +62,8 @@ class MLSettings(BaseSettings):
     # batch 4 peaks at 1.22 GB and batch 8 at 1.47 GB, at the same speed).
     ml_batch_size: int = Field(default=0, ge=0)
     # Batched decoding on CPU too, where the speech fills two 30 s clips or more (regions joined
-    # into clips, read 8 at a time, with Whisper's timestamps; shorter media is read
-    # sequentially). 13 min of ami-dev: 0.86x the wall time of bare faster-whisper with more
+    # into clips, ML_BATCH_SIZE at a time, with Whisper's timestamps; shorter media is read
+    # sequentially). 13 min of ami-dev: 0.92x the wall time of bare faster-whisper with more
     # words; docs/benchmarks.md, "Speed". `false`: sequential decoding everywhere on CPU.
     ml_cpu_batched: bool = True
     ml_beam_size: int = 1

@@ -130,7 +130,7 @@ def read(
     }
     if (
         batched is not None
-        and len(batch_clips(speech_of(audio, regions)[1], audio.sample_rate)) < 2
+        and len(batch_clips(regions_to_chunks(regions, audio.sample_rate), audio.sample_rate)) < 2
     ):
         # A batch of one clip is sequential decoding without its temperature fallback and
         # without seeking past where Whisper stopped, at the same cost (one encoder pass): a
