@@ -1,7 +1,10 @@
 """Prosody stage: per-word loudness (RMS dBFS) and pitch (median F0 over voiced frames).
 
 Pitch is tracked once for the whole signal with a vectorised YIN (numpy FFTs, 10 ms hop) and
-each word takes the median over the voiced frames inside its span. Loudness is
+each word takes the median over the voiced frames inside its span. Each frame is computed on
+its own, so a track made earlier over the speech regions (the pipeline makes it beside
+transcription) is completed with the frames of any word outside them and gives the same
+values as one made after. Loudness is
 20·log10(RMS) over the word's samples (a full-scale sine reads -3 dBFS), floored at
 `MIN_DB` = -100 dB so it is always a number. A zero-length word is measured over a centred
 `ZERO_LENGTH_WINDOW_S` window.
@@ -10,7 +13,7 @@ each word takes the median over the voiced frames inside its span. Loudness is
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +27,7 @@ ZERO_LENGTH_WINDOW_S = 0.05
 HOP_S = 0.01
 
 F64 = npt.NDArray[np.float64]
+Flags = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +42,27 @@ class PitchSettings:
 
 @dataclass(frozen=True, slots=True)
 class PitchTrack:
-    """F0 per frame (NaN where unvoiced); frame i is centred at `times[i]` seconds."""
+    """F0 per frame (NaN where unvoiced or not `computed`); frame i is centred at `times[i]`."""
 
     times: F64
     f0: F64
+    computed: Flags
+
+
+def _never() -> bool:
+    return False
 
 
 def track_pitch(
-    audio: Audio, opts: PitchSettings | None = None, spans: Sequence[tuple[float, float]] = ()
+    audio: Audio,
+    opts: PitchSettings | None = None,
+    spans: Sequence[tuple[float, float]] = (),
+    known: PitchTrack | None = None,
+    stop: Callable[[], bool] = _never,
 ) -> PitchTrack:
-    """YIN F0 track, NaN on unvoiced frames; only frames inside `spans` when given."""
+    """YIN F0 track, NaN on unvoiced frames; only frames inside `spans` when given, and of
+    those only the ones `known` (a track of the same audio) has not computed. `stop` is asked
+    between blocks: a track stopped early marks only what it computed."""
     o = opts or PitchSettings()
     sr = audio.sample_rate
     x = audio.pcm  # int16; each block of frames is made float below
@@ -60,29 +75,30 @@ def track_pitch(
         x = np.pad(x, (0, length - x.shape[0]))
     n_frames = 1 + (x.shape[0] - length) // hop
     times = (np.arange(n_frames) * hop + w / 2) / sr
-    f0 = np.full(n_frames, np.nan)
-    if spans:
-        wanted = np.zeros(n_frames, dtype=bool)
-        for start, end in spans:
-            lo, hi = np.searchsorted(times, [start, end])
-            wanted[lo:hi] = True
-        frame_idx = np.flatnonzero(wanted)
-    else:
-        frame_idx = np.arange(n_frames)
+    f0 = np.full(n_frames, np.nan) if known is None else known.f0.copy()
+    computed = np.zeros(n_frames, dtype=bool) if known is None else known.computed.copy()
+    wanted = np.zeros(n_frames, dtype=bool) if spans else np.ones(n_frames, dtype=bool)
+    for start, end in spans:
+        lo, hi = np.searchsorted(times, [start, end])
+        wanted[lo:hi] = True
+    frame_idx = np.flatnonzero(wanted & ~computed)
     # Lags stay below tau_max, so a circular correlation of this size never wraps.
     nfft = 1 << int(np.ceil(np.log2(length)))
     taus = np.arange(tau_max + 1)
     offsets = np.arange(length)
     for b in range(0, frame_idx.size, o.block_frames):
-        starts = frame_idx[b : b + o.block_frames] * hop
-        fr = to_float(x[starts[:, None] + offsets[None, :]])
+        if stop():
+            break
+        block = frame_idx[b : b + o.block_frames]
+        fr = to_float(x[block[:, None] * hop + offsets[None, :]])
         # Window energies for every lag from a running sum over each frame: memory per block,
         # not per signal (a running sum over hours of audio is gigabytes of float64).
         energy = np.zeros((fr.shape[0], length + 1))
         np.cumsum(np.square(fr, dtype=np.float64), axis=1, out=energy[:, 1:])
         e_tau = energy[:, taus + w] - energy[:, taus]
-        f0[frame_idx[b : b + o.block_frames]] = _yin_frames(fr, e_tau, w, tau_min, nfft, sr, o)
-    return PitchTrack(times=times, f0=f0)
+        f0[block] = _yin_frames(fr, e_tau, w, tau_min, nfft, sr, o)
+        computed[block] = True
+    return PitchTrack(times=times, f0=f0, computed=computed)
 
 
 def _yin_frames(
@@ -152,20 +168,34 @@ def word_pitch(track: PitchTrack, start: float, end: float) -> float | None:
 
 
 def measure_words(
-    audio: Audio, words: list[AsrWord], opts: PitchSettings | None = None
+    audio: Audio,
+    words: list[AsrWord],
+    opts: PitchSettings | None = None,
+    known: PitchTrack | None = None,
 ) -> list[WordProsody]:
-    """Loudness and pitch of each word."""
+    """Loudness and pitch of each word; `known`: frames of the track already computed (with
+    the same `opts`), the rest are computed here."""
     if not words:
         return []
     # Only frames under some word are tracked: silence between words costs nothing.
-    spans = [_span(w.start, w.end) for w in words]
-    track = track_pitch(audio, opts, spans=[(a - HOP_S, b + HOP_S) for a, b in spans])
+    track = track_pitch(audio, opts, spans=around(words), known=known)
     return [
         WordProsody(
             volume_db=volume_db(audio, w.start, w.end), pitch_hz=word_pitch(track, w.start, w.end)
         )
         for w in words
     ]
+
+
+def around(spans: Sequence[AsrWord | tuple[float, float]]) -> list[tuple[float, float]]:
+    """The spans (words, or (start, end) pairs) as measured, a hop wider on each side: the
+    frames whose pitch they need."""
+    out = []
+    for span in spans:
+        start, end = (span.start, span.end) if isinstance(span, AsrWord) else span
+        a, b = _span(start, end)
+        out.append((a - HOP_S, b + HOP_S))
+    return out
 
 
 def _span(start: float, end: float) -> tuple[float, float]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ml_server.pipeline.data import SAMPLE_RATE, AsrWord, Audio
-from ml_server.pipeline.prosody import MIN_DB, measure_words, track_pitch, volume_db, word_pitch
+from ml_server.pipeline.prosody import (
+    MIN_DB,
+    around,
+    measure_words,
+    track_pitch,
+    volume_db,
+    word_pitch,
+)
 
 SR = SAMPLE_RATE
 
@@ -78,3 +85,26 @@ def test_word_at_the_very_end_and_start() -> None:
     a, b = measure_words(audio, [AsrWord(" x", 0.0, 0.0, 1.0), AsrWord(" y", 0.5, 0.6, 1.0)])
     assert a.volume_db > MIN_DB
     assert isinstance(b.volume_db, float)
+
+
+def test_a_track_made_earlier_over_regions_gives_the_same_words() -> None:
+    """The pipeline tracks pitch over the speech regions beside transcription; words inside
+    and outside them must read exactly as with a track made after, and a stopped track is
+    completed, not trusted."""
+    seconds = 3.0
+    t = np.arange(int(seconds * SR)) / SR
+    freq = 120 + 60 * t
+    audio = Audio((0.3 * np.sin(2 * np.pi * np.cumsum(freq) / SR)).astype(np.float32))
+    words = [
+        AsrWord(" in", 0.2, 0.6, 1.0),
+        AsrWord(" out", 2.1, 2.5, 1.0),
+        AsrWord(" z", 1.0, 1.0, 1),
+    ]
+    after = measure_words(audio, words)
+    regions = track_pitch(audio, spans=around([(0.0, 1.2)]))
+    assert regions.computed.any() and not regions.computed.all()
+    assert measure_words(audio, words, known=regions) == after
+    stopped = track_pitch(audio, spans=around([(0.0, 1.2)]), stop=lambda: True)
+    assert not stopped.computed.any()
+    assert measure_words(audio, words, known=stopped) == after
+    assert all(p.pitch_hz is not None for p in after)

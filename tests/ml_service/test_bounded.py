@@ -33,6 +33,16 @@ def test_windowed_vad_finds_the_same_speech() -> None:
     assert all(a.end <= b.start for a, b in itertools.pairwise(windowed))
 
 
+def test_windows_on_several_threads_give_the_regions_of_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    audio = decode(media.dialogue("wav", long=True).path, max_duration_s=600)
+    monkeypatch.setattr(bounded, "VAD_THREADS", 1)
+    one = bounded.detect_speech(audio, window_s=7.0)
+    monkeypatch.setattr(bounded, "VAD_THREADS", 3)
+    assert bounded.detect_speech(audio, window_s=7.0) == one
+
+
 def test_regions_are_grouped_in_order_without_passing_the_bound() -> None:
     regions = [SpeechRegion(i * 10.0, i * 10.0 + 8.0) for i in range(20)]
     groups = asr_groups.group_regions(regions, max_s=30.0)
