@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecg_protocol import AnalysisResult, Emotion, ErrorCode, Segment, Stage
+from ml_server.allocator import give_back
 from ml_server.pipeline.data import Audio, DecodingHints, Diarization, SpeechRegion, Transcript
 from ml_server.pipeline.errors import Cancelled, StageError
 
@@ -139,6 +140,7 @@ def run_pipeline(
         listening = level.for_listening(audio)
     with stages.stage(Stage.VAD):
         regions = bounded.detect_speech(listening)  # in windows: memory bounded on long media
+    give_back()  # VAD's windows are freed: their pages go back before transcription's peak
     heard = _words_and_speakers(audio, listening, regions, options, languages, models, stages)
     del listening  # the raised copy, where there is one, is not kept past hearing
     described = _describe_segments(audio, heard, models, stages)
@@ -147,6 +149,7 @@ def run_pipeline(
     # FINALIZE's own time is known only now; it is tiny but reported for completeness.
     finalize_s = stages.timings[Stage.FINALIZE.value]
     result.metadata.processing_time[Stage.FINALIZE.value] = round(finalize_s, 3)
+    give_back()  # a worker holds between jobs what it held before this one
     return result
 
 
@@ -208,6 +211,7 @@ def _words_and_speakers(
             except BaseException:
                 abandon.set()
                 raise
+        give_back()  # the decoders' buffers, before align and diarize make theirs
         with stages.stage(Stage.ALIGN):
             aligned = align.align_words(audio, transcript)
         transcript = aligned.transcript
