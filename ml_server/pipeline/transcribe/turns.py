@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from ecg_protocol import ErrorCode, Stage
+from ml_server.allocator import give_back
 from ml_server.pipeline.data import AsrSegment, Audio, SpeechRegion, Transcript
 from ml_server.pipeline.errors import StageError
 from ml_server.pipeline.transcribe.groups import share
@@ -53,6 +54,7 @@ def transcribe_in(
     for n, group in enumerate(parts):
         part_progress = share(on_progress, n, len(parts))
         segments.extend(in_language(audio, group, opts, asr, language, part_progress))
+        give_back()  # the group's buffers: freed pages would otherwise pile up over hours
     if opts.language is None and asr.main.model.is_multilingual:
         segments = in_other_languages(audio, regions, segments, opts, asr, language, probability)
     return Transcript(
