@@ -9,7 +9,9 @@ before it, and more after each job. `give_back` returns the free pages of every 
 system; the pipeline calls it where a stage's working memory has just been freed. Measured on
 13 min of ami-dev, in-process, three jobs in a row (docs/benchmarks.md, "Memory against media
 duration"): transcription peaks 1293 / 1361 / 1510 MB and 999 / 1118 / 1245 MB held after
-each job, against 1197 / 1215 / 1236 and 790 / 810 / 829 with it, at the same speed. Fixing
+each job, against 1197 / 1215 / 1236 and 790 / 810 / 829 with it, at the same speed; 3 h of
+speech (bench_memory) peaked at 1,457 MB with it after each transcription group too, 1,578 MB
+without. Fixing
 the threshold instead (`MALLOC_MMAP_THRESHOLD_`) held still less, but made transcription
 ~30 % slower: CTranslate2 then maps and faults in every buffer it allocates.
 

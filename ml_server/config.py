@@ -63,8 +63,9 @@ class MLSettings(BaseSettings):
     ml_batch_size: int = Field(default=0, ge=0)
     # Batched decoding on CPU too, where the speech fills two 30 s clips or more (regions joined
     # into clips, ML_BATCH_SIZE at a time, with Whisper's timestamps; shorter media is read
-    # sequentially). 13 min of ami-dev: 0.92x the wall time of bare faster-whisper with more
-    # words; docs/benchmarks.md, "Speed". `false`: sequential decoding everywhere on CPU.
+    # sequentially). 13 min of ami-dev: 0.73x (Zen 4) to 0.92x (Zen 1) the wall time of bare
+    # faster-whisper with more words; docs/benchmarks.md, "Speed". `false`: sequential
+    # decoding everywhere on CPU.
     ml_cpu_batched: bool = True
     ml_beam_size: int = 1
     # Unset: the documented default (text valence + prosodic arousal). Set: a Hugging Face
