@@ -200,30 +200,32 @@ def _words_and_speakers(
         return abandon.is_set() or stages.should_cancel()
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecg-embed") as pool:
-        with stages.stage(Stage.TRANSCRIBE):
-            embedding = pool.submit(
-                diarize.embed_speech, audio, regions, diarize_opts, models.speaker_encoder, stop
-            )
-            spans = prosody.around([(r.start, r.end) for r in regions])
-            pitch = pool.submit(prosody.track_pitch, media, None, spans, None, stop)
-            try:
+        try:
+            with stages.stage(Stage.TRANSCRIBE):
+                embedding = pool.submit(
+                    diarize.embed_speech, audio, regions, diarize_opts, models.speaker_encoder, stop
+                )
+                spans = prosody.around([(r.start, r.end) for r in regions])
+                pitch = pool.submit(prosody.track_pitch, media, None, spans, None, stop)
                 transcript = _transcribe(audio, regions, options, languages, models, stages)
-            except BaseException:
-                abandon.set()
-                raise
-        give_back()  # the decoders' buffers, before align and diarize make theirs
-        with stages.stage(Stage.ALIGN):
-            aligned = align.align_words(audio, transcript)
-        transcript = aligned.transcript
-        with stages.stage(Stage.DIARIZE):
-            diarization = diarize.assign_speakers(
-                embedding.result(),
-                transcript.words,
-                diarize_opts,
-                diarize.segment_starts(transcript.segments),
-            )
-        with stages.stage(Stage.PROSODY):  # its first part: the pitch over the regions
-            track = pitch.result()
+            give_back()  # the decoders' buffers, before align and diarize make theirs
+            with stages.stage(Stage.ALIGN):
+                aligned = align.align_words(audio, transcript)
+            transcript = aligned.transcript
+            with stages.stage(Stage.DIARIZE):
+                diarization = diarize.assign_speakers(
+                    embedding.result(),
+                    transcript.words,
+                    diarize_opts,
+                    diarize.segment_starts(transcript.segments),
+                )
+            with stages.stage(Stage.PROSODY):  # its first part: the pitch over the regions
+                track = pitch.result()
+        except BaseException:
+            # Whatever stopped the job, the thread's work is not needed: it stops at its next
+            # check instead of the pool waiting for it (the pitch of hours of speech).
+            abandon.set()
+            raise
     # Words with no length get one only now: the diarization's settings were calibrated on the
     # aligner's times, and spreading first moved an edge clip's speaker count (docs/pipeline.md
     # "Word spans"). Prosody and the result use it.

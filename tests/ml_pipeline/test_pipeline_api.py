@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
 from ecg_protocol import ErrorCode, Stage
@@ -61,6 +64,37 @@ def test_cancel_during_transcription(models: Models) -> None:
             should_cancel=lambda: len(progress) > 3,  # after the first transcribed segment
         )
     assert info.value.stage == Stage.TRANSCRIBE
+
+
+def test_a_stage_failing_after_transcription_stops_the_second_thread(
+    models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pitch track runs on the embedding thread beside transcription; when align (or any
+    later stage) fails, the job fails at once, its thread told to stop, not waited for."""
+    from ml_server.pipeline import align, prosody
+
+    told: list[bool] = []
+    track_pitch = prosody.track_pitch
+
+    def slow_pitch(*args: Any, **kwargs: Any) -> prosody.PitchTrack:
+        stop = args[4]
+        deadline = time.monotonic() + 60  # what a long media's pitch could take
+        while not stop() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        told.append(stop())
+        return track_pitch(*args, **kwargs)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("aligner broke")
+
+    monkeypatch.setattr(prosody, "track_pitch", slow_pitch)
+    monkeypatch.setattr(align, "align_words", broken)
+    started = time.monotonic()
+    with pytest.raises(StageError) as info:
+        run_pipeline(dialogue("wav").path, options=PipelineOptions(language="en"), models=models)
+    assert info.value.stage == Stage.ALIGN
+    assert told == [True]
+    assert time.monotonic() - started < 50  # not the 60 s the thread would have taken
 
 
 def test_no_model_is_loaded_per_job(models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
