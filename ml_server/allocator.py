@@ -6,14 +6,14 @@ returned when freed; but after the first such free it raises the threshold to th
 once freed. The analysis makes many of them (a VAD window's Silero batch, Whisper's features,
 a block of pitch frames, each on its own thread), so a worker held ~100 MB more after VAD than
 before it, and more after each job. `give_back` returns the free pages of every heap to the
-system; the pipeline calls it where a stage's working memory has just been freed. Measured on
-13 min of ami-dev, in-process, three jobs in a row (docs/benchmarks.md, "Memory against media
-duration"): transcription peaks 1293 / 1361 / 1510 MB and 999 / 1118 / 1245 MB held after
-each job, against 1197 / 1215 / 1236 and 790 / 810 / 829 with it, at the same speed; 3 h of
-speech (bench_memory) peaked at 1,457 MB with it after each transcription group too, 1,578 MB
-without. Fixing
-the threshold instead (`MALLOC_MMAP_THRESHOLD_`) held still less, but made transcription
-~30 % slower: CTranslate2 then maps and faults in every buffer it allocates.
+system; the pipeline calls it where a stage's working memory has just been freed (after VAD,
+after each transcription group, after transcription, after the job). Measured in-process on
+13 min of ami-dev, three jobs in a row (docs/benchmarks.md, "Memory against media duration"):
+transcription peaks 1293 / 1361 / 1510 MB and 999 / 1118 / 1245 MB held after each job without
+it, 1175 / 1186 / 1202 and 734 / 773 / 773 MB with it, at the same speed; 3 h of speech
+(bench_memory) peaks at 1,457 MB with it, 1,578 MB without. Fixing the threshold instead
+(`MALLOC_MMAP_THRESHOLD_`) held still less, but made transcription ~30 % slower: CTranslate2
+then maps and faults in every buffer it allocates.
 
 Other C libraries (musl) have no `malloc_trim`: there it does nothing.
 """
@@ -44,4 +44,7 @@ def _trim() -> Callable[[int], int] | None:
 def give_back() -> bool:
     """Return the free memory of every heap to the system; False where it cannot."""
     trim = _trim()
-    return trim is not None and trim(0) in (0, 1)  # 1: memory was released, 0: none was
+    if trim is None:
+        return False
+    trim(0)  # 1 if memory was released, 0 if there was none to release: both are done
+    return True

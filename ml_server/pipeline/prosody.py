@@ -178,7 +178,7 @@ def measure_words(
     if not words:
         return []
     # Only frames under some word are tracked: silence between words costs nothing.
-    track = track_pitch(audio, opts, spans=around(words), known=known)
+    track = track_pitch(audio, opts, spans=around([(w.start, w.end) for w in words]), known=known)
     return [
         WordProsody(
             volume_db=volume_db(audio, w.start, w.end), pitch_hz=word_pitch(track, w.start, w.end)
@@ -187,15 +187,10 @@ def measure_words(
     ]
 
 
-def around(spans: Sequence[AsrWord | tuple[float, float]]) -> list[tuple[float, float]]:
-    """The spans (words, or (start, end) pairs) as measured, a hop wider on each side: the
-    frames whose pitch they need."""
-    out = []
-    for span in spans:
-        start, end = (span.start, span.end) if isinstance(span, AsrWord) else span
-        a, b = _span(start, end)
-        out.append((a - HOP_S, b + HOP_S))
-    return out
+def around(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(start, end) spans as measured, a hop wider on each side: the frames whose pitch they
+    need."""
+    return [(a - HOP_S, b + HOP_S) for a, b in (_span(start, end) for start, end in spans)]
 
 
 def _span(start: float, end: float) -> tuple[float, float]:

@@ -206,7 +206,7 @@ def _words_and_speakers(
                     diarize.embed_speech, audio, regions, diarize_opts, models.speaker_encoder, stop
                 )
                 spans = prosody.around([(r.start, r.end) for r in regions])
-                pitch = pool.submit(prosody.track_pitch, media, None, spans, None, stop)
+                pitch = pool.submit(prosody.track_pitch, media, spans=spans, stop=stop)
                 transcript = _transcribe(audio, regions, options, languages, models, stages)
             give_back()  # the decoders' buffers, before align and diarize make theirs
             with stages.stage(Stage.ALIGN):

@@ -77,7 +77,7 @@ def test_a_stage_failing_after_transcription_stops_the_second_thread(
     track_pitch = prosody.track_pitch
 
     def slow_pitch(*args: Any, **kwargs: Any) -> prosody.PitchTrack:
-        stop = args[4]
+        stop = kwargs["stop"]
         deadline = time.monotonic() + 60  # what a long media's pitch could take
         while not stop() and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -89,12 +89,11 @@ def test_a_stage_failing_after_transcription_stops_the_second_thread(
 
     monkeypatch.setattr(prosody, "track_pitch", slow_pitch)
     monkeypatch.setattr(align, "align_words", broken)
-    started = time.monotonic()
     with pytest.raises(StageError) as info:
         run_pipeline(dialogue("wav").path, options=PipelineOptions(language="en"), models=models)
     assert info.value.stage == Stage.ALIGN
+    # Told to stop (not timed: the fake's own 60 s deadline ran out only if it was never told).
     assert told == [True]
-    assert time.monotonic() - started < 50  # not the 60 s the thread would have taken
 
 
 def test_no_model_is_loaded_per_job(models: Models, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,7 +33,10 @@ print(json.dumps({"given": given, "kept_mb": rss_mb() - before}))
 
 
 def _kept(mode: str) -> dict[str, float]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    # glibc's own settings (MALLOC_*_, GLIBC_TUNABLES) would change the premise: left out.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"
+    }
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, mode], env=env, capture_output=True, text=True, check=True
     )
