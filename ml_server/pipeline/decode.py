@@ -224,8 +224,15 @@ class _Mixer:
         return {layout: int(np.argmax(energy)) for layout, energy in self._energy.items()}
 
     def _downmix(self, frame: av.AudioFrame) -> FloatArray:
-        # Packed: one plane of interleaved samples, shape (1, samples × channels).
-        interleaved = frame.to_ndarray().reshape(-1, self._weights.shape[0])
+        # Packed float (flt, as resampled): one plane of interleaved samples, shape
+        # (1, samples × channels); asarray makes no copy.
+        interleaved: FloatArray = np.asarray(frame.to_ndarray(), dtype=np.float32)
+        interleaved = interleaved.reshape(-1, self._weights.shape[0])
+        if not np.isfinite(interleaved).all():
+            # One broken channel of a float stream (NaN/±inf) would make every mixed sample
+            # NaN, and the other channels' speech silence: each channel is made finite first,
+            # as `to_pcm` does a mono one (NaN silence, ±inf full scale).
+            interleaved = np.nan_to_num(interleaved, nan=0.0, posinf=1.0, neginf=-1.0)
         mono: FloatArray = np.asarray(interleaved @ self._weights, dtype=np.float32)
         if interleaved.shape[1] > 1:
             energy = np.einsum("ij,ij->j", interleaved, interleaved, dtype=np.float64)

@@ -95,6 +95,37 @@ def test_reverse_phase_speech_is_transcribed(models: Models, tmp_path: Path) -> 
     assert len(words) >= 10, [s.text for s in result.segments]
 
 
+def _write_float_stereo(path: Path, left: np.ndarray, right: np.ndarray, rate: int) -> Path:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_f32le", rate=rate, layout="stereo")
+        samples = np.stack([left, right]).T.reshape(1, -1).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="stereo")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_a_broken_float_channel_does_not_silence_the_others(models: Models, tmp_path: Path) -> None:
+    """A float stream's channel of NaN (a dead input of a broken encoder, a crafted file) made
+    every mixed sample NaN, i.e. silence: the job "succeeded" with no words at all."""
+    mono = decode(dialogue("wav").path, max_duration_s=600).window()
+    broken = np.full_like(mono, np.nan)
+    broken[::3] = np.inf  # ±inf count as full scale, as in a mono stream; NaN as silence
+    path = _write_float_stereo(tmp_path / "nan_right.wav", mono, broken, rate=16_000)
+    decoded = decode(path, max_duration_s=600).window()
+    # The good channel, at half weight (+inf adds half scale where it stands).
+    expected = mono / 2 + np.where(np.arange(mono.size) % 3 == 0, 0.5, 0.0)
+    assert np.allclose(decoded, expected, atol=2e-4)
+    clean = _write_float_stereo(tmp_path / "nan_only.wav", mono, np.full_like(mono, np.nan), 16_000)
+    result = run_pipeline(clean, options=PipelineOptions(), models=models)
+    words = [w for s in result.segments for w in s.words]
+    assert len(words) >= 10, [s.text for s in result.segments]
+
+
 def test_audio_that_starts_after_the_picture_keeps_its_place(tmp_path: Path) -> None:
     """Times are the media's: in a video whose audio starts 2.5 s in, speech heard at 0.0 s
     would put every caption 2.5 s early."""
