@@ -103,7 +103,6 @@ MEANING: dict[str, str] = {
     "`float32` on CPU: the same answers on both of CTranslate2's CPU paths (MKL, oneDNN; int8 "
     "words differ between them) at 1.45–1.6× the time and ≈ 270 MB more memory "
     '(docs/benchmarks.md, "Reproducible answers")',
-
     "ML_CPU_THREADS": "CTranslate2 threads; 0 = its own choice",
     "ML_BATCH_SIZE": "clips the batched pipeline decodes at once; `0` = 8 on GPU, 4 on CPU",
     "ML_CPU_BATCHED": "batched decoding on CPU too, where the speech fills two 30 s clips or "
