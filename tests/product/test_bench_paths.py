@@ -42,10 +42,15 @@ def test_only_answers_are_compared() -> None:
             },
         ],
     }
-    differ = differences(per_clip(one), per_clip(other))
+    differ = differences({"oneDNN": per_clip(one), "MKL": per_clip(other)})
     assert list(differ) == ["pl/witaj_swiecie"]
     assert differ["pl/witaj_swiecie"] == {
-        "language": ("yo", "pt"),
-        "text": ("8.", "o Itaj sué si."),
+        "language": {"oneDNN": "yo", "MKL": "pt"},
+        "text": {"oneDNN": "8.", "MKL": "o Itaj sué si."},
     }
-    assert differences(per_clip(one), per_clip(one)) == {}
+    assert differences({"a": per_clip(one), "b": per_clip(one), "c": per_clip(one)}) == {}
+    # A third configuration that agrees with neither is named with its own value.
+    third = per_clip(one) | {"language_right": 24}
+    assert differences({"a": per_clip(one), "b": per_clip(one), "c": third}) == {
+        "language_right": {"": {"a": 23, "b": 23, "c": 24}}
+    }
