@@ -13,10 +13,12 @@ compute type asked (`ML_COMPUTE_TYPE`), and prints every clip whose answers are 
 all of them (language, its probability, text, words, speakers, scores; timings and memory are
 not answers) with the fields that differ, then how many differ.
 
-`--isas AVX2` stands in for an older CPU on a newer one: it caps CTranslate2's own kernels
-(`CT2_FORCE_CPU_ISA`), oneDNN's (`ONEDNN_MAX_CPU_ISA`), MKL's (`MKL_ENABLE_INSTRUCTIONS`) and
-torch's (`ATEN_CPU_CAPABILITY`, the speaker encoder); onnxruntime (the VAD) has no such cap.
-A cap above what the CPU has is refused by CTranslate2 (the run fails, and says so).
+`--isas AVX2` adds the kernels an older CPU would run, on this one: it caps CTranslate2's own
+kernels (`CT2_FORCE_CPU_ISA`), oneDNN's (`ONEDNN_MAX_CPU_ISA`), MKL's (`MKL_ENABLE_INSTRUCTIONS`)
+and torch's (`ATEN_CPU_CAPABILITY`, the speaker encoder); onnxruntime (the VAD) has no such cap.
+It is more configurations, not a copy of a given older CPU: capped to AVX2, this AVX-512 EPYC's
+int8 words were not those a first-generation (AVX2) EPYC read. A cap above what the CPU has is
+refused by CTranslate2 (the run fails, and says so).
 """
 
 from __future__ import annotations

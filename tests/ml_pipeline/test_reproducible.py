@@ -1,4 +1,5 @@
-"""`ML_COMPUTE_TYPE=float32` gives the same answers on both of CTranslate2's CPU paths.
+"""`ML_COMPUTE_TYPE=float32` gives the same answers on both of CTranslate2's CPU paths, and
+with an older CPU's (AVX2) kernels.
 
 CTranslate2 computes with MKL on Intel CPUs and with oneDNN elsewhere; with int8 weights the two
 round differently and read different words on hard speech (docs/benchmarks.md, "Reproducible
@@ -39,32 +40,56 @@ print(json.dumps(out))
 """
 
 
-def _answers(mkl: str, paths: list[Path], tmp_path: Path) -> list[dict[str, object]]:
-    env = {**os.environ, "CT2_USE_MKL": mkl, "ECG_DATA_DIR": str(tmp_path / f"data-{mkl}")}
+# Another CPU's kernels on this one: every library capped to AVX2 (as bench/bench_paths.py).
+AVX2_KERNELS = {
+    "CT2_FORCE_CPU_ISA": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+}
+
+
+def _has_avx2() -> bool:
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.is_file() and " avx2" in cpuinfo.read_text()
+
+
+def _answers(
+    name: str, env_extra: dict[str, str], paths: list[Path], tmp_path: Path
+) -> list[dict[str, object]]:
+    env = {**os.environ, **env_extra, "ECG_DATA_DIR": str(tmp_path / f"data-{name}")}
     done = subprocess.run(
         [sys.executable, "-c", _ANALYSE, *map(str, paths)],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=280,  # two short files: ≈ 20 s on a quiet 2-core machine, models loaded
+        timeout=280,  # two short files: ≈ 10 s on a quiet 2-core machine, models loaded
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, (name, done.stderr[-2000:])
     answers: list[dict[str, object]] = json.loads(done.stdout.strip().splitlines()[-1])
     return answers
 
 
 def test_float32_reads_the_same_on_both_cpu_paths(tmp_path: Path) -> None:
     paths = [dialogue("wav").path, FRENCH]
-    one, other = (_answers(mkl, paths, tmp_path) for mkl in ("0", "1"))
-    for path, a, b in zip(paths, one, other, strict=True):
-        assert a["language"] == b["language"], path.name
-        words_a, words_b = a["words"], b["words"]
-        assert isinstance(words_a, list) and isinstance(words_b, list)
-        assert len(words_a) >= 5, (path.name, words_a)
-        # Words and speakers exactly; times to Whisper's 20 ms frame (a frame boundary is the
-        # one place float rounding could still land on either side).
-        assert [(w[0], w[1]) for w in words_a] == [(w[0], w[1]) for w in words_b], path.name
-        for wa, wb in zip(words_a, words_b, strict=True):
-            assert abs(wa[2] - wb[2]) <= 0.021 and abs(wa[3] - wb[3]) <= 0.021, (wa, wb)
+    configurations = {"oneDNN": {"CT2_USE_MKL": "0"}, "MKL": {"CT2_USE_MKL": "1"}}
+    if _has_avx2():  # an x86-64 CPU without AVX2 has no older kernels to try
+        configurations["oneDNN, AVX2 kernels"] = {"CT2_USE_MKL": "0", **AVX2_KERNELS}
+    runs = {name: _answers(name, env, paths, tmp_path) for name, env in configurations.items()}
+    first, *others = runs.values()
+    for name, other in zip(list(runs)[1:], others, strict=True):
+        for path, a, b in zip(paths, first, other, strict=True):
+            assert a["language"] == b["language"], (name, path.name)
+            words_a, words_b = a["words"], b["words"]
+            assert isinstance(words_a, list) and isinstance(words_b, list)
+            assert len(words_a) >= 5, (path.name, words_a)
+            # Words and speakers exactly; times to Whisper's 20 ms frame (a frame boundary is
+            # the one place float rounding could still land on either side).
+            assert [(w[0], w[1]) for w in words_a] == [(w[0], w[1]) for w in words_b], (
+                name,
+                path.name,
+            )
+            for wa, wb in zip(words_a, words_b, strict=True):
+                assert abs(wa[2] - wb[2]) <= 0.021 and abs(wa[3] - wb[3]) <= 0.021, (name, wa, wb)
