@@ -101,7 +101,7 @@ MEANING: dict[str, str] = {
     "ML_DEVICE": "`cpu`, `cuda` or `auto`",
     "ML_COMPUTE_TYPE": "CTranslate2 compute type; `default` = int8 on CPU, float16 on CUDA; "
     "`float32` on CPU: the same answers on both of CTranslate2's CPU paths (MKL, oneDNN) with "
-    "AVX-512 or AVX2 kernels, where int8's words differ, at 1.45–1.6× the time and ≈ 270 MB "
+    "AVX-512 or AVX2 kernels, where int8's words differ, at 1.45–1.6× the time and 270–350 MB "
     "more memory "
     '(docs/benchmarks.md, "Reproducible answers")',
     "ML_CPU_THREADS": "CTranslate2 threads; 0 = its own choice",
