@@ -120,8 +120,10 @@ def test_a_broken_float_channel_does_not_silence_the_others(models: Models, tmp_
     # The good channel, at half weight (+inf adds half scale where it stands).
     expected = mono / 2 + np.where(np.arange(mono.size) % 3 == 0, 0.5, 0.0)
     assert np.allclose(decoded, expected, atol=2e-4)
-    clean = _write_float_stereo(tmp_path / "nan_only.wav", mono, np.full_like(mono, np.nan), 16_000)
-    result = run_pipeline(clean, options=PipelineOptions(), models=models)
+    nan_right = _write_float_stereo(
+        tmp_path / "nan_only.wav", mono, np.full_like(mono, np.nan), 16_000
+    )
+    result = run_pipeline(nan_right, options=PipelineOptions(), models=models)
     words = [w for s in result.segments for w in s.words]
     assert len(words) >= 10, [s.text for s in result.segments]
 

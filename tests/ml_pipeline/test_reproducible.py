@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.bench_paths import ISA_ENV
 from tests.support.media import dialogue
 from tests.support.procs import REPO_ROOT
 
@@ -40,13 +41,8 @@ print(json.dumps(out))
 """
 
 
-# Another CPU's kernels on this one: every library capped to AVX2 (as bench/bench_paths.py).
-AVX2_KERNELS = {
-    "CT2_FORCE_CPU_ISA": "AVX2",
-    "ONEDNN_MAX_CPU_ISA": "AVX2",
-    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-    "ATEN_CPU_CAPABILITY": "avx2",
-}
+# Another CPU's kernels on this one: every library capped to AVX2.
+AVX2_KERNELS = ISA_ENV["AVX2"]
 
 
 def _has_avx2() -> bool:
