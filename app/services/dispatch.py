@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -177,6 +177,7 @@ class Dispatcher:
         poll = max(0.01, self._settings.dispatch_poll_interval_s)
         while True:
             self._wake.clear()
+            looked_at = utcnow()  # what the claim below may miss is what falls due after this
             free = self._max_in_flight - len(self._sends)
             claimed: list[ClaimedJob] = []
             if free > 0:
@@ -190,23 +191,26 @@ class Dispatcher:
                 task.add_done_callback(self._send_done)
             if claimed and len(claimed) == free:
                 continue  # more may be due right away
-            await wait_event(self._wake, timeout_s=await self._idle_timeout(poll))
+            await wait_event(self._wake, timeout_s=await self._idle_timeout(poll, looked_at))
 
-    async def _idle_timeout(self, poll: float) -> float:
+    async def _idle_timeout(self, poll: float, looked_at: datetime) -> float:
         """How long to sleep: until the next retry or lease is due, at most `poll`.
 
         A retry delay shorter than the poll interval (or a dead replica's lease running out)
-        must not wait for the next poll.
+        must not wait for the next poll. Rows are counted from `looked_at`, when the last claim
+        began, not from now: a row that fell due while that claim ran (a slow database, a loaded
+        machine) was missed by it and must be claimed at once, not after a full poll interval.
         """
-        now = utcnow()
         try:
-            next_due = await with_jobs(self._sessions, lambda jobs: jobs.next_dispatch_due(now=now))
+            next_due = await with_jobs(
+                self._sessions, lambda jobs: jobs.next_dispatch_due(now=looked_at)
+            )
         except (SQLAlchemyError, OSError) as exc:
             logger.warning("dispatch: reading the next due time failed: %s", exc)
             return poll
         if next_due is None:
             return poll
-        return max(0.01, min(poll, (next_due - now).total_seconds() + 0.01))
+        return max(0.01, min(poll, (next_due - utcnow()).total_seconds() + 0.01))
 
     def _send_done(self, task: asyncio.Task[None]) -> None:
         self._sends.discard(task)

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,6 +28,7 @@ from app.core.config import Settings
 from app.models.job import Base, Job
 from app.services import metrics
 from app.services.dispatch import Dispatcher
+from app.services.job_service import ClaimedJob, utcnow
 from app.services.ml_client import process_message_id
 from ecg_protocol import ProcessRequest
 from tests.support.fake_ml import FakeMLServer
@@ -350,6 +351,39 @@ async def test_rows_written_while_down_are_sent_on_start(h: Harness, fake: FakeM
     await h.dispatcher(h.settings(fake.url, dispatch_poll_interval_s=30.0))
     for jid in ids:
         await wait_for(dispatched(h, jid), timeout_s=3.0, what=f"dispatch of {jid}")
+
+
+class _SlowFirstClaim(Dispatcher):
+    """Its first claim returns late, as on a loaded machine: a row falls due while it runs."""
+
+    def __init__(self, *, hold_s: float, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._hold_s = hold_s
+
+    async def claim(self, *, limit: int) -> list[ClaimedJob]:
+        claimed = await super().claim(limit=limit)
+        hold, self._hold_s = self._hold_s, 0.0
+        await asyncio.sleep(hold)
+        return claimed
+
+
+async def test_a_row_falling_due_during_a_claim_is_sent_without_waiting_a_poll(
+    h: Harness, fake: FakeMLServer
+) -> None:
+    # A retry due 1 s from now; the first claim (at start) misses it and returns 2 s later.
+    # The loop must count what fell due since that claim began, not sleep the 30 s poll.
+    # (CI saw this: a restarted backend came up just before a retry was due and sat idle.)
+    [jid] = await h.add_jobs(next_attempt_at=utcnow() + timedelta(seconds=1.0))
+    settings = h.settings(fake.url, dispatch_poll_interval_s=30.0)
+    http = httpx.AsyncClient()
+    d = _SlowFirstClaim(hold_s=2.0, settings=settings, session_factory=h.sessions, http=http)
+    await d.start()
+    try:
+        await wait_for(dispatched(h, jid), timeout_s=10.0, what="the retry that fell due")
+        assert fake.accepted[str(jid)] == 1
+    finally:
+        await d.stop(grace_s=1.0)
+        await http.aclose()
 
 
 # ---------------------------------------------------------------------------- replicas

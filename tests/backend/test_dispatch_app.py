@@ -157,9 +157,14 @@ def _killed_and_restarted(database_url: str, tmp_path: Path) -> None:
         first.kill()
     assert not fake.process_requests()
 
-    with fake, backend(**common) as second:
+    # The restarted backend may come up just before the retry is due (it did in CI) or after
+    # a lease left by a kill mid-send runs out (≤ 4 s here); 30 s is for a loaded machine. Its
+    # send may wait on a fake ML server in this (loaded) process: 10 s before it gives up.
+    with fake, backend(**common, ML_API_TIMEOUT="10") as second:
         second.wait_http_ok(f"{base}/health", timeout_s=60)
-        wait_for(lambda: fake.accepted[job_id] == 1, timeout_s=10, what="dispatch after restart")
+        second.wait_until(
+            lambda: fake.accepted[job_id] == 1, timeout_s=30, what="dispatch after restart"
+        )
         assert fake.all_verified()
         callback = fake.finish(job_id, RESULT_WIRE)
         assert callback is not None and callback.result(timeout=10) == 200
