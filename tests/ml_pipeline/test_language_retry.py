@@ -56,6 +56,22 @@ def test_words_only_the_sampling_fallback_drew_count_as_none() -> None:
     assert in_likeliest_language([("cy", 0.55), ("en", 0.42)], both).language == "cy"
 
 
+def test_a_runner_up_that_reads_only_digits_is_no_evidence() -> None:
+    # pl/witaj_swiecie: pt (0.28) reads nothing greedily; yo reads the greeting as "8." on one
+    # int8 path and nothing on the other. A digit names no language: pt stands on both.
+    def decode(language: str, probability: float) -> Transcript:
+        text = {"pt": "o Itaj sué si.", "yo": "8."}[language]
+        word = AsrWord(word=f" {text}", start=0.0, end=0.5, probability=0.5)
+        segment = AsrSegment(0.0, 0.5, text, (word,), greedy=language == "yo")
+        return Transcript(language, probability, (segment,))
+
+    assert in_likeliest_language([("pt", 0.28), ("yo", 0.16)], decode).language == "pt"
+    # A runner-up that reads a word is kept.
+    calls: list[str] = []
+    reads_a_word = _decoder({"ja"}, calls)
+    assert in_likeliest_language([("pt", 0.28), ("ja", 0.16)], reads_a_word).language == "ja"
+
+
 def test_a_confident_guess_is_not_second_guessed() -> None:
     calls: list[str] = []
     ranking: Ranking = [("fr", CONFIDENT), ("en", 1 - CONFIDENT)]

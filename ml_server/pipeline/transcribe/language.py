@@ -109,21 +109,25 @@ def in_likeliest_language(
     Far-field English is often heard as Welsh, and base then decodes Welsh that is all loops,
     dropped, or a few words the sampling fallback drew. No segment read greedily is the sign
     the guess was wrong; the runner-up gets one try (never more: a media that is not speech in
-    any language costs at most two decodes), and is kept only if something in it was read
-    greedily. A second decode costs time only on such media
-    (docs/pipeline.md, "Runner-up retry").
+    any language costs at most two decodes), and is kept only if it read words greedily: a
+    reading of digits and punctuation alone ("8.") says nothing about which language was
+    spoken. A second decode costs time only on such media (docs/pipeline.md, "Runner-up retry").
     """
     language, probability = ranking[0]
     transcript = decode(language, probability)
     if _read(transcript) or probability >= CONFIDENT or len(ranking) < 2:
         return transcript
     retry = decode(*ranking[1])
-    return retry if _read(retry) else transcript
+    return retry if _read(retry, words=True) else transcript
 
 
-def _read(transcript: Transcript) -> bool:
-    """Some of the speech was read at the first temperature (not sampled, not dropped)."""
-    return any(seg.greedy for seg in transcript.segments)
+def _read(transcript: Transcript, *, words: bool = False) -> bool:
+    """Some of the speech was read at the first temperature (not sampled, not dropped); with
+    `words`, a reading that holds a letter of some script, not only digits or punctuation."""
+    return any(
+        seg.greedy and (not words or any(ch.isalpha() for ch in seg.text))
+        for seg in transcript.segments
+    )
 
 
 def detection_sample(regions: list[SpeechRegion], windows: int) -> list[SpeechRegion]:
