@@ -1,6 +1,6 @@
 """An unsure language guess in which nothing was read greedily is retried once in the runner-up
-language (`transcribe.in_likeliest_language`): the rule on hand-made rankings, and the real case
-it is for — far-field English (AMI trn08) that base hears as Welsh."""
+language when that is a clear second (`transcribe.in_likeliest_language`): the rule on hand-made
+rankings, and the real case it is for — far-field English (AMI trn08) that base hears as Welsh."""
 
 from __future__ import annotations
 
@@ -65,11 +65,27 @@ def test_a_runner_up_that_reads_only_digits_is_no_evidence() -> None:
         segment = AsrSegment(0.0, 0.5, text, (word,), greedy=language == "yo")
         return Transcript(language, probability, (segment,))
 
-    assert in_likeliest_language([("pt", 0.28), ("yo", 0.16)], decode).language == "pt"
+    # (Shares made up so that yo is a clear second: the clip's own, pt 0.22 / yo 0.20 / sw 0.10
+    # / the rest, leave no clear second, and the next test says what happens then.)
+    assert in_likeliest_language([("pt", 0.45), ("yo", 0.40)], decode).language == "pt"
     # A runner-up that reads a word is kept.
     calls: list[str] = []
     reads_a_word = _decoder({"ja"}, calls)
-    assert in_likeliest_language([("pt", 0.28), ("ja", 0.16)], reads_a_word).language == "ja"
+    assert in_likeliest_language([("pt", 0.45), ("ja", 0.40)], reads_a_word).language == "ja"
+
+
+def test_a_runner_up_that_is_not_a_clear_second_is_not_tried() -> None:
+    # pl/liczenie on a Zen 5 EPYC, oneDNN int8: la reads nothing greedily; lv (0.20) and cs
+    # (0.20) are a tie for second, and MKL's arithmetic ranks cs first. Trying whichever came
+    # second made the clip's language depend on the CPU path; the first guess stands.
+    calls: list[str] = []
+    ranking: Ranking = [("la", 0.2953), ("lv", 0.2014), ("cs", 0.1964), ("pl", 0.1)]
+    out = in_likeliest_language(ranking, _decoder({"lv", "cs", "pl"}, calls))
+    assert (out.language, calls) == ("la", ["la"])
+    # Two allowed languages: the runner-up holds all the rest, always a clear second.
+    calls.clear()
+    two = in_likeliest_language([("cy", 0.8), ("en", 0.2)], _decoder({"en"}, calls))
+    assert (two.language, calls) == ("en", ["cy", "en"])
 
 
 def test_a_confident_guess_is_not_second_guessed() -> None:

@@ -4,7 +4,7 @@ The language is chosen before decoding and then fixed: one asked language is use
 otherwise (`auto` or a list) the multilingual model's language probabilities are averaged over
 up to `detection_windows` 10 s windows of speech, middle first, until one language is clearly
 ahead (faster-whisper looks only at the start), restricted to the allowed languages and
-renormalised. An unsure guess that reads nothing gets the runner-up once.
+renormalised. An unsure guess that reads nothing gets a clear runner-up once.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def in_likeliest_language(
     ranking: Ranking, decode: Callable[[str, float], Transcript]
 ) -> Transcript:
     """`decode` in the most probable language; in the runner-up when the first was an unsure
-    guess (below CONFIDENT) that nothing was read in at the first temperature.
+    guess (below CONFIDENT) that nothing was read in at the first temperature, and the
+    runner-up is a clear second (`_clear_runner_up`).
 
     Far-field English is often heard as Welsh, and base then decodes Welsh that is all loops,
     dropped, or a few words the sampling fallback drew. No segment read greedily is the sign
@@ -115,10 +116,22 @@ def in_likeliest_language(
     """
     language, probability = ranking[0]
     transcript = decode(language, probability)
-    if _read(transcript) or probability >= CONFIDENT or len(ranking) < 2:
+    if _read(transcript) or probability >= CONFIDENT or not _clear_runner_up(ranking):
         return transcript
     retry = decode(*ranking[1])
     return retry if _read(retry, words=True) else transcript
+
+
+def _clear_runner_up(ranking: Ranking) -> bool:
+    """The runner-up holds most of the probability the first guess leaves: a two-way doubt
+    (English or Welsh), where the runner-up is the one other answer. When the rest is spread
+    over several languages, which of them comes second is a matter of hundredths that the CPU's
+    int8 arithmetic moves (pl/liczenie: lv 0.201, cs 0.196), so a retry would try a language
+    picked by rounding; the first guess stands instead."""
+    if len(ranking) < 2:
+        return False
+    first, second = ranking[0][1], ranking[1][1]
+    return second > (1.0 - first) / 2
 
 
 def _read(transcript: Transcript, *, words: bool = False) -> bool:
