@@ -76,7 +76,7 @@ def test_a_runner_up_that_reads_only_digits_is_no_evidence() -> None:
 
 def test_a_runner_up_that_is_not_a_clear_second_is_not_tried() -> None:
     # pl/liczenie on a Zen 5 EPYC, oneDNN int8: la reads nothing greedily; lv (0.20) and cs
-    # (0.20) are a tie for second, and MKL's arithmetic ranks cs first. Trying whichever came
+    # (0.20) are a tie for second, and MKL's arithmetic puts cs ahead. Trying whichever came
     # second made the clip's language depend on the CPU path; the first guess stands.
     calls: list[str] = []
     ranking: Ranking = [("la", 0.2953), ("lv", 0.2014), ("cs", 0.1964), ("pl", 0.1)]
