@@ -21,7 +21,11 @@ clip and pooled:
   could have been found (found ≥ that many) and no more were found than the clip has;
 - word→speaker accuracy: a word is right when its label maps (best one-to-one mapping of labels
   to reference speakers, Hungarian, per clip) to the reference speaker who talks most during
-  the word; a word outside every reference turn is scored against the nearest turn.
+  the word; a word outside every reference turn is scored against the nearest turn. Split
+  into words in solo speech and in overlap (two or more reference speakers at the word's
+  middle);
+- each needed speaker's solo speech (seconds nobody else talks): one voice per embedding
+  window is what the count can see.
 """
 
 from __future__ import annotations
@@ -83,6 +87,26 @@ def speech_seconds(turns: list[RefTurn]) -> dict[str, float]:
     return out
 
 
+def solo_seconds(turns: list[RefTurn]) -> dict[str, float]:
+    """Seconds each reference speaker talks while no other does (10 ms grid). A speaker
+    embedding of a window holds one voice only where the window does: a speaker with less
+    solo speech than one window (1.6 s) is found by no clustering of window embeddings."""
+    if not turns:
+        return {}
+    grid = np.arange(0.0, max(t.end for t in turns), 0.01)
+    talking = {spk: np.zeros(len(grid), dtype=bool) for spk in sorted({t.speaker for t in turns})}
+    for t in turns:
+        talking[t.speaker] |= (grid >= t.start) & (grid < t.end)
+    count = np.sum(list(talking.values()), axis=0)
+    return {spk: round(float((m & (count == 1)).sum()) * 0.01, 2) for spk, m in talking.items()}
+
+
+def overlapped(word: HypWord, turns: list[RefTurn]) -> bool:
+    """Whether two or more reference speakers talk at the word's middle."""
+    mid = (word.start + word.end) / 2
+    return len({t.speaker for t in turns if t.start <= mid < t.end}) >= 2
+
+
 def ref_speaker_of(word: HypWord, turns: list[RefTurn]) -> str | None:
     """The reference speaker who talks most during the word (the nearest turn's if none)."""
     end = max(word.end, word.start + 0.02)
@@ -113,6 +137,19 @@ def word_accuracy(words: list[HypWord], turns: list[RefTurn]) -> tuple[int, int,
     mapping = {hyp_labels[i]: ref_labels[j] for i, j in zip(rows, cols, strict=True)}
     right = sum(1 for w, r in zip(words, refs, strict=True) if mapping.get(w.speaker) == r)
     return right, len(words), mapping
+
+
+def split_by_overlap(
+    words: list[HypWord], turns: list[RefTurn], mapping: dict[str, str]
+) -> dict[str, list[int]]:
+    """[right, scored] for the words in solo speech and for those in overlapped speech (the
+    clip's own label mapping; a word in overlap is right when mapped to the one who talks most)."""
+    out = {"solo": [0, 0], "overlap": [0, 0]}
+    for w in words:
+        part = out["overlap" if overlapped(w, turns) else "solo"]
+        part[0] += mapping.get(w.speaker) == ref_speaker_of(w, turns)
+        part[1] += 1
+    return out
 
 
 GRID: dict[str, tuple[float, ...]] = {
@@ -302,6 +339,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     metric = DiarizationErrorRate(collar=0.25, skip_overlap=False)
     rows: list[dict[str, Any]] = []
     right_all = scored_all = in_range = countable = 0
+    by_part = {"solo": [0, 0], "overlap": [0, 0]}
     for clip in clips:
         turns = reference.get(clip, [])
         t0 = time.perf_counter()
@@ -319,10 +357,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             hyp[Segment(seg.start, seg.end), f"h{i}"] = seg.speaker.speaker_id
             words += [HypWord(w.start, w.end, seg.speaker.speaker_id) for w in seg.words]
         parts = metric(ref, hyp, uem=Timeline([Segment(0.0, duration)]), detailed=True)
-        right, scored, _ = word_accuracy(words, turns)
+        right, scored, mapping = word_accuracy(words, turns)
         right_all += right
         scored_all += scored
+        split = split_by_overlap(words, turns, mapping)
+        for part, (r, n) in split.items():
+            by_part[part][0] += r
+            by_part[part][1] += n
         secs = speech_seconds(turns)
+        solo = solo_seconds(turns)
         needed = sum(1 for s in secs.values() if s >= MIN_SPEAKER_S)
         found = len({w.speaker for w in words}) or result.metadata.unique_speakers
         ok = needed <= found <= len(secs)
@@ -343,6 +386,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "count_in_range": ok if needed else None,
                 "words": scored,
                 "word_accuracy": round(right / scored, 4) if scored else None,
+                "words_solo": split["solo"],
+                "words_overlap": split["overlap"],
+                # solo speech of each speaker the count must find (≥ MIN_SPEAKER_S in all)
+                "needed_solo_s": {k: solo[k] for k, v in secs.items() if v >= MIN_SPEAKER_S},
                 "seconds": round(seconds, 2),
             }
         )
@@ -350,7 +397,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{clip}: DER {rows[-1]['der']:.3f} (miss {rows[-1]['missed']:.3f}, "
             f"fa {rows[-1]['false_alarm']:.3f}, conf {rows[-1]['confusion']:.3f}) "
             f"speakers {found} (need {needed}–{len(secs)}{', ok' if ok and needed else ''}) "
-            f"words {right}/{scored} {seconds:.1f} s",
+            f"words {right}/{scored} (solo {split['solo'][0]}/{split['solo'][1]}, overlap "
+            f"{split['overlap'][0]}/{split['overlap'][1]}) needed speakers' solo speech "
+            f"{sorted(rows[-1]['needed_solo_s'].values())} s; {seconds:.1f} s",
             flush=True,
         )
     acc = metric.accumulated_
@@ -363,12 +412,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "count_in_range": f"{in_range}/{countable}",
         "word_accuracy": round(right_all / scored_all, 4) if scored_all else None,
         "words": scored_all,
+        "words_solo": by_part["solo"],
+        "words_overlap": by_part["overlap"],
     }
     print(
         f"pooled: DER {pooled['der']:.3f} (miss {pooled['missed']:.3f}, "
         f"fa {pooled['false_alarm']:.3f}, conf {pooled['confusion']:.3f}); count in range "
         f"{in_range}/{countable}; words right {right_all}/{scored_all} = "
-        f"{pooled['word_accuracy']}"
+        f"{pooled['word_accuracy']} (in solo speech {by_part['solo'][0]}/{by_part['solo'][1]}, "
+        f"in overlap {by_part['overlap'][0]}/{by_part['overlap'][1]})"
     )
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
