@@ -20,7 +20,7 @@ import numpy.typing as npt
 from ecg_protocol import ErrorCode, Stage
 from ml_server.pipeline.data import SAMPLE_RATE, Audio, FloatArray, PcmArray, to_pcm
 from ml_server.pipeline.errors import StageError
-from ml_server.pipeline.level import peak_dbfs
+from ml_server.pipeline.level import peak_dbfs, remove_offset
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +166,11 @@ def _decode(media_path: Path, max_duration_s: float, mixer: _Mixer, n: int) -> t
                 ) from exc
             # A damaged tail is common in uploads; keep what decoded.
             logger.warning("decode stopped early after %d samples: %s", buffer.size, exc)
-    return Audio(pcm=buffer.take(), sample_rate=SAMPLE_RATE), streams  # clipped by `to_pcm`
+    pcm = buffer.take()  # clipped by `to_pcm`
+    offset = remove_offset(pcm)  # before anything reads a level (level.OFFSET_DBFS)
+    if offset:
+        logger.info("%s: constant offset of %d / 32768 removed", media_path.name, offset)
+    return Audio(pcm=pcm, sample_rate=SAMPLE_RATE), streams
 
 
 class _Mixer:

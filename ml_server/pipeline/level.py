@@ -20,8 +20,13 @@ import math
 
 import numpy as np
 
-from ml_server.pipeline.data import BLOCK, PCM_SCALE, Audio, to_pcm
+from ml_server.pipeline.data import BLOCK, PCM_SCALE, Audio, PcmArray, to_pcm
 
+# A constant offset at least this loud (33 LSB) is taken out at decode: inaudible, it would
+# read as every word's loudness, make a silent track look live (decode.SILENT_PEAK_DBFS, the
+# same level) and hide far too quiet media from `for_listening`. Offsets under it (real
+# recordings measured: 0–6 LSB) move nothing and are left, so their samples stay as decoded.
+OFFSET_DBFS = -60.0
 QUIET_PEAK_DBFS = -30.0
 TARGET_PEAK_DBFS = -20.0
 MAX_GAIN_DB = 30.0
@@ -54,3 +59,37 @@ def for_listening(audio: Audio) -> Audio:
     for a in range(0, audio.size, BLOCK):
         out[a : a + BLOCK] = to_pcm(audio.window(a, a + BLOCK) * gain)
     return Audio(out, audio.sample_rate)
+
+
+def dc_offset(pcm: PcmArray) -> int:
+    """The signal's constant offset in LSB: the median sample (speech and music swing about
+    it; a burst of clipping, which moves the mean, does not move it). Counted a block at a
+    time, so no copy of the media is made."""
+    if pcm.size == 0:
+        return 0
+    counts = np.zeros(1 << 16, dtype=np.int64)
+    for a in range(0, pcm.size, BLOCK):
+        counts += np.bincount(pcm[a : a + BLOCK].astype(np.int32) + (1 << 15), minlength=1 << 16)
+    return int(np.searchsorted(np.cumsum(counts), (pcm.size + 1) // 2)) - (1 << 15)
+
+
+def remove_offset(pcm: PcmArray) -> int:
+    """Take a constant offset of at least OFFSET_DBFS out of `pcm`, in place; the offset
+    removed (0 when there was none that large).
+
+    Only an offset the median and the mean agree on (within OFFSET_DBFS) is one: a signal
+    offset as a whole moves both alike, while what moves one alone is something else (a third
+    of the samples stuck at full scale move the mean; a crafted stream whose every third
+    sample is +inf moves the median by a quantile of its speech) and is left as it is.
+    """
+    offset = dc_offset(pcm)
+    least = PCM_SCALE * 10 ** (OFFSET_DBFS / 20)
+    if abs(offset) < least or pcm.size == 0:
+        return 0
+    total = sum(int(pcm[a : a + BLOCK].sum(dtype=np.int64)) for a in range(0, pcm.size, BLOCK))
+    if abs(total / pcm.size - offset) >= least:
+        return 0
+    for a in range(0, pcm.size, BLOCK):
+        block = pcm[a : a + BLOCK].astype(np.int32) - offset
+        pcm[a : a + BLOCK] = np.clip(block, -(1 << 15), (1 << 15) - 1)
+    return offset

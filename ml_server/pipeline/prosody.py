@@ -21,6 +21,7 @@ import numpy.typing as npt
 import scipy.fft as sfft
 
 from ml_server.pipeline.data import AsrWord, Audio, WordProsody, to_float
+from ml_server.pipeline.level import listening_gain_db
 
 MIN_DB = -100.0
 ZERO_LENGTH_WINDOW_S = 0.05
@@ -35,7 +36,10 @@ class PitchSettings:
     fmin: float = 60.0
     fmax: float = 800.0
     threshold: float = 0.15  # YIN's CMNDF threshold: below it a frame is periodic
-    gate_db: float = -55.0  # frames quieter than this are not voiced
+    # Frames quieter than this, as the listening stages hear the media, are not voiced:
+    # media recorded far too quietly is raised for them (level.py), and its words, read
+    # there, keep their pitch (YIN itself does not depend on the level).
+    gate_db: float = -55.0
     window_s: float = 0.025  # YIN integration window
     block_frames: int = 1024  # frames per FFT batch: bounds memory on long media
 
@@ -82,6 +86,7 @@ def track_pitch(
         lo, hi = np.searchsorted(times, [start, end])
         wanted[lo:hi] = True
     frame_idx = np.flatnonzero(wanted & ~computed)
+    gate_db = o.gate_db - listening_gain_db(audio)
     # Lags stay below tau_max, so a circular correlation of this size never wraps.
     nfft = 1 << int(np.ceil(np.log2(length)))
     taus = np.arange(tau_max + 1)
@@ -96,7 +101,7 @@ def track_pitch(
         energy = np.zeros((fr.shape[0], length + 1))
         np.cumsum(np.square(fr, dtype=np.float64), axis=1, out=energy[:, 1:])
         e_tau = energy[:, taus + w] - energy[:, taus]
-        f0[block] = _yin_frames(fr, e_tau, w, tau_min, nfft, sr, o)
+        f0[block] = _yin_frames(fr, e_tau, w, tau_min, nfft, sr, o, gate_db)
         computed[block] = True
     return PitchTrack(times=times, f0=f0, computed=computed)
 
@@ -109,6 +114,7 @@ def _yin_frames(
     nfft: int,
     sr: int,
     o: PitchSettings,
+    gate_db: float,
 ) -> F64:
     """F0 of each frame (row) of `fr`, NaN where unvoiced; e_tau[:, t] = energy of x[t:t+w]."""
     tau_max = e_tau.shape[1] - 1
@@ -138,7 +144,7 @@ def _yin_frames(
     shift = np.where(np.abs(denom) > 1e-12, 0.5 * (y0 - y2) / safe, 0.0)
     tau = tau_min + i + np.clip(shift, -1, 1)
     energy_db = 10 * np.log10(np.maximum(e0[:, 0] / w, 1e-20))
-    voiced = has & (energy_db > o.gate_db)
+    voiced = has & (energy_db > gate_db)
     out: F64 = np.where(voiced, sr / tau, np.nan)
     return out
 

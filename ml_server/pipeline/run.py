@@ -119,7 +119,7 @@ class _Stages:
 
 
 def run_pipeline(
-    media_path: Path,
+    media_path: Path | str,
     *,
     options: PipelineOptions,
     models: Models,
@@ -129,6 +129,10 @@ def run_pipeline(
 ) -> AnalysisResult:
     """Analyse a local media file. Raises StageError (with a stable code) or Cancelled."""
     from ml_server.pipeline import bounded, decode, level
+
+    # A plain string path is a path: taken as one here, not failed at the end, after the
+    # whole analysis, with PROCESSING_ERROR.
+    media_path = Path(media_path)
 
     # Before any work: a language this worker's model cannot transcribe fails at once.
     languages = _job_languages(options.language, models.languages)
@@ -185,9 +189,10 @@ def _words_and_speakers(
     Speaker embeddings need only the audio and the speech regions, so they are computed on a
     second thread while faster-whisper transcribes (both release the GIL); the diarize stage
     then only waits for them, clusters and assigns words. The same thread then tracks the
-    pitch of `media` (as it is, not the raised `audio`) over the speech regions, where the
-    words will be: decoding leaves part of a core idle (13 min of ami-dev, 2 cores: 1.5 cores
-    busy), and the prosody stage then computes only frames of words outside the regions.
+    pitch of `media` (not the raised `audio`: the pitch gate allows for the raise) over the
+    speech regions, where the words will be: decoding leaves part of a core idle (13 min of
+    ami-dev, 2 cores: 1.5 cores busy), and the prosody stage then computes only frames of
+    words outside the regions.
     """
     from ml_server.pipeline import align, diarize, prosody, word_spans
 

@@ -190,6 +190,19 @@ def test_a_silent_first_track_gives_way_to_one_with_sound(tmp_path: Path) -> Non
     assert abs(audio.duration - media.duration) < 0.1
 
 
+def test_a_silent_track_with_an_offset_still_gives_way(tmp_path: Path) -> None:
+    """The silent first track carries a constant offset (an unconnected input on a cheap
+    card): taken out at decode, it is silence, and the second track is analysed."""
+    media = dialogue("wav")
+    tracks = tmp_path / "tracks.mkv"
+    silent = ["-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-i", str(media.path)]
+    offset = ["-filter_complex", "[0:a]dcshift=0.05[s]", "-map", "[s]", "-map", "1:a"]
+    _ffmpeg(*silent, *offset, "-t", f"{media.duration:.2f}", "-c:a", "pcm_s16le", str(tracks))
+    audio = decode(tracks, max_duration_s=600)
+    assert float(np.abs(audio.window()).max()) > 0.1
+    assert abs(audio.duration - media.duration) < 0.1
+
+
 def test_not_media_is_unsupported() -> None:
     with pytest.raises(StageError) as info:
         decode(not_media(), max_duration_s=60)

@@ -40,6 +40,13 @@ def test_progress_is_monotonic_and_in_range(models: Models) -> None:
         assert stage in stages
 
 
+def test_a_path_given_as_a_string_is_analysed(models: Models) -> None:
+    media = dialogue("wav")
+    result = run_pipeline(str(media.path), options=PipelineOptions(language="en"), models=models)
+    assert result.metadata.filename == media.path.name
+    assert sum(len(s.words) for s in result.segments) >= 10
+
+
 def test_cancel_between_stages(models: Models) -> None:
     stages: list[Stage] = []
     with pytest.raises(Cancelled) as info:

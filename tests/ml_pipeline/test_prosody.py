@@ -108,3 +108,26 @@ def test_a_track_made_earlier_over_regions_gives_the_same_words() -> None:
     assert not stopped.computed.any()
     assert measure_words(audio, words, known=stopped) == after
     assert all(p.pitch_hz is not None for p in after)
+
+
+def voice(f0: float, seconds: float = 1.0, amp: float = 0.1) -> np.ndarray:
+    """A voiced vowel-like signal: f0 and its first harmonics, falling in strength."""
+    t = np.arange(int(seconds * SR)) / SR
+    wave = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6))
+    return (amp * wave / np.abs(wave).max()).astype(np.float32)
+
+
+def test_media_recorded_far_too_quietly_keeps_its_pitch() -> None:
+    """Media the listening stages raise (peak under level.QUIET_PEAK_DBFS) has its words read;
+    their pitch is gated as the stages hear it, their loudness measured as it is."""
+    quiet = voice(180, amp=10 ** (-60 / 20))  # peak -60 dBFS, each frame under the gate
+    [p] = measure_words(Audio(quiet), [AsrWord(" a", 0.2, 0.8, 1.0)])
+    assert p.pitch_hz is not None and abs(p.pitch_hz - 180) <= 5, p
+    assert p.volume_db < -60, p
+
+
+def test_near_silence_in_quiet_media_stays_unvoiced() -> None:
+    rng = np.random.default_rng(3)
+    hiss = (10 ** (-70 / 20) * rng.standard_normal(SR)).astype(np.float32)
+    [p] = measure_words(Audio(hiss), [AsrWord(" a", 0.2, 0.8, 1.0)])
+    assert p.pitch_hz is None
