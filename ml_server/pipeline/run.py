@@ -189,10 +189,9 @@ def _words_and_speakers(
     Speaker embeddings need only the audio and the speech regions, so they are computed on a
     second thread while faster-whisper transcribes (both release the GIL); the diarize stage
     then only waits for them, clusters and assigns words. The same thread then tracks the
-    pitch of `media` (not the raised `audio`: the pitch gate allows for the raise) over the
-    speech regions, where the words will be: decoding leaves part of a core idle (13 min of
-    ami-dev, 2 cores: 1.5 cores busy), and the prosody stage then computes only frames of
-    words outside the regions.
+    pitch of `media` (its gate allows for any raise) over the speech regions, where the
+    words will be: decoding leaves part of a core idle (13 min of ami-dev, 2 cores: 1.5 cores
+    busy), and the prosody stage then computes only frames of words outside the regions.
     """
     from ml_server.pipeline import align, diarize, prosody, word_spans
 
