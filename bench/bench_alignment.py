@@ -11,7 +11,10 @@ text); unmatched words are not scored (their count is shown). Per condition: sta
 error median, p90 and share within 100 ms, before and after.
 
 The "tune" split chose the constants of `AlignSettings`; the "report" split (other sentences,
-other voices and rates) and the gapped clip were not looked at while choosing them.
+other voices and rates) and the gapped clip were not looked at while choosing them. Every
+running clip is also measured with mains hum (50 Hz in tune, 60 Hz in report) and with
+broadband noise (white in tune, pink in report) added under its level: how the stage holds
+up in a room that is not a studio.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ import numpy as np
 from ml_server.config import BUNDLED_ENGLISH_ASR
 from ml_server.models import resolve_asr_model
 from ml_server.pipeline import align, transcribe, vad
-from ml_server.pipeline.data import AsrWord, Audio, Transcript
+from ml_server.pipeline.data import SAMPLE_RATE, AsrWord, Audio, Transcript
 from tests.support.word_truth import TruthClip, gapped_clip, running_speech
 
 GAPPED_WORDS = tuple(
@@ -111,6 +114,40 @@ REPORT_VOICES = (
 )
 
 
+# Mains hum (a ground loop): the fundamental and its 2nd and 3rd harmonics (amplitudes 1, 0.6,
+# 0.4), HUM_BELOW_DB under the clip's RMS. 50 Hz in the tune split, 60 Hz in the report split,
+# so that the frequency a setting was chosen on is not the one it is reported on.
+HUM_BELOW_DB = 15.0
+HUM_HZ = {"tune": 50.0, "report": 60.0}
+
+
+def with_hum(clip: TruthClip, hz: float) -> TruthClip:
+    """`clip` with mains hum at `hz` added, HUM_BELOW_DB under its RMS."""
+    t = np.arange(clip.samples.size) / SAMPLE_RATE
+    hum = sum(a * np.sin(2 * np.pi * k * hz * t) for k, a in ((1, 1.0), (2, 0.6), (3, 0.4)))
+    rms = float(np.sqrt(np.mean(np.square(clip.samples, dtype=np.float64))))
+    gain = rms * 10 ** (-HUM_BELOW_DB / 20) / float(np.sqrt(np.mean(np.square(hum))))
+    return replace(clip, samples=(clip.samples + gain * hum).astype(np.float32))
+
+
+# Broadband noise (a fan, tape hiss), HISS_BELOW_DB under the clip's RMS: white in the tune
+# split, pink (more of it low down, like most rooms) in the report split.
+HISS_BELOW_DB = 20.0
+HISS = {"tune": "white", "report": "pink"}
+
+
+def with_hiss(clip: TruthClip, colour: str) -> TruthClip:
+    """`clip` with white or pink noise added, HISS_BELOW_DB under its RMS (fixed seed)."""
+    noise = np.random.default_rng(7).standard_normal(clip.samples.size)
+    if colour == "pink":  # 1/f power: white noise shaped by 1/sqrt(f) in the spectrum
+        spec = np.fft.rfft(noise)
+        spec[1:] /= np.sqrt(np.arange(1, spec.size))
+        noise = np.fft.irfft(spec, noise.size)
+    rms = float(np.sqrt(np.mean(np.square(clip.samples, dtype=np.float64))))
+    gain = rms * 10 ** (-HISS_BELOW_DB / 20) / float(np.sqrt(np.mean(np.square(noise))))
+    return replace(clip, samples=(clip.samples + gain * noise).astype(np.float32))
+
+
 @dataclass(frozen=True, slots=True)
 class Condition:
     name: str
@@ -132,7 +169,19 @@ def conditions(split: str) -> list[Condition]:
         for voice, rate, pitch in REPORT_VOICES:
             clip = running_speech(REPORT_TEXT, voice=voice, rate=rate, pitch=pitch)
             out.append(Condition(f"running {voice} {rate} wpm", "report", clip))
-    return out
+    hummed = [
+        Condition(
+            f"hum {HUM_HZ[c.split]:.0f} Hz: {c.name}", c.split, with_hum(c.clip, HUM_HZ[c.split])
+        )
+        for c in out
+        if c.name.startswith("running")
+    ]
+    hissed = [
+        Condition(f"hiss {HISS[c.split]}: {c.name}", c.split, with_hiss(c.clip, HISS[c.split]))
+        for c in out
+        if c.name.startswith("running")
+    ]
+    return out + hummed + hissed
 
 
 def _norm(word: str) -> str:
@@ -189,7 +238,8 @@ def evaluate(
         )
         rows[-1]["align_s"] = round(took, 4)
         rows[-1]["audio_s"] = round(audio.duration, 2)
-        p = pooled.setdefault(cond.split + (" gapped" if "gapped" in cond.name else " running"), {})
+        kind = next(k for k in ("gapped", "hum", "hiss", "running") if k in cond.name)
+        p = pooled.setdefault(f"{cond.split} {kind}", {})
         for key, vals in (("bs", b_start), ("be", b_end), ("as", a_start), ("ae", a_end)):
             p.setdefault(key, []).extend(vals)
     for name, p in pooled.items():
@@ -243,6 +293,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--split", default="all", choices=["tune", "report", "all"])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--pickle", type=Path, help="save the transcribed cases here")
     args = parser.parse_args(argv)
     from faster_whisper import WhisperModel
 
@@ -251,6 +302,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     model = WhisperModel(path, device="cpu", compute_type="int8", local_files_only=True)
     cases = [(c, *transcribe_clip(c.clip, model)) for c in conditions(args.split)]
     rows = evaluate(cases)
+    if args.pickle:  # the transcripts, for trying AlignSettings without transcribing again
+        import pickle
+
+        args.pickle.write_bytes(pickle.dumps(cases))
     print(_table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
