@@ -4,8 +4,9 @@ No forced-alignment model loads here (the CTC aligners on PyPI fetch their weigh
 pocketsphinx's bundled HMM aligner costs more than the analysis may: docs/pipeline.md), so the
 refinement is model-free and works on 10 ms frames:
 
-1. level (dB) and speech/silence (a threshold set from the whole recording's level spread);
-   a boundary strength per frame = energy-valley depth + spectral flux (rise of log-mel bands);
+1. level (dB) and speech/silence (a threshold set from the whole recording's level spread;
+   above the mains hum, when the media has one); a boundary strength per frame =
+   energy-valley depth + spectral flux (rise of log-mel bands);
 2. starts: a dynamic programme over the words picks for each one a candidate frame near
    Whisper's start — a silence→speech edge or a strength peak — or keeps the estimate, so
    that the sum of (distance / `sigma_s` − strength) is least and starts stay in order, each at

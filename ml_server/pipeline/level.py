@@ -12,6 +12,9 @@ it is: `volume_db` is the recording's own loudness.
 The target was chosen among -6, -20 and -30 dBFS on six espeak-ng sentences (five languages)
 set to peaks of -50, -55 and -60 dBFS, and reported on the 27 audioeval recordings at the
 same peaks (docs/pipeline.md, "Quiet media").
+
+A constant (DC) offset loud enough to matter is taken out at decode (`remove_offset`), before
+any level is read.
 """
 
 from __future__ import annotations
