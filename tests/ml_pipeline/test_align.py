@@ -25,13 +25,14 @@ def _norm(word: str) -> str:
     return re.sub(r"[^a-z0-9']", "", word.lower())
 
 
-def _start_errors(clip: TruthClip, words: list[AsrWord]) -> np.ndarray:
-    """|start error| (s) of each recognised word matched in order to a true word."""
+def _errors(clip: TruthClip, words: list[AsrWord], edge: str = "start") -> np.ndarray:
+    """|start error| (s), or |end error|, of each recognised word matched in order to a true
+    word."""
     sm = difflib.SequenceMatcher(
         a=[_norm(w.word) for w in clip.words], b=[_norm(w.word) for w in words], autojunk=False
     )
     errors = [
-        abs(words[b.b + k].start - clip.words[b.a + k].start)
+        abs(getattr(words[b.b + k], edge) - getattr(clip.words[b.a + k], edge))
         for b in sm.get_matching_blocks()
         for k in range(b.size)
     ]
@@ -60,28 +61,14 @@ def test_refined_starts_are_near_the_true_ones(kind: str, models: Models) -> Non
     truth = _clip(kind)
     audio, transcript = _transcribe(truth, models)
     aligned = align.align_words(audio, transcript)
-    before = _start_errors(truth, transcript.words)
-    after = _start_errors(truth, aligned.transcript.words)
+    before = _errors(truth, transcript.words)
+    after = _errors(truth, aligned.transcript.words)
     assert aligned.method == align.METHOD
     # Measured 20 ms (running) and 12 ms (gapped), Whisper's own 139 / 88 ms: the bounds
     # leave room for another CPU's rounding, not for a different method.
     assert np.median(after) <= 0.06
     assert np.mean(after <= 0.1) >= 0.7
     assert np.median(after) < np.median(before)
-
-
-def _end_errors(clip: TruthClip, words: list[AsrWord]) -> np.ndarray:
-    """|end error| (s) of each recognised word matched in order to a true word."""
-    sm = difflib.SequenceMatcher(
-        a=[_norm(w.word) for w in clip.words], b=[_norm(w.word) for w in words], autojunk=False
-    )
-    errors = [
-        abs(words[b.b + k].end - clip.words[b.a + k].end)
-        for b in sm.get_matching_blocks()
-        for k in range(b.size)
-    ]
-    assert len(errors) >= 0.5 * len(clip.words)
-    return np.asarray(errors)
 
 
 @pytest.mark.parametrize("mains_hz", [50.0, 60.0])
@@ -92,7 +79,7 @@ def test_mains_hum_does_not_cut_words_short(mains_hz: float, models: Models) -> 
     39 ms and 89 % without the hum). The level is now measured above the hum."""
     truth = with_hum(_clip("running"), mains_hz)
     audio, transcript = _transcribe(truth, models)
-    ends = _end_errors(truth, align.align_words(audio, transcript).transcript.words)
+    ends = _errors(truth, align.align_words(audio, transcript).transcript.words, "end")
     # Measured 21 / 33 ms, 89 % within 100 ms at both.
     assert np.median(ends) <= 0.06, np.median(ends)
     assert np.mean(ends <= 0.1) >= 0.75, np.mean(ends <= 0.1)
