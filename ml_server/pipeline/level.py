@@ -7,7 +7,8 @@ below a peak of about -50 dBFS words are lost or invented in another language, a
 real clip, above where reading degrades — is raised towards TARGET_PEAK_DBFS for the stages
 that listen (VAD, transcription, alignment, speaker embeddings), by at most MAX_GAIN_DB, so
 that near-silence (dither, room tone) stays quiet. Prosody and emotion measure the media as
-it is: `volume_db` is the recording's own loudness.
+it is: `volume_db` is the recording's own loudness (only the pitch tracker's level gate allows
+for the raise, so that words read in raised media keep their pitch).
 
 The target was chosen among -6, -20 and -30 dBFS on six espeak-ng sentences (five languages)
 set to peaks of -50, -55 and -60 dBFS, and reported on the 27 audioeval recordings at the
@@ -87,7 +88,7 @@ def remove_offset(pcm: PcmArray) -> int:
     """
     offset = dc_offset(pcm)
     least = PCM_SCALE * 10 ** (OFFSET_DBFS / 20)
-    if abs(offset) < least or pcm.size == 0:
+    if abs(offset) < least:  # an empty signal has none
         return 0
     total = sum(int(pcm[a : a + BLOCK].sum(dtype=np.int64)) for a in range(0, pcm.size, BLOCK))
     if abs(total / pcm.size - offset) >= least:
